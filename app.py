@@ -1,0 +1,10 @@
+"""VisAttn web app (Hugging Face Space entry point): build the UI and launch it."""
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # shared vCPUs: no busy-waiting threads
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from visattn.ui import build  # noqa: E402
+
+if __name__ == "__main__":
+    build().launch()

@@ -1,0 +1,148 @@
+"""Recorder: attach the probes to a model, run one forward, return a Trace, detach.
+
+Hooks are registered for one call and always removed, also when the forward raises.
+Each call has its own sink, and a hook writes only when the thread running it has that
+sink active (a ContextVar), so one model object can serve concurrent requests: hooks
+that another thread's call attached meanwhile see a different sink and do nothing.
+"""
+from __future__ import annotations
+
+import contextvars
+import re
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .geometry import Geometry
+from .probes import BlockCall, Probe, probe_for
+from .records import Prediction, Record, Trace
+
+_ACTIVE: contextvars.ContextVar[Optional["_Sink"]] = contextvars.ContextVar(
+    "visattn_sink", default=None)
+
+_STAGE_PATTERNS = ((re.compile(r"(?:^|\.)layer(\d+)\."), 0),  # torchvision/timm ResNet
+                   (re.compile(r"(?:^|\.)stages?\.(\d+)\."), 1),  # timm byobnet: 0-based
+                   (re.compile(r"(?:^|\.)stage(\d+)\."), 0))  # pytorchcv: 1-based
+
+
+def stage_of(layer: str) -> Optional[int]:
+    """1-based stage number from a module path, e.g. 'layer3.1.se' -> 3."""
+    for pattern, shift in _STAGE_PATTERNS:
+        m = pattern.search(layer + ".")
+        if m:
+            return int(m.group(1)) + shift
+    return None
+
+
+class _Sink:
+    """Everything one forward call collects."""
+
+    def __init__(self):
+        self.records: list[Record] = []
+        self.open: dict[str, list[BlockCall]] = {}  # layer -> stack of running calls
+        self.calls: dict[str, int] = {}  # layer -> calls seen so far
+
+    def active(self) -> bool:
+        return _ACTIVE.get() is self
+
+
+def attachable(model: nn.Module) -> list[tuple[str, nn.Module, Probe]]:
+    """Every (path, module, probe) the table covers, in registration order."""
+    found = []
+    for path, module in model.named_modules():
+        probe = probe_for(module)
+        if probe is not None:
+            found.append((path, module, probe))
+    return found
+
+
+def _attach(model: nn.Module, sink: _Sink) -> list[torch.utils.hooks.RemovableHandle]:
+    handles = []
+    for layer, block, probe in attachable(model):
+        handles += _attach_block(layer, block, probe, sink)
+    return handles
+
+
+def _attach_block(layer: str, block: nn.Module, probe: Probe, sink: _Sink):
+    def pre(module, args):
+        if not sink.active():
+            return
+        call = sink.calls.get(layer, 0)
+        sink.calls[layer] = call + 1
+        grid = tuple(args[0].shape[-2:]) if probe.grid_from == "input" else None
+        sink.open.setdefault(layer, []).append(BlockCall(
+            layer, probe.family, module, grid, stage_of(layer), call))
+
+    def keep(tap, output):
+        kept = tap.take(output) if tap.take else output
+        sink.open[layer][-1].outputs.setdefault(tap.path, []).append(kept.detach().clone())
+
+    def make_tap(tap):
+        def hook(module, args, output):
+            if sink.active() and sink.open.get(layer):
+                keep(tap, output)
+        return hook
+
+    own = [tap for tap in probe.taps if tap.path == ""]
+
+    def post(module, args, output):
+        if not sink.active() or not sink.open.get(layer):
+            return
+        for tap in own:
+            keep(tap, output)
+        call = sink.open[layer].pop()
+        if call.grid is None:
+            call.grid = tuple(output.shape[-2:])
+        sink.records.extend(probe.build(call))
+
+    handles = [block.register_forward_pre_hook(pre)]
+    for tap in probe.taps:
+        if tap.path and _has(block, tap.path):
+            handles.append(block.get_submodule(tap.path).register_forward_hook(make_tap(tap)))
+    handles.append(block.register_forward_hook(post))
+    return handles
+
+
+def _has(block: nn.Module, path: str) -> bool:
+    """True if the submodule exists and is a module (timm sets unused ones to None)."""
+    try:
+        block.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
+
+
+def run(model: nn.Module, x: torch.Tensor, *, geometry: Optional[Geometry] = None,
+        labels: Sequence[str] = (), name: str = "") -> Trace:
+    """Run `model` on a (1, 3, H, W) tensor with every probe attached; return the Trace.
+
+    The model is put in eval mode and run under inference_mode.
+    """
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise ValueError(f"capture.run takes one image, a (1, 3, H, W) tensor; got {tuple(x.shape)}")
+    sink = _Sink()
+    start = time.perf_counter()
+    handles = _attach(model, sink)
+    token = _ACTIVE.set(sink)
+    try:
+        model.eval()
+        with torch.inference_mode():
+            out = model(x)
+    finally:
+        _ACTIVE.reset(token)
+        for h in handles:
+            h.remove()
+    geometry = geometry or Geometry((x.shape[3], x.shape[2]), (x.shape[3], x.shape[2]), (0, 0),
+                                    (x.shape[3], x.shape[2]))
+    return Trace(model=name or type(model).__name__, records=sink.records, geometry=geometry,
+                 prediction=_prediction(out, labels), elapsed_s=time.perf_counter() - start)
+
+
+def _prediction(out, labels: Sequence[str]) -> Optional[Prediction]:
+    if isinstance(out, torch.Tensor) and out.ndim == 2:
+        probs = torch.softmax(out[0].float(), 0).cpu().numpy()
+        return Prediction(probs=probs.astype(np.float32), labels=list(labels))
+    return None

@@ -1,0 +1,137 @@
+"""Geometry: the exact mapping original pixels <-> model input <-> any feature grid.
+
+The model input is a window of the resized image: the image of size (W0, H0) is
+resized to (Wr, Hr) and the window of size (Win, Hin) at offset (ox, oy) is cut out
+(centre crop), or the window is the whole resized image (keep-ratio resize).
+
+A feature grid (Hg, Wg) tiles the model input uniformly. An original pixel belongs to
+the grid cell that contains its centre. All cell arithmetic is done in integers, so
+`to_grid` and `cell_box` agree exactly, with no rounding at cell borders.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import cv2
+import numpy as np
+
+Grid = tuple[int, int]  # (rows, cols) of a feature map
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1: half-open, original pixels
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    image_size: tuple[int, int]  # (W0, H0) original pixels
+    resized: tuple[int, int]  # (Wr, Hr) whole image after resize
+    offset: tuple[int, int]  # (ox, oy) top-left of the model input in resized pixels
+    input_size: tuple[int, int]  # (Win, Hin) model input
+
+    # ----- construction ---------------------------------------------------------------
+    @classmethod
+    def center_crop(cls, image_size: tuple[int, int], resize_short: int,
+                    crop: tuple[int, int]) -> "Geometry":
+        """torchvision `Resize(resize_short)` then `CenterCrop(crop)`; crop is (H, W)."""
+        w0, h0 = image_size
+        if w0 <= h0:
+            wr, hr = resize_short, int(resize_short * h0 / w0)
+        else:
+            wr, hr = int(resize_short * w0 / h0), resize_short
+        ch, cw = crop
+        oy, ox = int(round((hr - ch) / 2.0)), int(round((wr - cw) / 2.0))
+        return cls((w0, h0), (wr, hr), (ox, oy), (cw, ch))
+
+    @classmethod
+    def keep_ratio(cls, image_size: tuple[int, int], short: int, long_max: int) -> "Geometry":
+        """mmcv-style keep-ratio rescale: the short side reaches `short` unless the long
+        side would pass `long_max`; no crop."""
+        w0, h0 = image_size
+        s = min(long_max / max(w0, h0), short / min(w0, h0))
+        wr, hr = max(1, int(w0 * s + 0.5)), max(1, int(h0 * s + 0.5))
+        return cls((w0, h0), (wr, hr), (0, 0), (wr, hr))
+
+    # ----- pixel <-> cell ---------------------------------------------------------------
+    def _axis_cell(self, x: int, axis: int, n: int) -> int:
+        """Cell index along one axis (may be outside 0..n-1 when the pixel is cropped away)."""
+        size0, sizer, off, size_in = (self.image_size[axis], self.resized[axis],
+                                      self.offset[axis], self.input_size[axis])
+        # centre of pixel x in input coordinates: (x + 0.5) * sizer / size0 - off
+        num = ((2 * x + 1) * sizer - 2 * off * size0) * n
+        return num // (2 * size0 * size_in)
+
+    def _axis_range(self, j: int, axis: int, n: int) -> tuple[int, int]:
+        size0, sizer, off, size_in = (self.image_size[axis], self.resized[axis],
+                                      self.offset[axis], self.input_size[axis])
+        den = 2 * sizer * n
+
+        def first(k: int) -> int:
+            return _ceil_div(2 * k * size0 * size_in + 2 * off * size0 * n - sizer * n, den)
+
+        lo, hi = first(j), first(j + 1)
+        return min(max(lo, 0), size0), min(max(hi, 0), size0)
+
+    def to_grid(self, x: float, y: float, grid: Grid, clamp: bool = False) -> Optional[int]:
+        """Row-major cell index (r * Wg + c) of the cell holding original pixel (x, y).
+
+        None when the pixel lies outside the model input (cropped away), unless
+        `clamp`, which gives the nearest cell instead.
+        """
+        hg, wg = grid
+        c = self._axis_cell(int(math.floor(x)), 0, wg)
+        r = self._axis_cell(int(math.floor(y)), 1, hg)
+        if not (0 <= c < wg and 0 <= r < hg):
+            if not clamp:
+                return None
+            c, r = min(max(c, 0), wg - 1), min(max(r, 0), hg - 1)
+        return r * wg + c
+
+    def cell_box(self, cell: int, grid: Grid) -> Box:
+        """The original pixels whose centres fall in `cell`, as a half-open box.
+
+        The box is empty (x0 == x1) only where a cell is smaller than one original
+        pixel (a small image enlarged to the model input).
+        """
+        hg, wg = grid
+        r, c = divmod(int(cell), wg)
+        if not (0 <= r < hg):
+            raise IndexError(f"cell {cell} is outside a {hg} x {wg} grid")
+        x0, x1 = self._axis_range(c, 0, wg)
+        y0, y1 = self._axis_range(r, 1, hg)
+        return x0, y0, x1, y1
+
+    def input_box(self) -> Box:
+        """The original pixels the model sees (everything, unless centre-cropped)."""
+        x0, x1 = self._axis_range(0, 0, 1)
+        y0, y1 = self._axis_range(0, 1, 1)
+        return x0, y0, x1, y1
+
+    # ----- grid values -> image -----------------------------------------------------------
+    def grid_to_image(self, values: np.ndarray, out_size: Optional[tuple[int, int]] = None
+                      ) -> np.ndarray:
+        """Resample a (Hg, Wg) map onto the original image, or onto `out_size` (W, H), a
+        uniformly scaled view of it. Bilinear between cell centres; NaN where the model
+        did not look (outside a centre crop)."""
+        hg, wg = values.shape
+        w0, h0 = self.image_size
+        ow, oh = out_size or (w0, h0)
+        gx, inside_x = self._display_to_grid(ow, 0, wg)
+        gy, inside_y = self._display_to_grid(oh, 1, hg)
+        map_x = np.broadcast_to(gx[None, :], (oh, ow)).astype(np.float32)
+        map_y = np.broadcast_to(gy[:, None], (oh, ow)).astype(np.float32)
+        out = cv2.remap(np.ascontiguousarray(values, dtype=np.float32), map_x, map_y,
+                        interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out[~(inside_y[:, None] & inside_x[None, :])] = np.nan
+        return out
+
+    def _display_to_grid(self, n_out: int, axis: int, n_grid: int):
+        size0, sizer, off, size_in = (self.image_size[axis], self.resized[axis],
+                                      self.offset[axis], self.input_size[axis])
+        centres = (np.arange(n_out, dtype=np.float64) + 0.5) * size0 / n_out  # original px
+        u = centres * sizer / size0 - off  # model-input px
+        inside = (u >= 0) & (u < size_in)
+        return u * n_grid / size_in - 0.5, inside

@@ -1,0 +1,40 @@
+"""The upload flow as one call: image in, Trace out."""
+from __future__ import annotations
+
+import time
+from typing import Optional, Sequence, Union
+
+import torch.nn as nn
+
+from . import capture, zoo
+from .image import DEFAULT_MAX_PIXELS, ImageSource, load_image
+from .preprocess import Preprocess, prepare
+from .records import Trace
+
+
+def analyze(image: ImageSource, model: Union[str, nn.Module], *,
+            preprocess: Optional[Preprocess] = None, labels: Sequence[str] = (),
+            max_pixels: int = DEFAULT_MAX_PIXELS) -> Trace:
+    """Run `model` (a zoo name or any nn.Module) on `image` and capture every attention map.
+
+    >>> trace = visattn.analyze("cat.jpg", "cbam_resnet50")
+    >>> trace.prediction.top(5); trace.select(SpatialMap)[0].values
+
+    For a module of your own, `preprocess` defaults to ImageNet 224 px centre crop.
+    """
+    start = time.perf_counter()
+    rgb = load_image(image, max_pixels=max_pixels)
+    if isinstance(model, str):
+        card = zoo.get(model)
+        net, name = zoo.load(model), card.name
+        preprocess = preprocess or card.preprocess
+        labels = labels or card.class_names
+        notes = list(card.notes)
+    else:
+        net, name, notes = model, type(model).__name__, []
+        preprocess = preprocess or Preprocess()
+    x, geometry = prepare(rgb, preprocess)
+    trace = capture.run(net, x, geometry=geometry, labels=labels, name=name)
+    trace.image, trace.notes = rgb, notes
+    trace.elapsed_s = time.perf_counter() - start
+    return trace

@@ -1,0 +1,197 @@
+"""What a forward pass leaves behind: one record per attention quantity, and the Trace.
+
+Records hold plain float32 numpy arrays (no torch, no autograd), so they can live in a
+Gradio session, be pickled and be written to NPZ. `Affinity` is lazy: it keeps the query
+and key embeddings and computes one softmax row per request; the N x N matrix is never
+built.
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Iterator, Literal, Optional, Protocol, Sequence, TypeVar
+
+import numpy as np
+
+from .geometry import Geometry, Grid
+
+ValueKind = Literal["gate", "logit", "probability", "vector"]
+# gate: in (0, 1), multiplies features; logit: before a sigmoid; probability: sums to 1
+# over positions or branches; vector: an additive term (unbounded).
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Record:
+    layer: str  # module path of the attention block, e.g. "layer3.2.se"
+    family: str  # "SE", "ECA", "CBAM", "BAM", "GC", "SK", "ResNeSt", "Non-local", "BoT", ...
+    name: str  # what this quantity is, e.g. "channel gate", "spatial gate"
+    grid: Grid  # (H, W) of the feature map this block attends over
+    stage: Optional[int] = None  # 1-based network stage parsed from the layer path
+    call: int = 0  # which call of the block within one forward (blocks run twice, e.g. CCNet)
+
+    @property
+    def key(self) -> str:
+        """Unique within a Trace: 'layer:name', with '#call' for repeated calls."""
+        return f"{self.layer}:{self.name}" + (f"#{self.call}" if self.call else "")
+
+    @property
+    def nbytes(self) -> int:
+        return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class ChannelWeights(Record):
+    """One weight per channel, (C,)."""
+    values: np.ndarray
+    value_kind: ValueKind = "gate"
+
+    def __post_init__(self):
+        _check_ndim(self, 1)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class SpatialMap(Record):
+    """One value per position of the feature grid, (H, W)."""
+    values: np.ndarray
+    value_kind: ValueKind = "gate"
+
+    def __post_init__(self):
+        _check_ndim(self, 2)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class BranchWeights(Record):
+    """Per-channel selection among K branches (SK kernels, ResNeSt splits), (K, C);
+    sums to 1 over K."""
+    values: np.ndarray
+    value_kind: ValueKind = "probability"
+
+    def __post_init__(self):
+        _check_ndim(self, 2)
+
+
+class LogitTerm(Protocol):
+    """An extra additive term of an affinity's logits for one query (relative positions,
+    masks). Returns (H, W) logits for the query at cell (r, c) with embedding q."""
+
+    def logits(self, q: np.ndarray, r: int, c: int, grid: Grid) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, eq=False)
+class RelativePosition:
+    """BoTNet/HaloNet-style relative position logits: for query (r, c) and key (r', c'),
+    q . height_rel[r' - r + H - 1] + q . width_rel[c' - c + W - 1]."""
+    height_rel: np.ndarray  # (2H - 1, d)
+    width_rel: np.ndarray  # (2W - 1, d)
+
+    def logits(self, q: np.ndarray, r: int, c: int, grid: Grid) -> np.ndarray:
+        h, w = grid
+        rows = self.height_rel[h - 1 - r: 2 * h - 1 - r] @ q  # (H,)
+        cols = self.width_rel[w - 1 - c: 2 * w - 1 - c] @ q  # (W,)
+        return rows[:, None] + cols[None, :]
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Affinity(Record):
+    """Pairwise attention over the grid: row i is where position i looks.
+
+    logits_i = scale * keys q_i  (+ extra.logits(q_i))      (times scale too if extra_scaled)
+    row_i    = softmax(logits_i) over all N = H * W keys.
+    """
+    queries: np.ndarray  # (heads, N, d)
+    keys: np.ndarray  # (heads, N, d)
+    scale: float
+    extra: Optional[LogitTerm] = None
+    extra_scaled: bool = False  # BoTNet with scale_pos_embed: scale * (qk + rel)
+    value_kind: ValueKind = "probability"
+
+    def __post_init__(self):
+        n = self.grid[0] * self.grid[1]
+        q, k = self.queries, self.keys
+        if q.ndim != 3 or q.shape[1] != n or k.shape[:2] != q.shape[:2]:
+            raise ValueError(f"{self.key}: queries {q.shape} / keys {k.shape} "
+                             f"do not fit a {self.grid} grid")
+
+    @property
+    def heads(self) -> int:
+        return self.queries.shape[0]
+
+    def logits(self, i: int, head: int) -> np.ndarray:
+        """(H, W) pre-softmax logits of query cell i for one head."""
+        h, w = self.grid
+        q = self.queries[head, i]
+        out = (self.keys[head] @ q).reshape(h, w)
+        if self.extra is None:
+            return out * self.scale
+        extra = self.extra.logits(q, *divmod(i, w), self.grid)
+        return (out + extra) * self.scale if self.extra_scaled else out * self.scale + extra
+
+    def row(self, i: int, head: Optional[int] = None) -> np.ndarray:
+        """(H, W) softmax row of query cell i; with several heads and head=None, the mean
+        of the heads' rows (still sums to 1)."""
+        n = self.grid[0] * self.grid[1]
+        if not 0 <= i < n:
+            raise IndexError(f"cell {i} is outside the {self.grid} grid of {self.key}")
+        heads = range(self.heads) if head is None else [head]
+        rows = [_softmax(self.logits(i, h)) for h in heads]
+        return rows[0] if len(rows) == 1 else np.mean(rows, axis=0)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def _check_ndim(rec: Record, ndim: int) -> None:
+    if rec.values.ndim != ndim:
+        raise ValueError(f"{type(rec).__name__} {rec.key} needs {ndim}-D values, "
+                         f"got shape {rec.values.shape}")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Class probabilities of a classifier, (num_classes,), with their names."""
+    probs: np.ndarray
+    labels: Sequence[str]
+
+    def top(self, k: int = 5) -> list[tuple[str, float]]:
+        idx = np.argsort(-self.probs)[:k]
+        return [(self.labels[i] if i < len(self.labels) else str(i), float(self.probs[i]))
+                for i in idx]
+
+
+R = TypeVar("R", bound=Record)
+
+
+@dataclass
+class Trace:
+    """Everything one analysis captured, records in network order."""
+    model: str
+    records: list[Record]
+    geometry: Geometry
+    prediction: Optional[Prediction] = None
+    elapsed_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    image: Optional[np.ndarray] = None  # the RGB image analysed, (H0, W0, 3) uint8
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, key: str) -> Record:
+        for rec in self.records:
+            if rec.key == key:
+                return rec
+        raise KeyError(f"no record {key!r}; have {[r.key for r in self.records][:8]}...")
+
+    def select(self, kind: type[R] = Record, layer: str = "*", name: str = "*") -> list[R]:
+        """Records of a kind whose layer path and name match shell-style patterns."""
+        return [r for r in self.records if isinstance(r, kind)
+                and fnmatch.fnmatchcase(r.layer, layer) and fnmatch.fnmatchcase(r.name, name)]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the records (not the image)."""
+        return sum(r.nbytes for r in self.records)

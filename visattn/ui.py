@@ -1,0 +1,51 @@
+"""The Gradio page: glue between events and the library, nothing else."""
+from __future__ import annotations
+
+import gradio as gr
+
+from . import render, zoo
+from .image import ImageError
+from .pipeline import analyze
+
+TITLE = "VisAttn — see what attention modules inside CNNs do"
+INTRO = ("Upload a photo, choose a network, and see every attention map it computes: "
+         "channel gates, spatial maps, branch weights and self-attention rows, in network order.")
+
+
+def model_choices() -> list[tuple[str, str]]:
+    return [(f"{c.family} · {c.name}", c.name) for c in zoo.cards()]
+
+
+def run_analysis(image_path: str | None, model_name: str):
+    """Upload + model -> (top-5 label dict, summary markdown, gallery items)."""
+    if not image_path:
+        raise gr.Error("Upload a photo first.")
+    try:
+        trace = analyze(image_path, model_name)
+    except ImageError as exc:
+        raise gr.Error(str(exc)) from None
+    top = dict(trace.prediction.top(5)) if trace.prediction else {}
+    w, h = trace.geometry.image_size
+    lines = [f"**{trace.model}** on a {w}×{h} photo: {len(trace)} maps captured "
+             f"in {trace.elapsed_s * 1000:.0f} ms."] + [f"> {n}" for n in trace.notes]
+    return top, "\n\n".join(lines), render.gallery(trace)
+
+
+def build() -> gr.Blocks:
+    with gr.Blocks(title="VisAttn", analytics_enabled=False) as demo:
+        gr.Markdown(f"# {TITLE}\n{INTRO}")
+        with gr.Row():
+            with gr.Column(scale=1):
+                image = gr.Image(type="filepath", label="Photo", elem_id="photo")
+                model = gr.Dropdown(model_choices(), value=zoo.cards()[0].name, label="Network",
+                                    elem_id="model")
+                go = gr.Button("Analyse", variant="primary", elem_id="analyse")
+            with gr.Column(scale=1):
+                top5 = gr.Label(num_top_classes=5, label="Prediction", elem_id="top5")
+                summary = gr.Markdown(elem_id="summary")
+        maps = gr.Gallery(label="Captured maps (network order)", columns=4, height="auto",
+                          format="jpeg", elem_id="maps")
+        go.click(run_analysis, [image, model], [top5, summary, maps], api_name="analyze",
+                 concurrency_id="cpu")
+    demo.queue(default_concurrency_limit=1, max_size=32)
+    return demo
