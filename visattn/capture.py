@@ -119,7 +119,7 @@ def run(model: nn.Module, x: torch.Tensor, *, geometry: Optional[Geometry] = Non
         labels: Sequence[str] = (), name: str = "") -> Trace:
     """Run `model` on a (1, 3, H, W) tensor with every probe attached; return the Trace.
 
-    The model is put in eval mode and run under inference_mode.
+    The model is put in eval mode (if it is not already) and run under inference_mode.
     """
     if x.ndim != 4 or x.shape[0] != 1:
         raise ValueError(f"capture.run takes one image, a (1, 3, H, W) tensor; got {tuple(x.shape)}")
@@ -128,7 +128,8 @@ def run(model: nn.Module, x: torch.Tensor, *, geometry: Optional[Geometry] = Non
     handles = _attach(model, sink)
     token = _ACTIVE.set(sink)
     try:
-        model.eval()
+        if model.training:
+            model.eval()
         with torch.inference_mode():
             out = model(x)
     finally:

@@ -44,7 +44,7 @@ def build() -> gr.Blocks:
                 top5 = gr.Label(num_top_classes=5, label="Prediction", elem_id="top5")
                 summary = gr.Markdown(elem_id="summary")
         maps = gr.Gallery(label="Captured maps (network order)", columns=4, height="auto",
-                          format="jpeg", elem_id="maps")
+                          object_fit="contain", format="jpeg", elem_id="maps")
         go.click(run_analysis, [image, model], [top5, summary, maps], api_name="analyze",
                  concurrency_id="cpu")
     demo.queue(default_concurrency_limit=1, max_size=32)

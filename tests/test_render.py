@@ -1,0 +1,37 @@
+"""Rendering: RGB (not BGR) colours, alpha, unseen regions, charts."""
+import matplotlib
+import numpy as np
+
+from visattn import render
+
+
+def test_colormap_is_rgb_in_matplotlib_order():
+    for cmap in ("jet", "viridis", "inferno", "turbo"):
+        expected = np.round(np.array(matplotlib.colormaps[cmap]([0.0, 0.3, 1.0]))[:, :3] * 255)
+        got = render.colorize(np.array([[0.0, 0.3, 1.0]]), cmap)[0]
+        assert np.abs(got.astype(int) - expected).max() <= 1, cmap
+    hot = render.colorize(np.array([[1.0]]), "jet")[0, 0]
+    assert hot[0] > 100 and hot[2] == 0  # jet's top is dark red, not dark blue (BGR bug)
+
+
+def test_nan_is_grey_and_overlay_darkens_unseen_pixels():
+    img = np.full((2, 2, 3), 200, np.uint8)
+    heat = np.array([[np.nan, 0.0], [0.5, 1.0]], np.float32)
+    assert (render.colorize(heat)[0, 0] == render.NAN_GREY).all()
+    out = render.overlay(img, heat, alpha=0.0)
+    assert (out[0, 0] == 70).all() and (out[1, 1] == 200).all()  # 200 * 0.35 = 70
+    full = render.overlay(img, heat, alpha=1.0)
+    np.testing.assert_array_equal(full[1, 1], render.colorize(heat)[1, 1])
+
+
+def test_normalize_and_display_size():
+    np.testing.assert_allclose(render.normalize(np.array([2.0, 4.0, np.nan])), [0, 1, np.nan])
+    assert (render.normalize(np.ones(3)) == 0.5).all()
+    assert render.display_size(4000, 3000) == (768, 576)
+    assert render.display_size(300, 200) == (300, 200)  # never enlarged
+
+
+def test_bars_are_as_tall_as_their_values():
+    chart = render.bars(np.array([0.0, 0.5, 1.0, 0.25]), width=40, height=21)
+    heights = (chart != 255).any(axis=2).sum(axis=0)[[5, 15, 25, 35]]
+    assert list(heights) == [1, 11, 21, 6]

@@ -1,0 +1,37 @@
+"""The page's handlers, called as Gradio calls them."""
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+from visattn import ui, zoo
+
+
+def test_choices_cover_the_zoo_grouped_by_family():
+    choices = ui.model_choices()
+    assert [v for _, v in choices] == [c.name for c in zoo.cards()]
+    assert all(label.startswith(zoo.get(v).family + " · ") for label, v in choices)
+
+
+def test_run_analysis_gives_top5_summary_and_one_thumbnail_per_record(tmp_path):
+    path = tmp_path / "p.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (180, 260, 3), dtype=np.uint8)).save(path)
+    top, summary, gallery = ui.run_analysis(str(path), "cbam_resnet50")
+    assert len(top) == 5 and abs(sum(top.values())) <= 1.0 + 1e-6
+    assert "260×180" in summary and "32 maps" in summary and "Random-initialised" in summary
+    assert len(gallery) == 32
+    img, caption = gallery[1]
+    assert img.dtype == np.uint8 and img.ndim == 3 and "spatial gate" in caption
+
+
+def test_run_analysis_errors_are_readable(tmp_path):
+    with pytest.raises(gr.Error, match="Upload a photo"):
+        ui.run_analysis(None, "seresnet50")
+    bad = tmp_path / "x.jpg"
+    bad.write_text("not really a jpeg")
+    with pytest.raises(gr.Error, match="not an image"):
+        ui.run_analysis(str(bad), "seresnet50")
+
+
+def test_page_builds():
+    assert isinstance(ui.build(), gr.Blocks)
