@@ -17,7 +17,7 @@ def photo(w=320, h=240, seed=0):
 
 @pytest.mark.parametrize("card", zoo.cards(), ids=lambda c: c.name)
 def test_every_card_analyses_a_photo(card):
-    trace = visattn.analyze(photo(), card.name)
+    trace = visattn.analyze(photo(), card.name, pretrained=False)
     assert trace.model == card.name and len(trace) > 0
     assert {r.family for r in trace} == {card.family}
     h, w = card.preprocess.size
@@ -51,7 +51,7 @@ def test_analyze_accepts_any_module_with_default_preprocessing():
 
 def test_analyze_reports_bad_images_as_image_errors():
     with pytest.raises(visattn.ImageError, match="not an image"):
-        visattn.analyze(b"<html>nope</html>", "seresnet50")
+        visattn.analyze(b"<html>nope</html>", "seresnet50", pretrained=False)
 
 
 def test_zoo_registry_errors_and_model_cache():
@@ -59,13 +59,13 @@ def test_zoo_registry_errors_and_model_cache():
         zoo.get("no_such_net")
     with pytest.raises(ValueError, match="exists already"):
         zoo.register(zoo.get("seresnet50"))
-    assert zoo.load("skresnet34") is zoo.load("skresnet34")
-    assert not zoo.load("skresnet34").training
+    assert zoo.load("skresnet34", pretrained=False) is zoo.load("skresnet34", pretrained=False)
+    assert not zoo.load("skresnet34", pretrained=False).training
 
 
 def test_spatial_maps_render_on_the_photo_in_the_right_place():
     from visattn import render
-    trace = visattn.analyze(photo(400, 300), "cbam_resnet50")
+    trace = visattn.analyze(photo(400, 300), "cbam_resnet50", pretrained=False)
     rec = trace.select(SpatialMap)[-1]  # 7 x 7
     values = np.zeros(rec.grid, np.float32)
     values[1, 5] = 1.0

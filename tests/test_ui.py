@@ -10,15 +10,18 @@ from visattn import ui, zoo
 def test_choices_cover_the_zoo_grouped_by_family():
     choices = ui.model_choices()
     assert [v for _, v in choices] == [c.name for c in zoo.cards()]
-    assert all(label.startswith(zoo.get(v).family + " · ") for label, v in choices)
+    assert all(label.startswith(f"{zoo.get(v).family} · {v} — ") for label, v in choices)
+    sizes = {v: label.rsplit("downloads ", 1)[-1] for label, v in choices}
+    assert sizes["botnet26t_256"] == f"{zoo.get('botnet26t_256').download_mb:.0f} MB"
 
 
 def test_run_analysis_gives_top5_summary_and_one_thumbnail_per_record(tmp_path):
     path = tmp_path / "p.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (180, 260, 3), dtype=np.uint8)).save(path)
-    top, summary, gallery = ui.run_analysis(str(path), "cbam_resnet50")
+    top, summary, gallery, picker = ui.run_analysis(str(path), "cbam_resnet50", pretrained=False)
+    assert picker.value == "cbam_resnet50"
     assert len(top) == 5 and abs(sum(top.values())) <= 1.0 + 1e-6
-    assert "260×180" in summary and "32 maps" in summary and "Random-initialised" in summary
+    assert "260×180" in summary and "32 maps" in summary and "Random weights" in summary
     assert len(gallery) == 32
     img, caption = gallery[1]
     assert img.dtype == np.uint8 and img.ndim == 3 and "spatial gate" in caption
@@ -30,7 +33,18 @@ def test_run_analysis_errors_are_readable(tmp_path):
     bad = tmp_path / "x.jpg"
     bad.write_text("not really a jpeg")
     with pytest.raises(gr.Error, match="not an image"):
-        ui.run_analysis(str(bad), "seresnet50")
+        ui.run_analysis(str(bad), "seresnet50", pretrained=False)
+
+
+def test_missing_weights_offline_say_what_to_do_quickly(tmp_path, monkeypatch):
+    import time
+    monkeypatch.setenv("VISATTN_OFFLINE", "1")
+    path = tmp_path / "p.png"
+    Image.new("RGB", (64, 48)).save(path)
+    start = time.perf_counter()
+    with pytest.raises(gr.Error, match=r"python -m visattn download gcresnet50t.*untick"):
+        ui.run_analysis(str(path), "gcresnet50t", pretrained=True)
+    assert time.perf_counter() - start < 5
 
 
 def test_page_builds():

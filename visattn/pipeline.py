@@ -10,9 +10,15 @@ from . import capture, zoo
 from .image import DEFAULT_MAX_PIXELS, ImageSource, load_image
 from .preprocess import Preprocess, prepare
 from .records import Trace
+from .weights import Progress
+
+
+RANDOM_NOTE = ("Random weights (architecture only): the maps show how the modules are wired, "
+               "not what a trained network attends to.")
 
 
 def analyze(image: ImageSource, model: Union[str, nn.Module], *,
+            pretrained: bool = True, progress: Optional[Progress] = None,
             preprocess: Optional[Preprocess] = None, labels: Sequence[str] = (),
             max_pixels: int = DEFAULT_MAX_PIXELS) -> Trace:
     """Run `model` (a zoo name or any nn.Module) on `image` and capture every attention map.
@@ -20,16 +26,19 @@ def analyze(image: ImageSource, model: Union[str, nn.Module], *,
     >>> trace = visattn.analyze("cat.jpg", "cbam_resnet50")
     >>> trace.prediction.top(5); trace.select(SpatialMap)[0].values
 
-    For a module of your own, `preprocess` defaults to ImageNet 224 px centre crop.
+    A zoo name loads the card's pretrained weights (downloaded and verified on first use,
+    `progress(bytes_done, bytes_total)` reports it; WeightsError if they cannot be had);
+    `pretrained=False` builds the architecture with random weights. For a module of
+    your own, `preprocess` defaults to ImageNet 224 px centre crop.
     """
     start = time.perf_counter()
     rgb = load_image(image, max_pixels=max_pixels)
     if isinstance(model, str):
         card = zoo.get(model)
-        net, name = zoo.load(model), card.name
+        net, name = zoo.load(model, pretrained, progress), card.name
         preprocess = preprocess or card.preprocess
         labels = labels or card.class_names
-        notes = list(card.notes)
+        notes = list(card.notes) + ([] if pretrained else [RANDOM_NOTE])
     else:
         net, name, notes = model, type(model).__name__, []
         preprocess = preprocess or Preprocess()

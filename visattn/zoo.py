@@ -1,31 +1,41 @@
-"""The model zoo: a registry of ModelCards and a small process-wide cache of built models.
+"""The model zoo: a registry of ModelCards and a small process-wide cache of loaded models.
 
-A card says what a network is (family, task, paper), which library builds it, and how
-its input is prepared. Preprocessing is read from the library's own metadata (timm's
-pretrained_cfg), never retyped. Adding a network is one `register(...)` call.
+A card says what a network is (family, task, paper, licence), which library builds it,
+where its pretrained weights live and how its input is prepared. Preprocessing and
+weight locations are read from the library's own metadata (timm's pretrained_cfg,
+pytorchcv's model_metainfos.csv), never retyped. Adding a network is one `register(...)`.
 """
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, Literal, Optional
 
+import torch
 import torch.nn as nn
 
+from . import labels as label_lists
+from . import weights
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from .weights import HubFile, Progress, UrlFile, WeightFile, WeightsError
 
 Task = Literal["classify", "segment"]
+Availability = Literal["bundled", "cached", "download", "random"]
 
 
 @dataclass(frozen=True)
 class Source:
-    """Where a network comes from: `library` builds `arch`."""
+    """Where a network comes from: `library` builds `arch`; its metadata gives the
+    preprocessing and the published weight file."""
     library: str  # "timm" | "pytorchcv" | ...
     arch: str  # the library's own name, e.g. "seresnet50.ra2_in1k"
     build: Callable[[], nn.Module]  # random-init network
     preprocess: Callable[[], Preprocess]
+    weights: Callable[[], Optional[WeightFile]]
+    extra_keys_ok: bool = False  # the library's own loader drops checkpoint extras
 
 
 def timm_source(arch: str) -> Source:
@@ -33,30 +43,58 @@ def timm_source(arch: str) -> Source:
         import timm
         return timm.create_model(arch, pretrained=False)
 
-    def preprocess() -> Preprocess:
+    def cfg():
         from timm.models import get_pretrained_cfg
-        cfg = get_pretrained_cfg(arch)
-        return Preprocess(size=tuple(cfg.input_size[1:]), mode="crop", crop_pct=cfg.crop_pct,
-                          interpolation=cfg.interpolation, mean=tuple(cfg.mean),
-                          std=tuple(cfg.std))
+        return get_pretrained_cfg(arch)
 
-    return Source("timm", arch, build, preprocess)
+    def preprocess() -> Preprocess:
+        c = cfg()
+        return Preprocess(size=tuple(c.input_size[1:]), mode="crop", crop_pct=c.crop_pct,
+                          interpolation=c.interpolation, mean=tuple(c.mean), std=tuple(c.std))
+
+    def weight_file() -> Optional[WeightFile]:
+        c = cfg()
+        if c.hf_hub_id:
+            return HubFile(c.hf_hub_id, c.hf_hub_filename or "model.safetensors")
+        if c.url:  # torch-hub style name: <name>-<sha256 prefix>.<ext>
+            m = re.search(r"-([0-9a-f]{8,})\.[a-z.]+$", c.url)
+            return UrlFile(c.url, m.group(1), "sha256") if m else None
+        return None
+
+    return Source("timm", arch, build, preprocess, weight_file)
+
+
+def _pytorchcv_meta(arch: str) -> dict:
+    """Row of pytorchcv's own model_metainfos.csv (error code, sha1, release, size, crop)."""
+    from pytorchcv.models.common.model_store import get_model_metainfos_file_path, load_csv
+    rows = load_csv(get_model_metainfos_file_path())
+    for row in rows[1:]:
+        if row[0] == arch:
+            return dict(zip(rows[0], row))
+    raise KeyError(f"pytorchcv publishes no weights for {arch!r}")
 
 
 def pytorchcv_source(arch: str) -> Source:
-    """pytorchcv's ImageNet models are evaluated (imgclsmob eval scripts) with a bilinear
-    resize of the short side to in_size / 0.875, centre crop in_size, ImageNet mean/std."""
+    """pytorchcv's weights: imgclsmob GitHub releases, a .pth zipped, sha1 of the .pth."""
     def build() -> nn.Module:
         from pytorchcv.model_provider import get_model
         return get_model(arch, pretrained=False)
 
     def preprocess() -> Preprocess:
-        from pytorchcv.model_provider import get_model
-        in_size = tuple(getattr(get_model(arch, pretrained=False), "in_size", (224, 224)))
-        return Preprocess(size=in_size, mode="crop", crop_pct=0.875, interpolation="bilinear",
-                          mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        meta = _pytorchcv_meta(arch)
+        size = int(meta["img_size"])
+        return Preprocess(size=(size, size), mode="crop", crop_pct=float(meta["img_scale"]),
+                          interpolation="bilinear", mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
-    return Source("pytorchcv", arch, build, preprocess)
+    def weight_file() -> WeightFile:
+        from pytorchcv.models.common.model_store import imgclsmob_repo_url
+        meta = _pytorchcv_meta(arch)
+        sha1 = meta["checksum"]
+        name = f"{arch}-{meta['error_value']}-{sha1[:8]}.pth"
+        url = f"{imgclsmob_repo_url}/releases/download/{meta['repo_release_tag']}/{name}.zip"
+        return UrlFile(url, sha1, "sha1", member=name)
+
+    return Source("pytorchcv", arch, build, preprocess, weight_file, extra_keys_ok=True)
 
 
 @dataclass(frozen=True)
@@ -67,7 +105,8 @@ class ModelCard:
     source: Source
     paper: str
     summary: str
-    labels: str = "imagenet"  # which class-name list the outputs use
+    licence: str
+    labels: str = "imagenet"  # which class-name list in assets/labels the outputs use
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @cached_property
@@ -75,16 +114,30 @@ class ModelCard:
         return self.source.preprocess()
 
     @cached_property
+    def weights(self) -> Optional[WeightFile]:
+        return self.source.weights()
+
+    @cached_property
     def class_names(self) -> tuple[str, ...]:
-        return class_names(self.labels)
+        return label_lists.load(self.labels)
 
+    @cached_property
+    def download_mb(self) -> float:
+        """Approximate download size: fp32 parameters and buffers, counted on a meta-device
+        build (nothing allocated)."""
+        with torch.device("meta"):
+            model = self.source.build()
+        tensors = list(model.parameters()) + list(model.buffers())
+        return sum(t.numel() * 4 for t in tensors) / 1e6
 
-def class_names(labels: str) -> tuple[str, ...]:
-    if labels == "imagenet":
-        from timm.data import ImageNetInfo
-        info = ImageNetInfo()
-        return tuple(info.index_to_description(i) for i in range(info.num_classes()))
-    raise KeyError(f"unknown label set {labels!r}")
+    def availability(self) -> Availability:
+        """bundled (ships in assets/), cached (on this machine), download (needs network),
+        random (no published weights)."""
+        if self.weights is None:
+            return "random"
+        if isinstance(self.weights, weights.BundledFile):
+            return "bundled"
+        return "cached" if weights.cached(self.weights) is not None else "download"
 
 
 _CARDS: "OrderedDict[str, ModelCard]" = OrderedDict()
@@ -108,28 +161,50 @@ def cards(family: Optional[str] = None) -> list[ModelCard]:
     return [c for c in _CARDS.values() if family is None or c.family == family]
 
 
+def build(card: ModelCard, pretrained: bool = True,
+          progress: Optional[Progress] = None) -> nn.Module:
+    """A new eval-mode model; with `pretrained`, its published weights fetched, verified
+    and loaded strictly (a missing or unexpected key is an error, never a silent skip)."""
+    model = card.source.build()
+    if pretrained:
+        if card.weights is None:
+            raise WeightsError(f"{card.name}: no pretrained weights are published for this "
+                               "network; use random weights (architecture only).")
+        path = weights.fetch(card.weights, progress, who=card.name)
+        state = weights.load_state_dict(path)
+        result = model.load_state_dict(state, strict=False)
+        # BN's step counter predates some checkpoints and does not affect inference
+        missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
+        unexpected = [] if card.source.extra_keys_ok else result.unexpected_keys
+        if missing or unexpected:
+            raise WeightsError(
+                f"{card.name}: {path.name} does not fit {card.source.library} "
+                f"{card.source.arch}: missing {missing[:5]}, unexpected {unexpected[:5]}.")
+    return model.eval()
+
+
 class _ModelCache:
-    """Built models, least recently used dropped first; one build per name at a time."""
+    """Loaded models, least recently used dropped first; one load per key at a time."""
 
     def __init__(self, size: int = 3):
         self.size = size
-        self._models: "OrderedDict[str, nn.Module]" = OrderedDict()
+        self._models: "OrderedDict[tuple, nn.Module]" = OrderedDict()
         self._lock = threading.Lock()
-        self._building: dict[str, threading.Lock] = {}
+        self._loading: dict[tuple, threading.Lock] = {}
 
-    def get(self, name: str) -> nn.Module:
+    def get(self, key: tuple, make: Callable[[], nn.Module]) -> nn.Module:
         with self._lock:
-            if name in self._models:
-                self._models.move_to_end(name)
-                return self._models[name]
-            build_lock = self._building.setdefault(name, threading.Lock())
-        with build_lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            key_lock = self._loading.setdefault(key, threading.Lock())
+        with key_lock:
             with self._lock:
-                if name in self._models:
-                    return self._models[name]
-            model = get(name).source.build().eval()
+                if key in self._models:
+                    return self._models[key]
+            model = make()
             with self._lock:
-                self._models[name] = model
+                self._models[key] = model
                 while len(self._models) > self.size:
                     self._models.popitem(last=False)
             return model
@@ -138,34 +213,43 @@ class _ModelCache:
 _MODELS = _ModelCache()
 
 
-def load(name: str) -> nn.Module:
-    """The shared, eval-mode model of a card (built once, kept in a small LRU)."""
-    return _MODELS.get(name)
+def load(name: str, pretrained: bool = True, progress: Optional[Progress] = None) -> nn.Module:
+    """The shared, eval-mode model of a card, kept in a small LRU. Raises WeightsError
+    (within seconds, never hanging) when pretrained weights cannot be had."""
+    card = get(name)
+    return _MODELS.get((name, pretrained), lambda: build(card, pretrained, progress))
 
 
 # ----- the cards --------------------------------------------------------------------------
-_RANDOM = ("Random-initialised weights for now: the maps show the architecture, "
-           "not what a trained network attends to.",)
+_TIMM_LICENCE = "Apache-2.0 (timm weights, trained by Ross Wightman / timm unless noted)"
 
-for _name, _family, _src, _paper, _summary in [
-    ("seresnet50", "SE", timm_source("seresnet50.ra2_in1k"),
-     "https://arxiv.org/abs/1709.01507", "SE-ResNet-50 (timm): one channel gate per block."),
+for _name, _family, _src, _paper, _licence, _summary in [
+    ("seresnet50", "SE", timm_source("seresnet50.ra2_in1k"), "https://arxiv.org/abs/1709.01507",
+     _TIMM_LICENCE, "SE-ResNet-50 (timm, RandAugment recipe): one channel gate per block."),
     ("legacy_seresnet50", "SE", timm_source("legacy_seresnet50.in1k"),
-     "https://arxiv.org/abs/1709.01507", "SE-ResNet-50 in the SENet authors' layout (timm legacy)."),
+     "https://arxiv.org/abs/1709.01507", "Apache-2.0 code; weights ported from the SENet "
+     "authors' Caffe models (Cadene pretrainedmodels)",
+     "SE-ResNet-50 with the SENet authors' own ImageNet weights (timm legacy)."),
     ("cbam_resnet50", "CBAM", pytorchcv_source("cbam_resnet50"),
-     "https://arxiv.org/abs/1807.06521", "CBAM-ResNet-50 (pytorchcv): channel then spatial gate."),
+     "https://arxiv.org/abs/1807.06521", "MIT (pytorchcv / imgclsmob)",
+     "CBAM-ResNet-50 (pytorchcv): channel gate then spatial gate in every block."),
     ("bam_resnet50", "BAM", pytorchcv_source("bam_resnet50"),
-     "https://arxiv.org/abs/1807.06514", "BAM-ResNet-50 (pytorchcv): one 3-D gate per stage."),
+     "https://arxiv.org/abs/1807.06514", "MIT (pytorchcv / imgclsmob)",
+     "BAM-ResNet-50 (pytorchcv): one 3-D gate between stages."),
     ("ecaresnet50d", "ECA", timm_source("ecaresnet50d.miil_in1k"),
-     "https://arxiv.org/abs/1910.03151", "ECA-ResNet-50-D (timm): 1-D conv channel gate."),
+     "https://arxiv.org/abs/1910.03151", _TIMM_LICENCE + "; weights by Alibaba MIIL",
+     "ECA-ResNet-50-D (timm): channel gate from a 1-D convolution."),
     ("gcresnet50t", "GC", timm_source("gcresnet50t.ra2_in1k"),
-     "https://arxiv.org/abs/1904.11492", "GC-ResNet-50-T (timm): global context map + channel add."),
+     "https://arxiv.org/abs/1904.11492", _TIMM_LICENCE,
+     "GC-ResNet-50-T (timm): global-context map and channel add term per block."),
     ("skresnet34", "SK", timm_source("skresnet34.ra_in1k"),
-     "https://arxiv.org/abs/1903.06586", "SK-ResNet-34 (timm): per-channel choice of kernel."),
+     "https://arxiv.org/abs/1903.06586", _TIMM_LICENCE,
+     "SK-ResNet-34 (timm): per-channel choice between kernel branches."),
     ("resnest50d", "ResNeSt", timm_source("resnest50d.in1k"),
-     "https://arxiv.org/abs/2004.08955", "ResNeSt-50-D (timm): split attention over radix groups."),
+     "https://arxiv.org/abs/2004.08955", "Apache-2.0; weights by the ResNeSt authors, ported",
+     "ResNeSt-50-D (timm): split attention over radix groups."),
     ("botnet26t_256", "BoT", timm_source("botnet26t_256.c1_in1k"),
-     "https://arxiv.org/abs/2101.11605",
+     "https://arxiv.org/abs/2101.11605", _TIMM_LICENCE,
      "BoTNet-26-T (timm): multi-head self-attention with relative positions, 256 px input."),
 ]:
-    register(ModelCard(_name, _family, "classify", _src, _paper, _summary, notes=_RANDOM))
+    register(ModelCard(_name, _family, "classify", _src, _paper, _summary, _licence))

@@ -1,8 +1,12 @@
 import os
+import sys
+from pathlib import Path
 import shutil
 import socket
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ helpers
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

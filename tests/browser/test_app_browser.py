@@ -1,33 +1,76 @@
-"""The minimal page in headless Chromium: upload, analyse, see one thumbnail per map."""
+"""The page in headless Chromium: upload, pick a network, analyse; weights downloaded from a
+local Hub stand-in; the offline error a user sees."""
 import os
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from playwright.sync_api import expect
+from safetensors.torch import save as save_safetensors
 
 import visattn
+from visattn import zoo
+
+from local_servers import hub_file, serve
 
 pytestmark = pytest.mark.browser
 
 
-def test_upload_analyse_and_see_the_gallery(server_url, page, tmp_path, artifacts):
+@pytest.fixture
+def flags_photo(tmp_path):
     rgb = np.zeros((300, 450, 3), np.uint8)
     rgb[:, :150] = (220, 30, 30)
     rgb[:, 150:300] = (30, 200, 40)
     rgb[:, 300:] = (40, 60, 230)
     path = tmp_path / "flags.png"
     Image.fromarray(rgb).save(path)
-    expected = len(visattn.analyze(rgb, "cbam_resnet50"))
+    return rgb, path
 
-    page.goto(server_url)
-    page.locator("#photo input[type=file]").set_input_files(str(path))
+
+def open_page(page, url, photo, model):
+    page.goto(url)
+    page.locator("#photo input[type=file]").set_input_files(str(photo))
     page.locator("#model input").click()
-    page.get_by_role("option", name="CBAM · cbam_resnet50").click()
+    page.get_by_role("option", name=f"{zoo.get(model).family} · {model} —").click()
+
+
+def test_random_weights_gallery_has_one_thumbnail_per_map(server_url, page, flags_photo, artifacts):
+    rgb, path = flags_photo
+    expected = len(visattn.analyze(rgb, "cbam_resnet50", pretrained=False))
+    open_page(page, server_url, path, "cbam_resnet50")
+    page.locator("#pretrained input").uncheck()
     page.locator("#analyse").click()
-    expect(page.locator("#summary")).to_contain_text("maps captured", timeout=60_000)
-    expect(page.locator("#summary")).to_contain_text(f"{expected} maps")
-    thumbs = page.locator("#maps img")
-    expect(thumbs).to_have_count(expected, timeout=30_000)
+    expect(page.locator("#summary")).to_contain_text(f"{expected} maps captured", timeout=60_000)
+    expect(page.locator("#summary")).to_contain_text("Random weights")
+    expect(page.locator("#maps img")).to_have_count(expected, timeout=30_000)
     expect(page.locator("#top5")).to_contain_text("%")
-    page.screenshot(path=os.path.join(artifacts, "minimal_page.png"), full_page=True)
+    page.screenshot(path=os.path.join(artifacts, "random_weights.png"), full_page=True)
+
+
+def test_pretrained_weights_download_from_the_hub_then_analyse(server_url, page, flags_photo,
+                                                              monkeypatch, artifacts):
+    card = zoo.get("botnet26t_256")
+    torch.manual_seed(3)
+    data = save_safetensors(card.source.build().state_dict())
+    route = f"/{card.weights.repo_id}/resolve/main/{card.weights.filename}"
+    with serve({route: hub_file(data)}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        open_page(page, server_url, flags_photo[1], card.name)
+        page.locator("#analyse").click()
+        expect(page.locator("#summary")).to_contain_text("3 maps captured", timeout=60_000)
+        assert any(path == route for _, path in hub.requests)
+    expect(page.locator("#summary")).not_to_contain_text("Random weights")
+    expect(page.locator("#model input")).to_have_value(f"BoT · {card.name} — ready")
+    expect(page.locator("#maps img")).to_have_count(3)
+    page.screenshot(path=os.path.join(artifacts, "pretrained_botnet.png"), full_page=True)
+
+
+def test_offline_missing_weights_message_is_shown(server_url, page, flags_photo, monkeypatch,
+                                                  artifacts):
+    monkeypatch.setenv("VISATTN_OFFLINE", "1")
+    open_page(page, server_url, flags_photo[1], "gcresnet50t")
+    page.locator("#analyse").click()
+    expect(page.get_by_text("python -m visattn download gcresnet50t").first).to_be_visible(
+        timeout=15_000)
+    page.screenshot(path=os.path.join(artifacts, "offline_error.png"))  # the toast is fixed

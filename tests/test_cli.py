@@ -1,0 +1,55 @@
+"""python -m visattn list-models | download: what a terminal user sees."""
+import subprocess
+import sys
+import time
+
+import torch
+from safetensors.torch import save as save_safetensors
+
+from visattn import cli, zoo
+
+from local_servers import hub_file, serve
+
+
+def test_download_fetches_verifies_and_says_where(monkeypatch, capsys):
+    card = zoo.get("botnet26t_256")
+    data = save_safetensors(card.source.build().state_dict())
+    route = f"/{card.weights.repo_id}/resolve/main/{card.weights.filename}"
+    with serve({route: hub_file(data)}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        assert cli.main(["download", card.name]) == 0
+        out = capsys.readouterr().out
+        assert f"{card.name}: fetched, {len(data) / 1e6:.1f} MB, verified -> " in out
+        assert cli.main(["download", card.name]) == 0
+        assert f"{card.name}: already cached" in capsys.readouterr().out
+    assert card.availability() == "cached"
+
+
+def test_download_all_offline_reports_each_failure_and_exits_nonzero(monkeypatch, capsys):
+    monkeypatch.setenv("VISATTN_OFFLINE", "1")
+    start = time.perf_counter()
+    assert cli.main(["download", "--all"]) == 1
+    assert time.perf_counter() - start < 10
+    err = capsys.readouterr().err
+    for card in zoo.cards():
+        assert f"{card.name}: FAILED" in err and f"python -m visattn download {card.name}" in err
+
+
+def test_unknown_names_and_no_names(capsys):
+    assert cli.main(["download", "nope"]) == 1
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    assert cli.main(["download"]) == 2
+
+
+def test_list_models_shows_every_card_with_state_and_size(capsys):
+    assert cli.main(["list-models"]) == 0
+    out = capsys.readouterr().out
+    for card in zoo.cards():
+        line = next(line for line in out.splitlines() if line.startswith(card.name + " "))
+        assert card.family in line and "download" in line and f"{card.download_mb:.0f}M" in line
+
+
+def test_module_entry_point_help():
+    done = subprocess.run([sys.executable, "-m", "visattn", "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and "download" in done.stdout and "list-models" in done.stdout

@@ -1,0 +1,64 @@
+"""The zoo: every card builds, runs at its own input size, and its probes find the blocks its
+paper describes; cards read their metadata from the libraries; labels and Space config."""
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from visattn import capture, labels, zoo
+from visattn.records import Affinity, BranchWeights, ChannelWeights, SpatialMap
+from visattn.weights import HubFile
+
+RESNET50_BLOCKS = sum([3, 4, 6, 3])  # bottlenecks per stage of ResNet-50 (and basic blocks of R-34)
+EXPECTED = {  # card -> {record kind: count}
+    "seresnet50": {ChannelWeights: RESNET50_BLOCKS},
+    "legacy_seresnet50": {ChannelWeights: RESNET50_BLOCKS},
+    "cbam_resnet50": {ChannelWeights: RESNET50_BLOCKS, SpatialMap: RESNET50_BLOCKS},
+    "bam_resnet50": {ChannelWeights: 3, SpatialMap: 2 * 3},  # one BAM between stages 1-4
+    "ecaresnet50d": {ChannelWeights: RESNET50_BLOCKS},
+    "gcresnet50t": {SpatialMap: RESNET50_BLOCKS, ChannelWeights: RESNET50_BLOCKS},
+    "skresnet34": {BranchWeights: RESNET50_BLOCKS},
+    "resnest50d": {BranchWeights: RESNET50_BLOCKS},
+    "botnet26t_256": {Affinity: 3},  # MHSA replaces the last block of stage 3 and both of stage 4
+}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_card_has_an_expectation():
+    assert set(EXPECTED) == {c.name for c in zoo.cards()}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_card_builds_runs_at_its_input_size_and_finds_its_blocks(name):
+    card = zoo.get(name)
+    model = zoo.build(card, pretrained=False)
+    h, w = card.preprocess.size
+    trace = capture.run(model, torch.randn(1, 3, h, w), labels=card.class_names)
+    counts = {}
+    for rec in trace:
+        counts[type(rec)] = counts.get(type(rec), 0) + 1
+    assert counts == EXPECTED[name]
+    assert trace.prediction.probs.shape == (len(card.class_names),) == (1000,)
+
+
+def test_card_metadata_is_complete():
+    for card in zoo.cards():
+        assert card.paper.startswith("https://arxiv.org/abs/")
+        assert card.licence and card.summary and card.task == "classify"
+        assert card.weights is not None and card.availability() == "download"
+        assert 10 < card.download_mb < 500
+
+
+def test_labels_shipped_equal_the_library_metadata():
+    shipped = labels.load("imagenet")
+    assert list(shipped) == labels.imagenet_from_timm()
+    assert shipped[281].startswith("tabby")
+
+
+def test_readme_preloads_exactly_the_hub_repos_of_the_zoo():
+    front = (ROOT / "README.md").read_text().split("---")[1]
+    block = front.split("preload_from_hub:")[1]
+    listed = re.findall(r"^\s+-\s+(\S+) (\S+)\s*$", block, flags=re.M)
+    hub = [c.weights for c in zoo.cards() if isinstance(c.weights, HubFile)]
+    assert listed == [(w.repo_id, w.filename) for w in hub]  # only the file we load

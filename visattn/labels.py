@@ -1,0 +1,37 @@
+"""Class-name lists shipped in assets/ (one name per line, index = class id).
+
+The files are generated from an installed library's own metadata, never typed:
+    python -m visattn.labels        # rewrites assets/labels/imagenet.txt from timm
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+LABELS_DIR = Path(__file__).resolve().parent.parent / "assets" / "labels"
+
+
+@lru_cache(maxsize=8)
+def load(name: str) -> tuple[str, ...]:
+    path = LABELS_DIR / f"{name}.txt"
+    if not path.is_file():
+        raise KeyError(f"no label list {name!r} in {LABELS_DIR}")
+    return tuple(path.read_text(encoding="utf-8").splitlines())
+
+
+def imagenet_from_timm() -> list[str]:
+    """ImageNet-1k class descriptions in class-id order, from timm's bundled metadata."""
+    from timm.data import ImageNetInfo
+    info = ImageNetInfo()
+    return [info.index_to_description(i) for i in range(info.num_classes())]
+
+
+def write(name: str, names: list[str]) -> Path:
+    LABELS_DIR.mkdir(parents=True, exist_ok=True)
+    path = LABELS_DIR / f"{name}.txt"
+    path.write_text("\n".join(names) + "\n", encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":
+    print(write("imagenet", imagenet_from_timm()))
