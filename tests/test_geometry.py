@@ -31,16 +31,32 @@ def centre_in_input(geo: Geometry, x: int, y: int) -> tuple[float, float]:
     return (x + 0.5) * wr / w0 - ox, (y + 0.5) * hr / h0 - oy
 
 
-@settings(max_examples=400, deadline=None)
-@given(geometries(), grids, st.floats(0, 1, exclude_max=True), st.floats(0, 1, exclude_max=True))
-def test_every_pixel_maps_to_the_cell_whose_box_contains_it(geo, grid, fx, fy):
+@st.composite
+def geometry_and_grid(draw):
+    """A geometry with either an arbitrary grid (uniform tiling) or a CNN-like strided
+    grid: floor or ceil of the input size over a stride."""
+    geo = draw(geometries())
+    if draw(st.booleans()):
+        return geo, draw(grids)
+    s = draw(st.sampled_from([1, 2, 4, 8, 16, 32]))
+    rnd = draw(st.sampled_from([math.floor, math.ceil]))
+    win, hin = geo.input_size
+    return geo, (max(1, rnd(hin / s)), max(1, rnd(win / s)))
+
+
+@settings(max_examples=500, deadline=None)
+@given(geometry_and_grid(), st.floats(0, 1, exclude_max=True), st.floats(0, 1, exclude_max=True))
+def test_every_pixel_maps_to_the_cell_whose_box_contains_it(geo_grid, fx, fy):
+    geo, grid = geo_grid
     w0, h0 = geo.image_size
     x, y = int(fx * w0), int(fy * h0)
     cell = geo.to_grid(x, y, grid)
-    u, v = centre_in_input(geo, x, y)
-    win, hin = geo.input_size
-    if cell is None:  # cropped away: its centre is outside the model input
-        assert not (0 <= u < win and 0 <= v < hin) or _on_border(u, win) or _on_border(v, hin)
+    u, v = centre_in_input(geo, x, y)  # float reference, in cell widths below
+    cu, cv = (t * q / p for t, (p, q) in ((u, geo.cell_width(0, grid[1])),
+                                          (v, geo.cell_width(1, grid[0]))))
+    if cell is None:  # cropped away, or in the strip a floor-mode grid drops
+        assert not (0 <= cu < grid[1] and 0 <= cv < grid[0]) or _on_border(cu, grid[1]) \
+            or _on_border(cv, grid[0])
         clamped = geo.to_grid(x, y, grid, clamp=True)
         assert 0 <= clamped < grid[0] * grid[1]
         return
@@ -48,24 +64,42 @@ def test_every_pixel_maps_to_the_cell_whose_box_contains_it(geo, grid, fx, fy):
     assert x0 <= x < x1 and y0 <= y < y1
     r, c = divmod(cell, grid[1])
     # and the cell agrees with the float picture up to rounding at the border
-    assert abs(u * grid[1] / win - (c + 0.5)) <= 0.5 + 1e-6
-    assert abs(v * grid[0] / hin - (r + 0.5)) <= 0.5 + 1e-6
+    assert abs(cu - (c + 0.5)) <= 0.5 + 1e-6 and abs(cv - (r + 0.5)) <= 0.5 + 1e-6
 
 
 def _on_border(t: float, n: int) -> bool:
     return abs(t) < 1e-6 or abs(t - n) < 1e-6
 
 
+def test_strided_grids_use_the_stride_not_uniform_stretching():
+    geo = Geometry.keep_ratio((500, 211), 160, 512)  # input 379 x 160
+    assert geo.input_size == (379, 160)
+    assert geo.cell_width(0, 94) == (4, 1)  # floor(379 / 4): cell j = input [4j, 4j + 4)
+    assert geo.cell_width(0, 95) == (4, 1)  # ceil(379 / 4)
+    assert geo.cell_width(0, 50) == (379, 50)  # not a stride: uniform
+    # input column 227 (original x ~ 300) is in cell 56 = [224, 228), not 56.3 -> 56 by luck
+    x = 302  # centre at input 229.3 -> cell 57 with stride 4 (uniform tiling says 56)
+    assert geo.to_grid(x, 100, (40, 94)) % 94 == 57
+
+
 @settings(max_examples=150, deadline=None)
-@given(geometries(), grids)
-def test_cell_boxes_tile_the_seen_part_of_the_image(geo, grid):
+@given(geometry_and_grid())
+def test_cell_boxes_tile_the_seen_part_of_the_image(geo_grid):
+    geo, grid = geo_grid
     hg, wg = grid
     xs = [geo.cell_box(c, grid)[0::2] for c in range(wg)]  # first row: (x0, x1)
     ys = [geo.cell_box(r * wg, grid)[1::2] for r in range(hg)]
     for spans in (xs, ys):
         for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
             assert a1 == b0  # no gap, no overlap
-    assert (xs[0][0], ys[0][0], xs[-1][1], ys[-1][1]) == geo.input_box()
+    bx0, by0, bx1, by1 = geo.input_box()
+    assert (xs[0][0], ys[0][0]) == (bx0, by0)
+    for end, box_end, axis, n in ((xs[-1][1], bx1, 0, wg), (ys[-1][1], by1, 1, hg)):
+        p, q = geo.cell_width(axis, n)
+        if n * p >= geo.input_size[axis] * q:  # the grid covers the whole input
+            assert end == box_end
+        else:  # a floor-mode grid drops less than one cell at the far edge
+            assert box_end - (p / q + 1) * geo.image_size[axis] / geo.resized[axis] <= end <= box_end
 
 
 @pytest.mark.parametrize("size", [(640, 480), (333, 517), (1000, 37), (224, 224), (5, 3)])

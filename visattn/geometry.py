@@ -4,8 +4,11 @@ The model input is a window of the resized image: the image of size (W0, H0) is
 resized to (Wr, Hr) and the window of size (Win, Hin) at offset (ox, oy) is cut out
 (centre crop), or the window is the whole resized image (keep-ratio resize).
 
-A feature grid (Hg, Wg) tiles the model input uniformly. An original pixel belongs to
-the grid cell that contains its centre. All cell arithmetic is done in integers, so
+A feature grid (Hg, Wg) is what a CNN makes of the model input: when Wg is the floor or
+ceiling of Win / s for an integer stride s, cell j covers input pixels [j*s, (j+1)*s)
+(a floor-mode grid drops the last few input pixels, a ceil-mode grid's last cell runs
+past the edge); otherwise the grid tiles the input uniformly. An original pixel belongs
+to the cell that contains its centre. All cell arithmetic is done in integers, so
 `to_grid` and `cell_box` agree exactly, with no rounding at cell borders.
 """
 from __future__ import annotations
@@ -56,21 +59,28 @@ class Geometry:
         return cls((w0, h0), (wr, hr), (0, 0), (wr, hr))
 
     # ----- pixel <-> cell ---------------------------------------------------------------
+    def cell_width(self, axis: int, n: int) -> tuple[int, int]:
+        """Width of one of n cells along an axis, in input pixels, as a fraction (p, q):
+        the integer stride when the grid is a strided view of the input, else Win / n."""
+        size_in = self.input_size[axis]
+        s = max(1, round(size_in / n))
+        if n in (size_in // s, _ceil_div(size_in, s)):
+            return s, 1
+        return size_in, n
+
     def _axis_cell(self, x: int, axis: int, n: int) -> int:
         """Cell index along one axis (may be outside 0..n-1 when the pixel is cropped away)."""
-        size0, sizer, off, size_in = (self.image_size[axis], self.resized[axis],
-                                      self.offset[axis], self.input_size[axis])
-        # centre of pixel x in input coordinates: (x + 0.5) * sizer / size0 - off
-        num = ((2 * x + 1) * sizer - 2 * off * size0) * n
-        return num // (2 * size0 * size_in)
+        size0, sizer, off = self.image_size[axis], self.resized[axis], self.offset[axis]
+        p, q = self.cell_width(axis, n)
+        # centre of pixel x in input coordinates: (x + 0.5) * sizer / size0 - off; / (p / q)
+        return ((2 * x + 1) * sizer - 2 * off * size0) * q // (2 * size0 * p)
 
     def _axis_range(self, j: int, axis: int, n: int) -> tuple[int, int]:
-        size0, sizer, off, size_in = (self.image_size[axis], self.resized[axis],
-                                      self.offset[axis], self.input_size[axis])
-        den = 2 * sizer * n
+        size0, sizer, off = self.image_size[axis], self.resized[axis], self.offset[axis]
+        p, q = self.cell_width(axis, n)
 
-        def first(k: int) -> int:
-            return _ceil_div(2 * k * size0 * size_in + 2 * off * size0 * n - sizer * n, den)
+        def first(k: int) -> int:  # smallest x whose centre reaches cell k
+            return _ceil_div(2 * k * size0 * p + 2 * off * size0 * q - sizer * q, 2 * sizer * q)
 
         lo, hi = first(j), first(j + 1)
         return min(max(lo, 0), size0), min(max(hi, 0), size0)
@@ -131,7 +141,8 @@ class Geometry:
     def _display_to_grid(self, n_out: int, axis: int, n_grid: int):
         size0, sizer, off, size_in = (self.image_size[axis], self.resized[axis],
                                       self.offset[axis], self.input_size[axis])
+        p, q = self.cell_width(axis, n_grid)
         centres = (np.arange(n_out, dtype=np.float64) + 0.5) * size0 / n_out  # original px
         u = centres * sizer / size0 - off  # model-input px
-        inside = (u >= 0) & (u < size_in)
-        return u * n_grid / size_in - 0.5, inside
+        inside = (u >= 0) & (u < min(size_in, n_grid * p / q))  # seen by some cell
+        return u * q / p - 0.5, inside

@@ -1,7 +1,7 @@
 """Class-name lists shipped in assets/ (one name per line, index = class id).
 
 The files are generated from an installed library's own metadata, never typed:
-    python -m visattn.labels        # rewrites assets/labels/imagenet.txt from timm
+    python -m visattn.labels        # rewrites assets/labels/{imagenet,scenes}.txt
 """
 from __future__ import annotations
 
@@ -26,6 +26,14 @@ def imagenet_from_timm() -> list[str]:
     return [info.index_to_description(i) for i in range(info.num_classes())]
 
 
+def scenes_from_generator() -> list[str]:
+    from .scenes import CLASSES
+    return list(CLASSES)
+
+
+GENERATORS = {"imagenet": imagenet_from_timm, "scenes": scenes_from_generator}
+
+
 def write(name: str, names: list[str]) -> Path:
     LABELS_DIR.mkdir(parents=True, exist_ok=True)
     path = LABELS_DIR / f"{name}.txt"
@@ -34,4 +42,5 @@ def write(name: str, names: list[str]) -> Path:
 
 
 if __name__ == "__main__":
-    print(write("imagenet", imagenet_from_timm()))
+    for _name, _make in GENERATORS.items():
+        print(write(_name, _make()))

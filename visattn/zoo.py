@@ -7,6 +7,7 @@ pytorchcv's model_metainfos.csv), never retyped. Adding a network is one `regist
 """
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import OrderedDict
@@ -20,7 +21,7 @@ import torch.nn as nn
 from . import labels as label_lists
 from . import weights
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
-from .weights import HubFile, Progress, UrlFile, WeightFile, WeightsError
+from .weights import BundledFile, HubFile, Progress, UrlFile, WeightFile, WeightsError
 
 Task = Literal["classify", "segment"]
 Availability = Literal["bundled", "cached", "download", "random"]
@@ -95,6 +96,27 @@ def pytorchcv_source(arch: str) -> Source:
         return UrlFile(url, sha1, "sha1", member=name)
 
     return Source("pytorchcv", arch, build, preprocess, weight_file, extra_keys_ok=True)
+
+
+MANIFEST = weights.ASSETS / "weights" / "manifest.json"
+
+
+def bundled_source(entry: dict) -> Source:
+    """VisAttn's own tiny networks: architecture in models/, weights and input statistics
+    from the training manifest in assets/weights."""
+    attention, n_classes = entry["attention"], len(entry["classes"])
+
+    def build() -> nn.Module:
+        from models.tiny_resnet import tiny_resnet
+        return tiny_resnet(attention, n_classes)
+
+    def preprocess() -> Preprocess:
+        side = int(entry["input_size"])
+        return Preprocess(size=(side, side), mode="crop", crop_pct=1.0, interpolation="bilinear",
+                          mean=tuple(entry["mean"]), std=tuple(entry["std"]))
+
+    return Source("visattn", entry["name"], build, preprocess,
+                  lambda: BundledFile(f"weights/{entry['file']}", entry["sha256"]))
 
 
 @dataclass(frozen=True)
@@ -253,3 +275,23 @@ for _name, _family, _src, _paper, _licence, _summary in [
      "BoTNet-26-T (timm): multi-head self-attention with relative positions, 256 px input."),
 ]:
     register(ModelCard(_name, _family, "classify", _src, _paper, _summary, _licence))
+
+# VisAttn's own networks, trained on generated scenes (python -m visattn.train), bundled
+_TINY_FAMILY = {"none": "Plain", "se": "SE", "cbam": "CBAM", "bam": "BAM", "nl": "Non-local",
+                "eca": "ECA", "gc": "GC", "sk": "SK"}
+_TINY_PAPER = {"none": "https://arxiv.org/abs/1512.03385", "se": "https://arxiv.org/abs/1709.01507",
+               "cbam": "https://arxiv.org/abs/1807.06521", "bam": "https://arxiv.org/abs/1807.06514",
+               "nl": "https://arxiv.org/abs/1711.07971", "eca": "https://arxiv.org/abs/1910.03151",
+               "gc": "https://arxiv.org/abs/1904.11492", "sk": "https://arxiv.org/abs/1903.06586"}
+SCENES_NOTE = ("Trained by VisAttn on generated scenes (6 textured shapes in clutter), not on "
+               "photos: on a photo its prediction means nothing, but its maps show what it "
+               "learned to look for. Try the generated example scenes.")
+
+for _entry in (json.loads(MANIFEST.read_text()).values() if MANIFEST.exists() else []):
+    _kind = _entry["attention"]
+    register(ModelCard(
+        _entry["name"], _TINY_FAMILY[_kind], "classify", bundled_source(_entry), _TINY_PAPER[_kind],
+        f"Tiny {_TINY_FAMILY[_kind]} ResNet ({_entry['parameters'] / 1e6:.2f} M parameters) "
+        f"trained on generated scenes; held-out accuracy {_entry['val_accuracy']:.1%}.",
+        "Same licence as VisAttn (trained by the project)", labels="scenes",
+        notes=(SCENES_NOTE,)))
