@@ -54,9 +54,12 @@ def test_every_pixel_maps_to_the_cell_whose_box_contains_it(geo_grid, fx, fy):
     u, v = centre_in_input(geo, x, y)  # float reference, in cell widths below
     cu, cv = (t * q / p for t, (p, q) in ((u, geo.cell_width(0, grid[1])),
                                           (v, geo.cell_width(1, grid[0]))))
+    win, hin = geo.input_size
     if cell is None:  # cropped away, or in the strip a floor-mode grid drops
-        assert not (0 <= cu < grid[1] and 0 <= cv < grid[0]) or _on_border(cu, grid[1]) \
-            or _on_border(cv, grid[0])
+        inside = 0 <= u < win and 0 <= v < hin and 0 <= cu < grid[1] and 0 <= cv < grid[0]
+        near_border = any(_on_border(t, n) for t, n in ((u, win), (v, hin), (cu, grid[1]),
+                                                         (cv, grid[0])))
+        assert not inside or near_border
         clamped = geo.to_grid(x, y, grid, clamp=True)
         assert 0 <= clamped < grid[0] * grid[1]
         return
@@ -77,6 +80,7 @@ def test_strided_grids_use_the_stride_not_uniform_stretching():
     assert geo.cell_width(0, 94) == (4, 1)  # floor(379 / 4): cell j = input [4j, 4j + 4)
     assert geo.cell_width(0, 95) == (4, 1)  # ceil(379 / 4)
     assert geo.cell_width(0, 50) == (379, 50)  # not a stride: uniform
+    assert geo.cell_width(0, 9) == (379, 9)  # 379 / 9 ~ 42: not a power of two
     # input column 227 (original x ~ 300) is in cell 56 = [224, 228), not 56.3 -> 56 by luck
     x = 302  # centre at input 229.3 -> cell 57 with stride 4 (uniform tiling says 56)
     assert geo.to_grid(x, 100, (40, 94)) % 94 == 57
@@ -176,7 +180,8 @@ def test_grid_to_image_puts_each_cell_where_its_box_is(geo):
         y, x = np.unravel_index(np.nanargmax(img), img.shape)
         x0, y0, x1, y1 = geo.cell_box(cell, grid)
         assert x0 <= x < x1 and y0 <= y < y1
-    # outside the centre crop nothing is drawn; inside everything is
-    bx0, by0, bx1, by1 = geo.input_box()
+    # outside what the cells cover (the centre crop) nothing is drawn; inside everything is
+    bx0, by0 = geo.cell_box(0, grid)[:2]
+    bx1, by1 = geo.cell_box(grid[0] * grid[1] - 1, grid)[2:]
     seen = np.isfinite(geo.grid_to_image(np.ones(grid, np.float32)))
     assert seen[by0:by1, bx0:bx1].all() and seen.sum() == (bx1 - bx0) * (by1 - by0)

@@ -18,12 +18,13 @@ def photo(w=320, h=240, seed=0):
 @pytest.mark.parametrize("card", zoo.cards(), ids=lambda c: c.name)
 def test_every_card_analyses_a_photo(card):
     trace = visattn.analyze(photo(), card.name, pretrained=False)
-    assert trace.model == card.name and len(trace) > 0
-    assert {r.family for r in trace} == {card.family}
+    assert trace.model == card.name
+    assert {r.family for r in trace} == (set() if card.family == "Plain" else {card.family})
     h, w = card.preprocess.size
     assert trace.geometry.input_size == (w, h) and trace.geometry.image_size == (320, 240)
     assert trace.image.shape == (240, 320, 3)
-    assert trace.prediction is not None and len(trace.prediction.labels) == 1000
+    assert trace.prediction is not None
+    assert len(trace.prediction.labels) == len(trace.prediction.probs) == len(card.class_names)
     assert abs(float(trace.prediction.probs.sum()) - 1) < 1e-4
     assert all(r.stage is not None and min(r.grid) >= 1 for r in trace)
     for aff in trace.select(Affinity):

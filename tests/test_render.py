@@ -28,7 +28,12 @@ def test_normalize_and_display_size():
     np.testing.assert_allclose(render.normalize(np.array([2.0, 4.0, np.nan])), [0, 1, np.nan])
     assert (render.normalize(np.ones(3)) == 0.5).all()
     assert render.display_size(4000, 3000) == (768, 576)
-    assert render.display_size(300, 200) == (300, 200)  # never enlarged
+    assert render.display_size(300, 200) == (300, 200)  # not enlarged unless asked
+    assert render.display_size(64, 32, cap=256, enlarge=True) == (256, 128)
+    scene = np.zeros((2, 2, 3), np.uint8)
+    scene[0, 0] = 255
+    big = render.fit(scene, cap=8, enlarge=True)  # nearest neighbour: crisp blocks
+    assert big.shape == (8, 8, 3) and (big[:4, :4] == 255).all() and (big[4:, :] == 0).all()
 
 
 def test_bars_are_as_tall_as_their_values():

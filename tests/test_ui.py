@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visattn import ui, zoo
+from visattn import ui, weights, zoo
 
 
 def test_choices_cover_the_zoo_grouped_by_family():
@@ -45,6 +45,24 @@ def test_missing_weights_offline_say_what_to_do_quickly(tmp_path, monkeypatch):
     with pytest.raises(gr.Error, match=r"python -m visattn download gcresnet50t.*untick"):
         ui.run_analysis(str(path), "gcresnet50t", pretrained=True)
     assert time.perf_counter() - start < 5
+
+
+def test_default_is_a_cached_pretrained_network_else_our_own_bundled_one():
+    model, note = ui.default_model()
+    assert zoo.get(model).availability() == "bundled" and "generated scenes" in note
+    spec = zoo.get("cbam_resnet50").weights  # pretend its weights are cached
+    path = weights.cache_dir() / "url" / spec.filename
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"x")
+    assert ui.default_model() == ("cbam_resnet50", "")
+
+
+def test_own_model_on_an_example_scene_names_its_class():
+    from visattn import scenes
+    example = next(p for p in ui.EXAMPLES if "striped_disc" in p.name)
+    top, summary, gallery, _ = ui.run_analysis(str(example), "tiny_cbam")
+    assert max(top, key=top.get) == "striped disc" and scenes.CLASSES[0] == "striped disc"
+    assert len(gallery) == 10 and "generated scenes" in summary
 
 
 def test_page_builds():

@@ -5,7 +5,7 @@ resized to (Wr, Hr) and the window of size (Win, Hin) at offset (ox, oy) is cut 
 (centre crop), or the window is the whole resized image (keep-ratio resize).
 
 A feature grid (Hg, Wg) is what a CNN makes of the model input: when Wg is the floor or
-ceiling of Win / s for an integer stride s, cell j covers input pixels [j*s, (j+1)*s)
+ceiling of Win / s for a power-of-two stride s, cell j covers input pixels [j*s, (j+1)*s)
 (a floor-mode grid drops the last few input pixels, a ceil-mode grid's last cell runs
 past the edge); otherwise the grid tiles the input uniformly. An original pixel belongs
 to the cell that contains its centre. All cell arithmetic is done in integers, so
@@ -61,29 +61,41 @@ class Geometry:
     # ----- pixel <-> cell ---------------------------------------------------------------
     def cell_width(self, axis: int, n: int) -> tuple[int, int]:
         """Width of one of n cells along an axis, in input pixels, as a fraction (p, q):
-        the integer stride when the grid is a strided view of the input, else Win / n."""
+        the stride when the grid is a strided view of the input (a power of two s with
+        n = floor or ceil of Win / s), else Win / n."""
         size_in = self.input_size[axis]
-        s = max(1, round(size_in / n))
+        s = 2 ** max(0, round(math.log2(size_in / n)))
         if n in (size_in // s, _ceil_div(size_in, s)):
             return s, 1
         return size_in, n
 
     def _axis_cell(self, x: int, axis: int, n: int) -> int:
-        """Cell index along one axis (may be outside 0..n-1 when the pixel is cropped away)."""
-        size0, sizer, off = self.image_size[axis], self.resized[axis], self.offset[axis]
+        """Cell index along one axis: -1 or n when the pixel's centre is outside the model
+        input (cropped away) or in the strip a floor-mode grid drops."""
+        size0, sizer, off, size_in = (self.image_size[axis], self.resized[axis],
+                                      self.offset[axis], self.input_size[axis])
+        twice_u = (2 * x + 1) * sizer - 2 * off * size0  # 2 * size0 * (input coordinate)
+        if not 0 <= twice_u < 2 * size0 * size_in:
+            return -1 if twice_u < 0 else n
         p, q = self.cell_width(axis, n)
-        # centre of pixel x in input coordinates: (x + 0.5) * sizer / size0 - off; / (p / q)
-        return ((2 * x + 1) * sizer - 2 * off * size0) * q // (2 * size0 * p)
+        return min(twice_u * q // (2 * size0 * p), n)
+
+    def _first_pixel(self, axis: int, a: int, b: int) -> int:
+        """The smallest original pixel whose centre lies at input coordinate >= a / b."""
+        size0, sizer, off = self.image_size[axis], self.resized[axis], self.offset[axis]
+        return _ceil_div(2 * a * size0 + 2 * off * size0 * b - sizer * b, 2 * sizer * b)
+
+    def _clip(self, axis: int, lo: int, hi: int) -> tuple[int, int]:
+        """Limit a pixel range to the model input and the image."""
+        lo = max(lo, self._first_pixel(axis, 0, 1))
+        hi = min(hi, self._first_pixel(axis, self.input_size[axis], 1))
+        size0 = self.image_size[axis]
+        return min(max(lo, 0), size0), min(max(hi, lo, 0), size0)
 
     def _axis_range(self, j: int, axis: int, n: int) -> tuple[int, int]:
-        size0, sizer, off = self.image_size[axis], self.resized[axis], self.offset[axis]
         p, q = self.cell_width(axis, n)
-
-        def first(k: int) -> int:  # smallest x whose centre reaches cell k
-            return _ceil_div(2 * k * size0 * p + 2 * off * size0 * q - sizer * q, 2 * sizer * q)
-
-        lo, hi = first(j), first(j + 1)
-        return min(max(lo, 0), size0), min(max(hi, 0), size0)
+        return self._clip(axis, self._first_pixel(axis, j * p, q),
+                          self._first_pixel(axis, (j + 1) * p, q))
 
     def to_grid(self, x: float, y: float, grid: Grid, clamp: bool = False) -> Optional[int]:
         """Row-major cell index (r * Wg + c) of the cell holding original pixel (x, y).
@@ -116,8 +128,7 @@ class Geometry:
 
     def input_box(self) -> Box:
         """The original pixels the model sees (everything, unless centre-cropped)."""
-        x0, x1 = self._axis_range(0, 0, 1)
-        y0, y1 = self._axis_range(0, 1, 1)
+        (x0, x1), (y0, y1) = (self._clip(axis, 0, self.image_size[axis]) for axis in (0, 1))
         return x0, y0, x1, y1
 
     # ----- grid values -> image -----------------------------------------------------------

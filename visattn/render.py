@@ -46,18 +46,23 @@ def colorize(values01: np.ndarray, cmap: str = "jet") -> np.ndarray:
     return out
 
 
-def display_size(width: int, height: int, cap: int = DISPLAY_CAP) -> tuple[int, int]:
-    """(W, H) scaled so the longest side is at most `cap`; never enlarged."""
-    s = min(1.0, cap / max(width, height))
+def display_size(width: int, height: int, cap: int = DISPLAY_CAP,
+                 enlarge: bool = False) -> tuple[int, int]:
+    """(W, H) scaled so the longest side is at most `cap` (exactly `cap` with enlarge)."""
+    s = cap / max(width, height)
+    s = s if enlarge else min(1.0, s)
     return max(1, round(width * s)), max(1, round(height * s))
 
 
-def fit(image: np.ndarray, cap: int = DISPLAY_CAP) -> np.ndarray:
+def fit(image: np.ndarray, cap: int = DISPLAY_CAP, enlarge: bool = False) -> np.ndarray:
+    """Resize for display: area-averaged down, or (enlarge) nearest-neighbour up, so a
+    64 px scene stays crisp."""
     h, w = image.shape[:2]
-    size = display_size(w, h, cap)
+    size = display_size(w, h, cap, enlarge)
     if size == (w, h):
         return image
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    down = size[0] < w
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if down else cv2.INTER_NEAREST)
 
 
 def overlay(image: np.ndarray, heat01: np.ndarray, alpha: float = 0.5,
@@ -73,9 +78,9 @@ def overlay(image: np.ndarray, heat01: np.ndarray, alpha: float = 0.5,
 
 
 def map_on_image(trace: Trace, values: np.ndarray, cap: int = DISPLAY_CAP,
-                 alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+                 alpha: float = 0.5, cmap: str = "jet", enlarge: bool = False) -> np.ndarray:
     """A (Hg, Wg) map of this trace's geometry, normalised and overlaid on its image."""
-    shown = fit(trace.image, cap)
+    shown = fit(trace.image, cap, enlarge)
     heat = trace.geometry.grid_to_image(values, (shown.shape[1], shown.shape[0]))
     return overlay(shown, normalize(heat), alpha, cmap)
 
@@ -116,11 +121,11 @@ def heatmap(values: np.ndarray, width: int = 384, row_height: int = 24,
 def thumbnail(trace: Trace, rec: Record, cap: int = 256) -> np.ndarray:
     """A small picture of one record: maps on the photo, gates as bars."""
     if isinstance(rec, SpatialMap):
-        return map_on_image(trace, rec.values, cap)
+        return map_on_image(trace, rec.values, cap, enlarge=True)
     if isinstance(rec, Affinity):
         h, w = rec.grid
         cell = (h // 2) * w + w // 2
-        shown = map_on_image(trace, rec.row(cell), cap)
+        shown = map_on_image(trace, rec.row(cell), cap, enlarge=True)
         scale = shown.shape[1] / trace.image.shape[1]
         return draw_box(shown, trace.geometry.cell_box(cell, rec.grid), scale)
     if isinstance(rec, ChannelWeights):

@@ -121,3 +121,38 @@ def make_batch(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         s = make_scene(seed * 1_000_003 + i)
         images[i], masks[i], labels[i] = s.image, s.mask, s.label
     return images, masks, labels
+
+
+def example_seeds(seed: int = 7, per_class: int = 1) -> list[int]:
+    """The first scene seeds (from seed * 1_000_003) that give each class `per_class` times."""
+    found, i, need = [], 0, {c: per_class for c in range(len(CLASSES))}
+    while any(need.values()):
+        s = seed * 1_000_003 + i
+        label = make_scene(s).label
+        if need[label]:
+            need[label] -= 1
+            found.append(s)
+        i += 1
+    return found
+
+
+def write_examples(folder) -> list:
+    """One example scene per class as PNG, named after its class."""
+    from pathlib import Path
+
+    from PIL import Image
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for s in example_seeds():
+        scene = make_scene(s)
+        path = folder / f"scene_{CLASSES[scene.label].replace(' ', '_')}.png"
+        Image.fromarray(scene.image).save(path)
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    import pathlib
+    for p in write_examples(pathlib.Path(__file__).resolve().parent.parent / "assets" / "examples"):
+        print(p)

@@ -5,6 +5,7 @@ import gradio as gr
 
 from . import render, zoo
 from .image import ImageError
+from .weights import ASSETS
 from .pipeline import analyze
 from .weights import WeightsError
 
@@ -13,6 +14,27 @@ INTRO = ("Upload a photo, choose a network, and see every attention map it compu
          "channel gates, spatial maps, branch weights and self-attention rows, in network order.")
 _STATUS = {"bundled": "bundled", "cached": "ready", "download": "downloads {mb:.0f} MB",
            "random": "no weights published"}
+
+
+EXAMPLES = sorted((ASSETS / "examples").glob("*.png"))
+OWN_MODELS_NOTE = ("No pretrained weights are cached on this machine, so VisAttn starts on its "
+                   "own small networks, trained on generated scenes and shipped with it (no "
+                   "download): try them on the example scenes. Choosing a pretrained network "
+                   "downloads its weights where there is network.")
+PREFERRED_OWN = "tiny_cbam"
+
+
+def default_model() -> tuple[str, str]:
+    """(model, note): the first pretrained network already cached, else VisAttn's own
+    bundled model, with a sentence saying why."""
+    cards = zoo.cards()
+    for card in cards:
+        if card.source.library != "visattn" and card.availability() == "cached":
+            return card.name, ""
+    own = [c.name for c in cards if c.availability() == "bundled"]
+    if own:
+        return (PREFERRED_OWN if PREFERRED_OWN in own else own[0]), OWN_MODELS_NOTE
+    return cards[0].name, ""
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -50,13 +72,18 @@ def run_analysis(image_path: str | None, model_name: str, pretrained: bool = Tru
 
 
 def build() -> gr.Blocks:
+    start, note = default_model()
     with gr.Blocks(title="VisAttn", analytics_enabled=False) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Row():
             with gr.Column(scale=1):
                 image = gr.Image(type="filepath", label="Photo", elem_id="photo")
-                model = gr.Dropdown(model_choices(), value=zoo.cards()[0].name, label="Network",
+                if EXAMPLES:
+                    gr.Examples([[str(p)] for p in EXAMPLES], [image], label="Example scenes",
+                                examples_per_page=12)
+                model = gr.Dropdown(model_choices(), value=start, label="Network",
                                     elem_id="model")
+                gr.Markdown(note, visible=bool(note), elem_id="start-note")
                 pretrained = gr.Checkbox(value=True, label="Pretrained weights",
                                          info="Untick to see the architecture with random "
                                               "weights (no download).", elem_id="pretrained")

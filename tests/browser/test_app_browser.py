@@ -74,3 +74,15 @@ def test_offline_missing_weights_message_is_shown(server_url, page, flags_photo,
     expect(page.get_by_text("python -m visattn download gcresnet50t").first).to_be_visible(
         timeout=15_000)
     page.screenshot(path=os.path.join(artifacts, "offline_error.png"))  # the toast is fixed
+
+
+def test_offline_start_on_our_own_model_with_example_scenes(server_url, page, artifacts):
+    page.goto(server_url)
+    expect(page.locator("#start-note")).to_contain_text("generated scenes")
+    expect(page.locator("#model input")).to_have_value("CBAM · tiny_cbam — bundled")
+    page.get_by_role("button", name="scene_striped_disc.png").or_(
+        page.locator("img[src*='scene_striped_disc']")).first.click()
+    page.locator("#analyse").click()
+    expect(page.locator("#summary")).to_contain_text("10 maps captured", timeout=60_000)
+    expect(page.locator("#top5")).to_contain_text("striped disc")
+    page.screenshot(path=os.path.join(artifacts, "own_model_scene.png"), full_page=True)

@@ -1,0 +1,73 @@
+"""VisAttn's own trained models, from the weights shipped in assets/: the manifest's accuracy
+recomputed, and attention measured against the scenes' ground-truth masks."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from models.tiny_resnet import ATTENTIONS
+from visattn import analysis, scenes, zoo
+from visattn.train import MANIFEST, to_tensor
+
+ENTRIES = json.loads(MANIFEST.read_text())
+N_FAITH = 200  # held-out scenes for the attention measurements
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    entry = next(iter(ENTRIES.values()))
+    return scenes.make_batch(entry["val_data_seed"], entry["val_size"])
+
+
+def test_every_attention_kind_is_shipped_small_and_trained_offline():
+    assert sorted(e["attention"] for e in ENTRIES.values()) == sorted(ATTENTIONS)
+    total = sum((MANIFEST.parent / e["file"]).stat().st_size for e in ENTRIES.values())
+    assert total <= 15e6
+    for e in ENTRIES.values():
+        assert 0.3e6 <= e["parameters"] <= 1e6
+        assert e["command"].startswith("python -m visattn.train --attention " + e["attention"])
+        assert zoo.get(e["name"]).availability() == "bundled"
+
+
+@pytest.mark.parametrize("name", sorted(ENTRIES))
+def test_manifest_accuracy_is_recomputed_from_the_shipped_weights(name, held_out):
+    entry = ENTRIES[name]
+    images, _, labels = held_out
+    assert len(images) == entry["val_size"]
+    model = zoo.build(zoo.get(name), pretrained=True)
+    x = to_tensor(images, np.array(entry["mean"], np.float32), np.array(entry["std"], np.float32))
+    with torch.no_grad():
+        pred = torch.cat([model(x[i:i + 500]).argmax(1) for i in range(0, len(x), 500)])
+    acc = float((pred.numpy() == labels).mean())
+    assert acc == pytest.approx(entry["val_accuracy"], abs=1.5 / len(labels))
+    assert acc >= 0.90
+
+
+def faith(name, held_out):
+    images, masks, labels = (a[:N_FAITH] for a in held_out)
+    return analysis.faithfulness(name, images, masks, labels).summary()
+
+
+def test_non_local_rows_at_object_pixels_concentrate_on_the_object(held_out):
+    s = faith("tiny_nl", held_out)
+    (key, on_object), = s["affinity_object_query"].items()
+    background = s["affinity_background_query"][key]
+    print(f"\n{key}: object queries {on_object:.2f}, background queries {background:.2f}")
+    assert on_object >= 1.5
+
+
+@pytest.mark.parametrize("name", ["tiny_cbam", "tiny_bam"])
+def test_spatial_attention_separates_object_from_background(name, held_out):
+    s = faith(name, held_out)
+    for key, auc in s["spatial_auc"].items():
+        print(f"\n{name} {key}: AUC {auc:.3f}, energy {s['spatial_energy_ratio'][key]:.2f}, "
+              f"pointing {s['pointing_game'][key]:.2f}")
+    assert max(s["spatial_auc"].values()) >= 0.75
+
+
+def test_se_gate_class_separation_is_reported(held_out):
+    s = faith("tiny_se", held_out)
+    sep = s["gate_class_separation"]
+    print("\n" + "\n".join(f"tiny_se {k}: between/within {v:.3f}" for k, v in sep.items()))
+    assert len(sep) == 5 and all(np.isfinite(v) and v >= 0 for v in sep.values())
