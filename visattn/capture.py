@@ -74,7 +74,7 @@ def _attach_block(layer: str, block: nn.Module, probe: Probe, sink: _Sink):
         sink.calls[layer] = call + 1
         grid = tuple(args[0].shape[-2:]) if probe.grid_from == "input" else None
         sink.open.setdefault(layer, []).append(BlockCall(
-            layer, probe.family, module, grid, stage_of(layer), call))
+            layer, probe.family, module, grid, stage_of(layer), call, input=args[0]))
 
     def keep(tap, output):
         kept = tap.take(output) if tap.take else output
