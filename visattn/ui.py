@@ -200,6 +200,7 @@ def show_affinity(session: Optional[Session], layer: str, head: str,
     return image, info, session
 
 
+@readable
 def on_click(session: Optional[Session], layer: str, head: str, alpha: float, cmap: str,
              evt: gr.SelectData):
     """A click on the shown image: its index is in displayed pixels; map to the photo."""
