@@ -25,7 +25,8 @@ _ACTIVE: contextvars.ContextVar[Optional["_Sink"]] = contextvars.ContextVar(
 
 _STAGE_PATTERNS = ((re.compile(r"(?:^|\.)layer(\d+)\."), 0),  # torchvision/timm ResNet
                    (re.compile(r"(?:^|\.)stages?\.(\d+)\."), 1),  # timm byobnet: 0-based
-                   (re.compile(r"(?:^|\.)stage(\d+)\."), 0))  # pytorchcv: 1-based
+                   (re.compile(r"(?:^|\.)stage(\d+)\."), 0),  # pytorchcv: 1-based
+                   (re.compile(r"^(?:bam|nl)(\d+)\."), 0))  # models/tiny_resnet: after stage N
 
 
 def stage_of(layer: str) -> Optional[int]:
