@@ -7,4 +7,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from visattn.ui import build  # noqa: E402
 
 if __name__ == "__main__":
-    build().launch()
+    on_space = bool(os.environ.get("SPACE_ID") or os.environ.get("SYSTEM") == "spaces")
+    build().launch(server_name="0.0.0.0" if on_space else "127.0.0.1",
+                   server_port=int(os.environ.get("PORT", 7860)))

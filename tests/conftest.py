@@ -8,6 +8,8 @@ import torch  # noqa: E402
 torch.set_num_threads(2)
 
 
+import socket  # noqa: E402
+
 import pytest  # noqa: E402
 
 
@@ -21,3 +23,24 @@ def private_caches(tmp_path, monkeypatch):
     monkeypatch.delenv("VISATTN_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_ENDPOINT", raising=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server_url():
+    from visattn.ui import build
+    demo = build()
+    for _ in range(5):
+        try:
+            demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
+                        quiet=True)
+            break
+        except OSError:
+            continue
+    yield demo.local_url.rstrip("/")
+    demo.close()

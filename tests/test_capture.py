@@ -130,6 +130,7 @@ def test_model_without_attention_gives_an_empty_trace_and_its_prediction():
 
 
 @pytest.mark.parametrize("path, stage", [("layer3.1.se", 3), ("stages.0.2.attn", 1),
-                                         ("features.stage4.unit1.cbam", 4), ("head.attn", None)])
+                                         ("features.stage4.unit1.cbam", 4), ("bam3", 3),
+                                         ("nl2", 2), ("head.attn", None)])
 def test_stage_from_layer_path(path, stage):
     assert stage_of(path) == stage

@@ -224,3 +224,15 @@ def test_comparison_catches_wrong_gates():
     ch = trace[f"{layer}:channel gate"].values
     assert not np.allclose(ch, wrong_input["channel gate"][0].numpy(), **TOL)
     assert not np.allclose(ch, torch.logit(torch.from_numpy(ch)).numpy(), **TOL)  # pre-sigmoid
+
+
+def test_channel_records_keep_the_top_channels_feature_maps():
+    """The feature maps shown for a block are its input at the highest-weighted channels."""
+    model = liven(timm_model("seresnet50")(), seed=3, size=96)
+    trace, blocks, inputs = capture_with_inputs(model, "SEModule", 96)
+    for layer, x in inputs.items():
+        rec = trace[f"{layer}:channel gate"]
+        order = np.argsort(-rec.values, kind="stable")[:len(rec.top_channels)]
+        assert set(rec.top_channels) == set(order)  # ties aside, the same channels
+        assert (np.diff(rec.values[rec.top_channels]) <= 0).all()  # highest first
+        np.testing.assert_array_equal(rec.top_features, x[0, rec.top_channels].numpy())

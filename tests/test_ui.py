@@ -1,15 +1,20 @@
 """The page's handlers, called as Gradio calls them."""
+import io
+
 import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
 
+import visattn
 from visattn import ui, weights, zoo
 
 
 def test_choices_cover_the_zoo_grouped_by_family():
     choices = ui.model_choices()
-    assert [v for _, v in choices] == [c.name for c in zoo.cards()]
+    assert sorted(v for _, v in choices) == sorted(c.name for c in zoo.cards())
+    families = [zoo.get(v).family for _, v in choices]
+    assert families == sorted(families, key=families.index)  # each family in one run
     assert all(label.startswith(f"{zoo.get(v).family} · {v} — ") for label, v in choices)
     sizes = {v: label.rsplit("downloads ", 1)[-1] for label, v in choices}
     assert sizes["botnet26t_256"] == f"{zoo.get('botnet26t_256').download_mb:.0f} MB"
@@ -18,7 +23,9 @@ def test_choices_cover_the_zoo_grouped_by_family():
 def test_run_analysis_gives_top5_summary_and_one_thumbnail_per_record(tmp_path):
     path = tmp_path / "p.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (180, 260, 3), dtype=np.uint8)).save(path)
-    top, summary, gallery, picker = ui.run_analysis(str(path), "cbam_resnet50", pretrained=False)
+    session, top, summary, gallery, picker = ui.run_analysis(str(path), "cbam_resnet50",
+                                                             pretrained=False)
+    assert len(session.trace) == 32
     assert picker.value == "cbam_resnet50"
     assert len(top) == 5 and abs(sum(top.values())) <= 1.0 + 1e-6
     assert "260×180" in summary and "32 maps" in summary and "Random weights" in summary
@@ -28,7 +35,7 @@ def test_run_analysis_gives_top5_summary_and_one_thumbnail_per_record(tmp_path):
 
 
 def test_run_analysis_errors_are_readable(tmp_path):
-    with pytest.raises(gr.Error, match="Upload a photo"):
+    with pytest.raises(gr.Error, match="Upload a photo first"):
         ui.run_analysis(None, "seresnet50")
     bad = tmp_path / "x.jpg"
     bad.write_text("not really a jpeg")
@@ -57,13 +64,58 @@ def test_default_is_a_cached_pretrained_network_else_our_own_bundled_one():
     assert ui.default_model() == ("cbam_resnet50", "")
 
 
-def test_own_model_on_an_example_scene_names_its_class():
+def test_own_model_names_the_class_of_the_example_scenes():
     from visattn import scenes
-    example = next(p for p in ui.EXAMPLES if "striped_disc" in p.name)
-    top, summary, gallery, _ = ui.run_analysis(str(example), "tiny_cbam")
-    assert max(top, key=top.get) == "striped disc" and scenes.CLASSES[0] == "striped disc"
-    assert len(gallery) == 10 and "generated scenes" in summary
+    examples = [p for p in ui.EXAMPLES if p.name.startswith("scene_")]
+    assert sorted(p.stem[len("scene_"):].replace("_", " ") for p in examples) == sorted(scenes.CLASSES)
+    right = 0
+    for example in examples:
+        _, top, summary, gallery, _ = ui.run_analysis(str(example), "tiny_cbam")
+        right += max(top, key=top.get) == example.stem[len("scene_"):].replace("_", " ")
+        assert len(gallery) == 10 and "generated scenes" in summary
+    assert right >= 5
 
 
 def test_page_builds():
     assert isinstance(ui.build(), gr.Blocks)
+
+
+def test_views_of_every_tab_for_one_analysis(tmp_path):
+    path = tmp_path / "p.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(path)
+    session, *_ = ui.run_analysis(str(path), "cbam_resnet50", pretrained=False)
+    (nl_layer, nl_head, nl_view, nl_info, session, sp_record, sp_view, ch_record, chart, matrix,
+     tiles) = ui.refresh_views(session, 0.5, "jet", 100)
+    assert nl_view is None and "no pairwise" in nl_info
+    assert sp_record.value == "features.stage1.unit1.cbam:spatial gate"
+    assert sp_view.shape[1] == 768 and sp_view.shape[0] == 512 + 34  # photo + colour bar
+    assert ch_record.value == "features.stage1.unit1.cbam:channel gate"
+    assert matrix.shape[0] == 16 * 14 + 34  # one row per block
+    assert len(tiles) == 8
+    kept = ui.show_spatial(session, sp_record.value, 1.0, "jet", 20)
+    full = ui.show_spatial(session, sp_record.value, 1.0, "jet", 100)
+    assert (kept != full).any()
+
+
+def test_export_zip_holds_overlays_arrays_and_queries(tmp_path):
+    import json
+    import zipfile
+    path = tmp_path / "p.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (180, 240, 3), dtype=np.uint8)).save(path)
+    session, *_ = ui.run_analysis(str(path), "botnet26t_256", pretrained=False)
+    layer = session.trace.select(visattn.Affinity)[1].key
+    ui.show_affinity(session, layer, "head 2", (100, 90), 0.5, "jet")
+    with zipfile.ZipFile(ui.export(session, "jet")) as zf:
+        names = zf.namelist()
+        meta = json.loads(zf.read("meta.json"))
+        arrays = np.load(io.BytesIO(zf.read("arrays.npz")))
+        assert sum(n.startswith("overlays/") for n in names) == len(session.trace)
+        assert meta["model"] == "botnet26t_256" and len(meta["records"]) == 3
+        assert meta["preprocess"]["size"] == [256, 256]
+        q = meta["queries"][-1]
+        assert (q["layer"], q["x"], q["y"], q["head"]) == (layer, 100, 90, 2)
+        x0, y0, x1, y1 = q["cell_box"]
+        assert x0 <= 100 < x1 and y0 <= 90 < y1
+        row = arrays[f"{layer}/row_x100_y90_head2"]
+        np.testing.assert_allclose(row, session.trace[layer].row(q["cell"], 2), atol=1e-6)
+        assert arrays["image"].shape == (180, 240, 3)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
@@ -131,3 +132,57 @@ def faithfulness(model, images, masks, labels, queries_per_image: int = 4,
                     cell = geo.to_grid(xs[k], ys[k], rec.grid, clamp=True)
                     store[rec.key].append(mass_ratio(geo.grid_to_image(rec.row(cell)), mask))
     return out
+
+
+QUERY_DEPENDENCE_NOTE = (
+    "Trained Non-local blocks often give nearly the same row for every query pixel (the "
+    "observation behind GCNet): a score near 0 means this row would look alike wherever "
+    "you click, near 1 that it is specific to this pixel.")
+
+
+def _js_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence of two distributions, in bits (0..1)."""
+    m = 0.5 * (p + q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = lambda a: np.sum(np.where(a > 0, a * np.log2(a / m), 0.0))  # noqa: E731
+        return float(0.5 * kl(p) + 0.5 * kl(q))
+
+
+def query_dependence(aff, cell: int, head=None, others: int = 16, seed: int = 0) -> float:
+    """How different the row of `cell` is from rows at other query cells: the mean
+    Jensen-Shannon divergence (bits, 0..1) to the rows of up to `others` cells drawn with
+    a fixed seed. 0 = every query looks at the same places."""
+    n = aff.grid[0] * aff.grid[1]
+    pool = np.delete(np.arange(n), cell)
+    if len(pool) == 0:
+        return 0.0
+    picks = np.random.default_rng(seed).choice(pool, min(others, len(pool)), replace=False)
+    row = aff.row(cell, head).ravel().astype(np.float64)
+    return float(np.mean([_js_divergence(row, aff.row(int(j), head).ravel().astype(np.float64))
+                          for j in picks]))
+
+
+def stage_map(trace, stage: int) -> Optional[tuple[np.ndarray, str]]:
+    """One (H, W) map that shows where a network attends at a stage, for comparing
+    families side by side: the stage's last spatial map (CBAM/BAM gates, GC context);
+    else the mean affinity row (where the layer looks on average); else the block input's
+    top channels weighted by their gates (channel-only families). None if the stage has
+    no attention."""
+    from .records import Affinity, ChannelWeights, SpatialMap
+    at = [r for r in trace if r.stage == stage]
+    spatial = [r for r in at if isinstance(r, SpatialMap) and "branch" not in r.name]
+    if spatial:
+        return spatial[-1].values, f"{spatial[-1].layer} · {spatial[-1].name}"
+    aff = [r for r in at if isinstance(r, Affinity)]
+    if aff:
+        rec = aff[-1]
+        n = rec.grid[0] * rec.grid[1]
+        rows = [rec.row(i) for i in range(0, n, max(1, n // 64))]
+        return np.mean(rows, axis=0), f"{rec.layer} · mean affinity row"
+    gated = [r for r in at if isinstance(r, ChannelWeights) and r.top_features is not None]
+    if gated:
+        rec = gated[-1]
+        weights = rec.values[rec.top_channels][:, None, None]
+        return (weights * np.abs(rec.top_features)).sum(0), \
+            f"{rec.layer} · top channels weighted by {rec.name}"
+    return None

@@ -25,7 +25,8 @@ _ACTIVE: contextvars.ContextVar[Optional["_Sink"]] = contextvars.ContextVar(
 
 _STAGE_PATTERNS = ((re.compile(r"(?:^|\.)layer(\d+)\."), 0),  # torchvision/timm ResNet
                    (re.compile(r"(?:^|\.)stages?\.(\d+)\."), 1),  # timm byobnet: 0-based
-                   (re.compile(r"(?:^|\.)stage(\d+)\."), 0))  # pytorchcv: 1-based
+                   (re.compile(r"(?:^|\.)stage(\d+)\."), 0),  # pytorchcv: 1-based
+                   (re.compile(r"^(?:bam|nl)(\d+)\."), 0))  # models/tiny_resnet: after stage N
 
 
 def stage_of(layer: str) -> Optional[int]:
@@ -74,7 +75,7 @@ def _attach_block(layer: str, block: nn.Module, probe: Probe, sink: _Sink):
         sink.calls[layer] = call + 1
         grid = tuple(args[0].shape[-2:]) if probe.grid_from == "input" else None
         sink.open.setdefault(layer, []).append(BlockCall(
-            layer, probe.family, module, grid, stage_of(layer), call))
+            layer, probe.family, module, grid, stage_of(layer), call, input=args[0]))
 
     def keep(tap, output):
         kept = tap.take(output) if tap.take else output

@@ -68,7 +68,8 @@ def cmd_download(args) -> int:
         finally:
             bar.close()
         size = path.stat().st_size / 1e6
-        verb = "already cached" if was_cached else "fetched"
+        verb = ("bundled with VisAttn" if card.availability() == "bundled"
+                else "already cached" if was_cached else "fetched")
         print(f"{name}: {verb}, {size:.1f} MB, verified -> {path}")
     return 1 if failed else 0
 

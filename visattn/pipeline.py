@@ -44,6 +44,6 @@ def analyze(image: ImageSource, model: Union[str, nn.Module], *,
         preprocess = preprocess or Preprocess()
     x, geometry = prepare(rgb, preprocess)
     trace = capture.run(net, x, geometry=geometry, labels=labels, name=name)
-    trace.image, trace.notes = rgb, notes
+    trace.image, trace.notes, trace.preprocess = rgb, notes, preprocess
     trace.elapsed_s = time.perf_counter() - start
     return trace

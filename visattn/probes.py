@@ -34,6 +34,9 @@ from .records import (Affinity, BranchWeights, ChannelWeights, Record, RelativeP
                       SpatialMap, ValueKind)
 
 
+TOP_K = 8  # channel feature maps kept per channel-weight record
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy()
 
@@ -54,6 +57,7 @@ class BlockCall:
     stage: Optional[int]
     call: int
     outputs: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    input: Optional[torch.Tensor] = None  # the block's input (B, C, H, W), not copied
 
     def out(self, path: str) -> Optional[torch.Tensor]:
         """The tap's output in this call (batch item 0); None if the tap did not fire."""
@@ -68,8 +72,18 @@ class BlockCall:
         return dict(layer=self.layer, family=self.family, name=name, grid=self.grid,
                     stage=self.stage, call=self.call)
 
-    def channel(self, name: str, values: torch.Tensor, kind: ValueKind = "gate") -> Record:
-        return ChannelWeights(values=_np(values.reshape(-1)), value_kind=kind, **self._common(name))
+    def channel(self, name: str, values: torch.Tensor, kind: ValueKind = "gate",
+                features: bool = True) -> Record:
+        """Channel weights; with `features`, also the block input's feature maps at the
+        TOP_K highest-weighted channels (when the input has one map per channel)."""
+        v = values.reshape(-1)
+        top = feats = None
+        x = self.input
+        if features and x is not None and x.ndim == 4 and x.shape[1] == v.numel():
+            idx = torch.argsort(v, descending=True)[:TOP_K]
+            top, feats = idx.numpy().astype(np.int64), _np(x[0, idx])
+        return ChannelWeights(values=_np(v), value_kind=kind, top_channels=top,
+                              top_features=feats, **self._common(name))
 
     def spatial(self, name: str, values: torch.Tensor, kind: ValueKind = "gate") -> Record:
         return SpatialMap(values=_np(values.reshape(self.grid)), value_kind=kind,
@@ -116,7 +130,7 @@ def _global_context(c: BlockCall) -> list[Record]:
         recs.append(c.spatial("context weights", torch.softmax(logits.reshape(-1), 0),
                               "probability"))
     if c.out("mlp_add") is not None:
-        recs.append(c.channel("channel add", c.out("mlp_add"), "vector"))
+        recs.append(c.channel("channel add", c.out("mlp_add"), "vector", features=False))
     if c.out("gate") is not None:
         recs.append(c.channel("channel gate", c.out("gate")))
     return recs

@@ -41,9 +41,13 @@ class Record:
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class ChannelWeights(Record):
-    """One weight per channel, (C,)."""
+    """One weight per channel, (C,). Where the block's input is known, the feature maps of
+    the top channels (highest weight first) are kept too: `top_channels` (k,), indices
+    into C, and `top_features` (k, H, W), the block input at those channels."""
     values: np.ndarray
     value_kind: ValueKind = "gate"
+    top_channels: Optional[np.ndarray] = None
+    top_features: Optional[np.ndarray] = None
 
     def __post_init__(self):
         _check_ndim(self, 1)
@@ -173,6 +177,7 @@ class Trace:
     elapsed_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     image: Optional[np.ndarray] = None  # the RGB image analysed, (H0, W0, 3) uint8
+    preprocess: Optional[object] = None  # the Preprocess that made the model input
 
     def __iter__(self) -> Iterator[Record]:
         return iter(self.records)

@@ -15,7 +15,7 @@ from .records import Affinity, BranchWeights, ChannelWeights, Record, SpatialMap
 
 DISPLAY_CAP = 768  # longest side of any image shown in the UI
 NAN_GREY = np.array([128, 128, 128], np.uint8)
-MARKER = (255, 0, 0)
+MARKER = (255, 0, 255)  # magenta: on no colour map we offer
 
 
 @lru_cache(maxsize=16)
@@ -39,10 +39,12 @@ def normalize(values: np.ndarray) -> np.ndarray:
 
 def colorize(values01: np.ndarray, cmap: str = "jet") -> np.ndarray:
     """[0, 1] values (NaN allowed) -> RGB; NaN is grey."""
+    values01 = np.asarray(values01, np.float32)
     finite = np.isfinite(values01)
-    idx = np.clip(np.round(np.where(finite, values01, 0) * 255), 0, 255).astype(np.uint8)
-    out = lut(cmap)[idx]
-    out[~finite] = NAN_GREY
+    idx = cv2.convertScaleAbs(np.where(finite, values01, 0.0), alpha=255.0)  # round + clip
+    out = cv2.LUT(cv2.merge([idx, idx, idx]), lut(cmap).reshape(256, 1, 3))
+    if not finite.all():
+        out[~finite] = NAN_GREY
     return out
 
 
@@ -65,24 +67,108 @@ def fit(image: np.ndarray, cap: int = DISPLAY_CAP, enlarge: bool = False) -> np.
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if down else cv2.INTER_NEAREST)
 
 
+def keep_top_mass(heat01: np.ndarray, fraction: float) -> np.ndarray:
+    """The highest pixels of a non-negative map that together hold `fraction` of its mass
+    (True = keep). fraction >= 1 keeps every seen pixel."""
+    finite = np.isfinite(heat01)
+    if fraction >= 1.0:
+        return finite
+    v = np.where(finite, heat01, 0.0).ravel()
+    order = np.argsort(-v, kind="stable")
+    cum = np.cumsum(v[order])
+    n_keep = int(np.searchsorted(cum, fraction * cum[-1]) + 1) if cum[-1] > 0 else v.size
+    keep = np.zeros(v.size, bool)
+    keep[order[:n_keep]] = True
+    return keep.reshape(heat01.shape) & finite
+
+
 def overlay(image: np.ndarray, heat01: np.ndarray, alpha: float = 0.5,
-            cmap: str = "jet") -> np.ndarray:
+            cmap: str = "jet", keep: Optional[np.ndarray] = None) -> np.ndarray:
     """Blend a [0, 1] heat map (same H, W as image; NaN = not seen by the model, shown
-    darkened) over an RGB image."""
-    colour = colorize(heat01, cmap).astype(np.float32)
-    base = image.astype(np.float32)
-    out = (1 - alpha) * base + alpha * colour
+    darkened) over an RGB image; pixels outside `keep` show the photo uncoloured."""
+    out = cv2.addWeighted(image, 1.0 - alpha, colorize(heat01, cmap), alpha, 0.0)
+    if keep is not None:
+        out[~keep] = image[~keep]
     unseen = ~np.isfinite(heat01)
-    out[unseen] = base[unseen] * 0.35
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    if unseen.any():
+        out[unseen] = cv2.convertScaleAbs(image[unseen], alpha=0.35)
+    return out
 
 
 def map_on_image(trace: Trace, values: np.ndarray, cap: int = DISPLAY_CAP,
-                 alpha: float = 0.5, cmap: str = "jet", enlarge: bool = False) -> np.ndarray:
-    """A (Hg, Wg) map of this trace's geometry, normalised and overlaid on its image."""
+                 alpha: float = 0.5, cmap: str = "jet", enlarge: bool = False,
+                 keep_mass: float = 1.0) -> np.ndarray:
+    """A (Hg, Wg) map of this trace's geometry, normalised and overlaid on its image;
+    `keep_mass` < 1 colours only the top pixels holding that share of the map's mass."""
     shown = fit(trace.image, cap, enlarge)
-    heat = trace.geometry.grid_to_image(values, (shown.shape[1], shown.shape[0]))
-    return overlay(shown, normalize(heat), alpha, cmap)
+    heat = normalize(trace.geometry.grid_to_image(values, (shown.shape[1], shown.shape[0])))
+    keep = keep_top_mass(heat, keep_mass) if keep_mass < 1.0 else None
+    return overlay(shown, heat, alpha, cmap, keep)
+
+
+def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.4,
+          color=(20, 20, 20)) -> None:
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
+
+
+def colorbar(cmap: str, width: int, lo: float, hi: float, label: str = "",
+             height: int = 34) -> np.ndarray:
+    """A horizontal colour scale from lo (left) to hi (right) with its numbers."""
+    bar = np.full((height, width, 3), 255, np.uint8)
+    ramp = lut(cmap)[np.linspace(0, 255, width).astype(int)]
+    bar[2:14] = ramp[None]
+    _text(bar, f"{lo:.3g}", (2, 28))
+    hi_text = f"{hi:.3g}"
+    _text(bar, hi_text, (width - 8 * len(hi_text) - 2, 28))
+    if label:
+        _text(bar, label, (max(2, width // 2 - 4 * len(label)), 28))
+    return bar
+
+
+def with_colorbar(image: np.ndarray, values: np.ndarray, cmap: str, label: str = "") -> np.ndarray:
+    """Stack a colorbar for the value range of `values` under an overlay."""
+    finite = values[np.isfinite(values)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    return np.vstack([image, colorbar(cmap, image.shape[1], lo, hi, label)])
+
+
+def spatial_view(trace: Trace, rec: SpatialMap, cap: int = DISPLAY_CAP, alpha: float = 0.5,
+                 cmap: str = "jet", keep_mass: float = 1.0) -> np.ndarray:
+    """A spatial map on the photo with a colorbar labelled in the map's own values."""
+    shown = map_on_image(trace, rec.values, cap, alpha, cmap, enlarge=True, keep_mass=keep_mass)
+    return with_colorbar(shown, rec.values, cmap, rec.value_kind)
+
+
+def affinity_view(trace: Trace, rec: Affinity, cell: int, head: Optional[int] = None,
+                  cap: int = DISPLAY_CAP, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """Row `cell` of an affinity on the photo, the query cell outlined."""
+    row = rec.row(cell, head)
+    shown = map_on_image(trace, row, cap, alpha, cmap, enlarge=True)
+    scale = shown.shape[1] / trace.image.shape[1]
+    boxed = draw_box(shown, trace.geometry.cell_box(cell, rec.grid), scale)
+    return with_colorbar(boxed, row, cmap, "attention weight")
+
+
+def gate_matrix(records: list, width: int = 512, row_height: int = 14,
+                cmap: str = "viridis") -> np.ndarray:
+    """Blocks x channels: one row per channel-weight record (network order), each row's
+    channels resampled to `width` columns, coloured on a shared scale."""
+    rows = [np.asarray(r.values, np.float32)[np.minimum(
+        (np.arange(width) * len(r.values)) // width, len(r.values) - 1)] for r in records]
+    m = np.stack(rows)
+    img = colorize(normalize(m), cmap)
+    img = np.repeat(img, row_height, axis=0)
+    return with_colorbar(img, m, cmap, "weight")
+
+
+def feature_tiles(trace: Trace, rec: ChannelWeights, cap: int = 192,
+                  cmap: str = "viridis") -> list[tuple[np.ndarray, str]]:
+    """The block-input feature maps of a record's most-weighted channels, on the photo."""
+    if rec.top_features is None:
+        return []
+    return [(map_on_image(trace, feat, cap, 0.6, cmap, enlarge=True),
+             f"channel {int(ch)} · weight {rec.values[ch]:.3f}")
+            for ch, feat in zip(rec.top_channels, rec.top_features)]
 
 
 def draw_box(image: np.ndarray, box: Box, scale: float, color=MARKER) -> np.ndarray:

@@ -123,13 +123,15 @@ def make_batch(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return images, masks, labels
 
 
-def example_seeds(seed: int = 7, per_class: int = 1) -> list[int]:
-    """The first scene seeds (from seed * 1_000_003) that give each class `per_class` times."""
+def example_seeds(seed: int = 7, per_class: int = 1, min_area: float = 0.1) -> list[int]:
+    """The first scene seeds (from seed * 1_000_003) that give each class `per_class` times
+    with an object covering at least `min_area` of the scene (clear examples for people)."""
     found, i, need = [], 0, {c: per_class for c in range(len(CLASSES))}
     while any(need.values()):
         s = seed * 1_000_003 + i
-        label = make_scene(s).label
-        if need[label]:
+        scene = make_scene(s)
+        label = scene.label
+        if need[label] and scene.mask.mean() >= min_area:
             need[label] -= 1
             found.append(s)
         i += 1

@@ -1,28 +1,68 @@
-"""The Gradio page: glue between events and the library, nothing else."""
+"""The Gradio page: glue between events and the library, nothing else.
+
+Per-user state is one `Session` in a gr.State (with a time-to-live): the Trace of the last
+analysis (records with cached embeddings) and the queries clicked since. A click never
+runs the network: it reads the cached embeddings.
+"""
 from __future__ import annotations
+
+import functools
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
 
 import gradio as gr
 
-from . import render, zoo
+from . import analysis, render, zoo
+from .export import Query, centre_cell, export_zip, safe_name
 from .image import ImageError
-from .weights import ASSETS
 from .pipeline import analyze
-from .weights import WeightsError
+from .records import Affinity, BranchWeights, ChannelWeights, SpatialMap, Trace
+from .weights import ASSETS, WeightsError
 
 TITLE = "VisAttn — see what attention modules inside CNNs do"
 INTRO = ("Upload a photo, choose a network, and see every attention map it computes: "
-         "channel gates, spatial maps, branch weights and self-attention rows, in network order.")
+         "channel gates, spatial maps, branch weights and self-attention rows, in network "
+         "order. On the **Non-local** tab, click anywhere on the photo to see where that "
+         "pixel looks.")
 _STATUS = {"bundled": "bundled", "cached": "ready", "download": "downloads {mb:.0f} MB",
            "random": "no weights published"}
-
-
-EXAMPLES = sorted((ASSETS / "examples").glob("*.png"))
+EXAMPLES = sorted((ASSETS / "examples").glob("*.jpg")) + sorted((ASSETS / "examples").glob("*.png"))
 OWN_MODELS_NOTE = ("No pretrained weights are cached on this machine, so VisAttn starts on its "
                    "own small networks, trained on generated scenes and shipped with it (no "
                    "download): try them on the example scenes. Choosing a pretrained network "
                    "downloads its weights where there is network.")
 PREFERRED_OWN = "tiny_cbam"
+COLORMAPS = ["jet", "viridis", "inferno", "turbo"]
+MEAN_OF_HEADS = "mean of heads"
 
+
+def photo_upload(**kwargs) -> gr.Image:
+    """A gr.Image whose upload reaches VisAttn's own loader untouched (size cap before
+    decode, EXIF, every mode), so a broken or hostile file gets a readable error instead
+    of failing inside Gradio's decoding. (Replacing the instance's preprocess, not
+    subclassing: Gradio writes a .pyi stub beside every module defining a component.)"""
+    image = gr.Image(type="filepath", **kwargs)
+    decode = image.preprocess
+
+    def raw_path(payload):
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return payload.path
+        return decode(payload)
+
+    image.preprocess = raw_path
+    return image
+
+
+@dataclass
+class Session:
+    trace: Trace
+    queries: list[Query] = field(default_factory=list)
+
+
+# ----- choices ----------------------------------------------------------------------------
 
 def default_model() -> tuple[str, str]:
     """(model, note): the first pretrained network already cached, else VisAttn's own
@@ -44,43 +84,239 @@ def model_choices() -> list[tuple[str, str]]:
             for fam in families for c in zoo.cards(fam)]
 
 
-def run_analysis(image_path: str | None, model_name: str, pretrained: bool = True,
-                 progress: gr.Progress = gr.Progress()):
-    """Upload + model -> (top-5 label dict, summary markdown, gallery items, the model
-    picker with refreshed download states)."""
-    if not image_path:
-        raise gr.Error("Upload a photo first.")
+def _keys(trace: Optional[Trace], *kinds) -> list[str]:
+    return [r.key for r in trace if isinstance(r, kinds)] if trace else []
 
-    def report(done: int, total: int | None) -> None:
+
+def _heads(rec: Optional[Affinity]) -> list[str]:
+    return [MEAN_OF_HEADS] + [f"head {h}" for h in range(rec.heads)] if rec and rec.heads > 1 \
+        else [MEAN_OF_HEADS]
+
+
+def _head(choice: Optional[str]) -> Optional[int]:
+    return None if not choice or choice == MEAN_OF_HEADS else int(choice.split()[-1])
+
+
+# ----- handlers ---------------------------------------------------------------------------
+
+def readable(fn):
+    """Errors reach the user as a sentence, never as a stack trace."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (ImageError, WeightsError, KeyError, ValueError, IndexError) as exc:
+            raise gr.Error(str(exc.args[0] if isinstance(exc, KeyError) else exc)) from None
+        except Exception as exc:  # noqa: BLE001 - last resort, still a sentence
+            raise gr.Error(f"Something went wrong ({type(exc).__name__}: {exc}).") from None
+    return wrapper
+
+
+def _need(session: Optional[Session]) -> Session:
+    if session is None:
+        raise gr.Error("Analyse a photo first.")
+    return session
+
+
+@readable
+def run_analysis(image_path: Optional[str], model_name: str, pretrained: bool = True,
+                 progress: gr.Progress = gr.Progress()):
+    """Upload + model -> (session, top-5, summary, gallery, model picker refreshed)."""
+    if not image_path:
+        raise gr.Error("Upload a photo first (or pick an example).")
+
+    def report(done: int, total: Optional[int]) -> None:
         if total:
             progress(done / total, desc=f"Downloading {model_name} weights: "
                                         f"{done / 1e6:.0f} of {total / 1e6:.0f} MB")
 
     try:
         trace = analyze(image_path, model_name, pretrained=pretrained, progress=report)
-    except ImageError as exc:
-        raise gr.Error(str(exc)) from None
     except WeightsError as exc:
         raise gr.Error(f"{exc} Or untick 'Pretrained weights' to explore the architecture "
                        "with random weights.", duration=None) from None
     top = dict(trace.prediction.top(5)) if trace.prediction else {}
     w, h = trace.geometry.image_size
-    lines = [f"**{trace.model}** on a {w}×{h} photo: {len(trace)} maps captured "
+    lines = [f"**{trace.model}** on a {w}×{h} image: {len(trace)} maps captured "
              f"in {trace.elapsed_s * 1000:.0f} ms."] + [f"> {n}" for n in trace.notes]
+    if not len(trace):
+        lines.append("This network has no attention modules (it is the baseline).")
     picker = gr.Dropdown(choices=model_choices(), value=model_name)
-    return top, "\n\n".join(lines), render.gallery(trace), picker
+    return Session(trace), top, "\n\n".join(lines), render.gallery(trace), picker
 
+
+def refresh_views(session: Optional[Session], alpha: float, cmap: str, keep: float):
+    """After an analysis: fill the layer pickers and draw each tab's first view."""
+    trace = session.trace if session else None
+    nl = _keys(trace, Affinity)
+    sp = _keys(trace, SpatialMap)
+    ch = _keys(trace, ChannelWeights, BranchWeights)
+    nl_first = trace[nl[0]] if nl else None
+    views = (show_affinity(session, nl[0], MEAN_OF_HEADS, None, alpha, cmap) if nl
+             else (None, "This network has no pairwise (Non-local) attention; try BoTNet or "
+                         "`tiny_nl`.", session))
+    return (gr.Dropdown(choices=nl, value=nl[0] if nl else None),
+            gr.Dropdown(choices=_heads(nl_first), value=MEAN_OF_HEADS), *views,
+            gr.Dropdown(choices=sp, value=sp[0] if sp else None),
+            show_spatial(session, sp[0], alpha, cmap, keep) if sp else None,
+            gr.Dropdown(choices=ch, value=ch[0] if ch else None),
+            *(show_channels(session, ch[0]) if ch else (None, None, [])))
+
+
+@readable
+def show_affinity(session: Optional[Session], layer: str, head: str,
+                  xy: Optional[tuple[int, int]], alpha: float, cmap: str):
+    """The row of photo pixel xy (the centre cell when None) -> (image, info, session)."""
+    session = _need(session)
+    trace, rec = session.trace, session.trace[layer]
+    if not isinstance(rec, Affinity):
+        raise gr.Error(f"{layer} is not a pairwise attention layer.")
+    h = _head(head)
+    if xy is None:
+        cell = centre_cell(rec)
+        x0, y0, x1, y1 = trace.geometry.cell_box(cell, rec.grid)
+        xy = ((x0 + x1) // 2, (y0 + y1) // 2)
+    x, y = int(xy[0]), int(xy[1])
+    w0, h0 = trace.geometry.image_size
+    if not (0 <= x < w0 and 0 <= y < h0):
+        raise gr.Error(f"({x}, {y}) is outside the {w0}×{h0} image.")
+    cell = trace.geometry.to_grid(x, y, rec.grid)
+    outside = cell is None
+    if outside:
+        cell = trace.geometry.to_grid(x, y, rec.grid, clamp=True)
+    start = time.perf_counter()
+    image = render.affinity_view(trace, rec, cell, h, alpha=alpha, cmap=cmap)
+    score = analysis.query_dependence(rec, cell, h)
+    ms = (time.perf_counter() - start) * 1000
+    r, c = divmod(cell, rec.grid[1])
+    session.queries = (session.queries + [Query(layer, x, y, h)])[-50:]
+    info = (f"Query pixel **({x}, {y})** → cell (row {r}, col {c}) of the {rec.grid[0]}×"
+            f"{rec.grid[1]} grid, box {trace.geometry.cell_box(cell, rec.grid)}"
+            + (" — outside the region the model saw; the nearest cell is shown" if outside else "")
+            + f". Query dependence **{score:.2f}** (0 = same row for every pixel, 1 = specific). "
+            f"{analysis.QUERY_DEPENDENCE_NOTE} _Drawn in {ms:.0f} ms, no forward pass._")
+    return image, info, session
+
+
+@readable
+def on_click(session: Optional[Session], layer: str, head: str, alpha: float, cmap: str,
+             evt: gr.SelectData):
+    """A click on the shown image: its index is in displayed pixels; map to the photo."""
+    session = _need(session)
+    if not layer:
+        raise gr.Error("This network has no pairwise attention layer to click.")
+    rec = session.trace[layer]
+    w0 = session.trace.geometry.image_size[0]
+    shown_w = render.display_size(*session.trace.geometry.image_size, enlarge=True)[0]
+    scale = w0 / shown_w
+    x, y = int(evt.index[0] * scale), int(evt.index[1] * scale)
+    if y >= session.trace.geometry.image_size[1]:
+        return gr.skip(), gr.skip(), session  # a click on the colour bar under the photo
+    return show_affinity(session, rec.key, head, (x, y), alpha, cmap)
+
+
+@readable
+def affinity_api(session: Optional[Session], layer: str, head: str, x: float, y: float,
+                 alpha: float = 0.5, cmap: str = "jet"):
+    """API twin of a click: explicit photo pixel (x, y) -> (image, numbers). `layer` is an
+    affinity record key ('' = the first), `head` 'mean of heads' (or '') or 'head N'."""
+    session = _need(session)
+    layer = layer or _keys(session.trace, Affinity)[0]
+    image, info, session = show_affinity(session, layer, head or MEAN_OF_HEADS,
+                                         (int(x), int(y)), alpha, cmap)
+    rec, q = session.trace[layer], session.queries[-1]
+    cell = session.trace.geometry.to_grid(q.x, q.y, rec.grid, clamp=True)
+    row = rec.row(cell, q.head)
+    numbers = {"layer": layer, "x": q.x, "y": q.y, "head": q.head, "grid": list(rec.grid),
+               "cell": cell, "cell_box": list(session.trace.geometry.cell_box(cell, rec.grid)),
+               "query_dependence": analysis.query_dependence(rec, cell, q.head),
+               "row": row.round(6).tolist()}
+    return image, numbers, session
+
+
+@readable
+def show_spatial(session: Optional[Session], key: str, alpha: float, cmap: str, keep: float):
+    session = _need(session)
+    if not key:
+        return None
+    return render.spatial_view(session.trace, session.trace[key], alpha=alpha, cmap=cmap,
+                               keep_mass=keep / 100.0)
+
+
+@readable
+def show_channels(session: Optional[Session], key: str):
+    """(chart of the block's weights, blocks x channels matrix, top-channel feature maps)."""
+    session = _need(session)
+    if not key:
+        return None, None, []
+    trace, rec = session.trace, session.trace[key]
+    if isinstance(rec, BranchWeights):
+        chart = render.heatmap(rec.values, width=768, row_height=40)
+        peers = [r for r in trace if isinstance(r, BranchWeights) and r.name == rec.name]
+        matrix = render.gate_matrix([_first_branch(r) for r in peers])
+        return chart, matrix, []
+    peers = [r for r in trace if isinstance(r, ChannelWeights) and r.name == rec.name]
+    return (render.with_colorbar(render.bars(rec.values, 768, 200), rec.values, "viridis",
+                                 rec.value_kind),
+            render.gate_matrix(peers), render.feature_tiles(trace, rec))
+
+
+def _first_branch(rec: BranchWeights) -> ChannelWeights:
+    """A branch-weight record as one row per channel: the weight of branch 0."""
+    return ChannelWeights(values=rec.values[0], layer=rec.layer, family=rec.family,
+                          name=rec.name, grid=rec.grid, stage=rec.stage, call=rec.call)
+
+
+@readable
+def compare(session: Optional[Session], models: list[str], stage: int, pretrained: bool,
+            alpha: float, cmap: str, progress: gr.Progress = gr.Progress()):
+    """The same photo through several networks, each one's map at the same stage."""
+    session = _need(session)
+    if not models:
+        raise gr.Error("Choose at least one network to compare.")
+    tiles = []
+    for name in progress.tqdm(models[:4], desc="Running networks"):
+        card = zoo.get(name)
+        trace = analyze(session.trace.image, name,
+                        pretrained=pretrained or card.availability() == "bundled")
+        found = analysis.stage_map(trace, int(stage))
+        if found is None:
+            tiles.append((render.fit(trace.image, 384), f"{card.family} · {name}: no attention "
+                                                         f"at stage {stage}"))
+            continue
+        values, what = found
+        tiles.append((render.map_on_image(trace, values, 384, alpha, cmap, enlarge=True),
+                      f"{card.family} · {name} · stage {stage}: {what}"))
+    return tiles
+
+
+@readable
+def export(session: Optional[Session], cmap: str) -> str:
+    session = _need(session)
+    data = export_zip(session.trace, session.queries[-20:], cmap=cmap)
+    folder = Path(tempfile.mkdtemp(prefix="visattn-export-"))
+    path = folder / f"visattn_{safe_name(session.trace.model)}.zip"
+    path.write_bytes(data)
+    return str(path)
+
+
+# ----- page -------------------------------------------------------------------------------
 
 def build() -> gr.Blocks:
     start, note = default_model()
-    with gr.Blocks(title="VisAttn", analytics_enabled=False) as demo:
+    own = [c.name for c in zoo.cards() if c.availability() == "bundled"]
+    with gr.Blocks(title="VisAttn", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        session = gr.State(None, time_to_live=1800)
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Row():
-            with gr.Column(scale=1):
-                image = gr.Image(type="filepath", label="Photo", elem_id="photo")
+            with gr.Column(scale=3):
+                image = photo_upload(label="Photo", elem_id="photo", height=340)
                 if EXAMPLES:
-                    gr.Examples([[str(p)] for p in EXAMPLES], [image], label="Example scenes",
+                    gr.Examples([[str(p)] for p in EXAMPLES], [image], label="Examples",
                                 examples_per_page=12)
+            with gr.Column(scale=2):
                 model = gr.Dropdown(model_choices(), value=start, label="Network",
                                     elem_id="model")
                 gr.Markdown(note, visible=bool(note), elem_id="start-note")
@@ -88,12 +324,85 @@ def build() -> gr.Blocks:
                                          info="Untick to see the architecture with random "
                                               "weights (no download).", elem_id="pretrained")
                 go = gr.Button("Analyse", variant="primary", elem_id="analyse")
-            with gr.Column(scale=1):
                 top5 = gr.Label(num_top_classes=5, label="Prediction", elem_id="top5")
                 summary = gr.Markdown(elem_id="summary")
-        maps = gr.Gallery(label="Captured maps (network order)", columns=4, height="auto",
-                          object_fit="contain", format="jpeg", elem_id="maps")
-        go.click(run_analysis, [image, model, pretrained], [top5, summary, maps, model],
-                 api_name="analyze", concurrency_id="cpu")
-    demo.queue(default_concurrency_limit=1, max_size=32)
+        with gr.Row():
+            alpha = gr.Slider(0.0, 1.0, 0.5, step=0.05, label="Overlay opacity", elem_id="alpha")
+            cmap = gr.Radio(COLORMAPS, value="jet", label="Colour map", elem_id="cmap")
+        with gr.Tabs():
+            with gr.Tab("Overview", id="overview"):
+                maps = gr.Gallery(label="Every captured map, in network order", columns=4,
+                                  height="auto", object_fit="contain", format="jpeg",
+                                  elem_id="maps")
+            with gr.Tab("Non-local", id="nonlocal", elem_id="tab-nonlocal"):
+                with gr.Row():
+                    nl_layer = gr.Dropdown([], label="Layer", elem_id="nl-layer")
+                    nl_head = gr.Dropdown([MEAN_OF_HEADS], value=MEAN_OF_HEADS, label="Head",
+                                          elem_id="nl-head")
+                nl_view = gr.Image(label="Click a pixel: where does it look?", interactive=False,
+                                   format="jpeg", elem_id="nl-view")
+                nl_info = gr.Markdown(elem_id="nl-info")
+                with gr.Row(visible=False):  # API twin of a click (clients cannot send clicks)
+                    api_layer = gr.Textbox(label="layer")
+                    api_head = gr.Textbox(label="head")
+                    api_x = gr.Number(precision=0, label="x")
+                    api_y = gr.Number(precision=0, label="y")
+                    api_image = gr.Image(format="png")
+                    api_numbers = gr.JSON()
+                    api_go = gr.Button("affinity")
+            with gr.Tab("Spatial", id="spatial"):
+                with gr.Row():
+                    sp_record = gr.Dropdown([], label="Map", elem_id="sp-record")
+                    keep = gr.Slider(5, 100, 100, step=5, label="Keep top % of mass",
+                                     elem_id="keep")
+                sp_view = gr.Image(label="Spatial attention on the photo", interactive=False,
+                                   format="jpeg", elem_id="sp-view")
+            with gr.Tab("Channel", id="channel"):
+                ch_record = gr.Dropdown([], label="Block", elem_id="ch-record")
+                ch_chart = gr.Image(label="Weights of this block, channel by channel",
+                                    interactive=False, elem_id="ch-chart")
+                ch_matrix = gr.Image(label="Blocks × channels (rows: blocks in network order)",
+                                     interactive=False, elem_id="ch-matrix")
+                ch_tiles = gr.Gallery(label="Feature maps of the most-weighted channels "
+                                            "(block input)", columns=4, height="auto",
+                                      format="jpeg", elem_id="ch-tiles")
+            with gr.Tab("Compare", id="compare"):
+                with gr.Row():
+                    cmp_models = gr.Dropdown(model_choices(), value=own[:3], multiselect=True,
+                                             max_choices=4, label="Networks", elem_id="cmp-models")
+                    cmp_stage = gr.Slider(1, 4, 3, step=1, label="Stage", elem_id="cmp-stage")
+                cmp_go = gr.Button("Compare on this photo", elem_id="cmp-go")
+                cmp_maps = gr.Gallery(columns=4, height="auto", format="jpeg", elem_id="cmp-maps")
+            with gr.Tab("Export", id="export"):
+                gr.Markdown("Every overlay as PNG, the raw arrays as NPZ and a JSON of model, "
+                            "preprocessing, layers and your clicked queries, in one zip.")
+                ex_go = gr.Button("Build the zip", elem_id="export-go")
+                ex_file = gr.File(label="Download", elem_id="export-file")
+
+        view_outputs = [nl_layer, nl_head, nl_view, nl_info, session, sp_record, sp_view,
+                        ch_record, ch_chart, ch_matrix, ch_tiles]
+        go.click(run_analysis, [image, model, pretrained], [session, top5, summary, maps, model],
+                 api_name="analyze", concurrency_id="model", concurrency_limit=1) \
+            .success(refresh_views, [session, alpha, cmap, keep], view_outputs,
+                  api_visibility="private", concurrency_id="view", concurrency_limit=8)
+        fast = dict(concurrency_id="view", concurrency_limit=8, api_visibility="private")
+        nl_view.select(on_click, [session, nl_layer, nl_head, alpha, cmap],
+                       [nl_view, nl_info, session], trigger_mode="always_last", **fast)
+        nl_layer.input(lambda s, l: gr.Dropdown(choices=_heads(s.trace[l] if s and l else None),
+                                                value=MEAN_OF_HEADS),
+                       [session, nl_layer], [nl_head], **fast)
+        for trigger in (nl_layer.input, nl_head.input):
+            trigger(lambda s, l, h, a, c: show_affinity(s, l, h, None, a, c),
+                    [session, nl_layer, nl_head, alpha, cmap], [nl_view, nl_info, session], **fast)
+        api_go.click(affinity_api, [session, api_layer, api_head, api_x, api_y, alpha, cmap],
+                     [api_image, api_numbers, session], api_name="affinity",
+                     concurrency_id="view", concurrency_limit=8)
+        for trigger in (sp_record.input, alpha.release, cmap.input, keep.release):
+            trigger(show_spatial, [session, sp_record, alpha, cmap, keep], [sp_view], **fast)
+        ch_record.input(show_channels, [session, ch_record], [ch_chart, ch_matrix, ch_tiles], **fast)
+        cmp_go.click(compare, [session, cmp_models, cmp_stage, pretrained, alpha, cmap], [cmp_maps],
+                     concurrency_id="model", concurrency_limit=1, api_visibility="private")
+        ex_go.click(export, [session, cmap], [ex_file], concurrency_id="view",
+                    concurrency_limit=8, api_visibility="private")
+    demo.queue(default_concurrency_limit=1, max_size=64)
     return demo

@@ -1,8 +1,6 @@
 import os
 import sys
 from pathlib import Path
-import shutil
-import socket
 
 import pytest
 
@@ -11,27 +9,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ helpers
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def server_url():
-    from visattn.ui import build
-    demo = build()
-    for _ in range(5):
-        try:
-            demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
-                        quiet=True)
-            break
-        except OSError:
-            continue
-    yield demo.local_url.rstrip("/")
-    demo.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,96 @@
+"""Export one analysis as a zip: every overlay as PNG, raw arrays as NPZ, metadata as JSON."""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+from . import render
+from .records import Affinity, BranchWeights, ChannelWeights, SpatialMap, Trace
+
+
+@dataclass(frozen=True)
+class Query:
+    """A clicked photo pixel on one affinity layer (head None = mean of heads)."""
+    layer: str  # Affinity record key
+    x: int
+    y: int
+    head: Optional[int] = None
+
+
+def safe_name(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("_")
+
+
+def _png(img: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def centre_cell(rec: Affinity) -> int:
+    h, w = rec.grid
+    return (h // 2) * w + w // 2
+
+
+def export_zip(trace: Trace, queries: Sequence[Query] = (), cmap: str = "jet") -> bytes:
+    """The zip's bytes: overlays/*.png (network order), arrays.npz, meta.json."""
+    arrays: dict[str, np.ndarray] = {"image": trace.image}
+    files: dict[str, bytes] = {}
+    records = []
+    for n, rec in enumerate(trace, 1):
+        stem = f"overlays/{n:03d}_{safe_name(rec.key)}"
+        entry = {"key": rec.key, "kind": type(rec).__name__, "family": rec.family,
+                 "layer": rec.layer, "name": rec.name, "grid": list(rec.grid),
+                 "stage": rec.stage, "call": rec.call, "value_kind": rec.value_kind}
+        if isinstance(rec, SpatialMap):
+            files[stem + ".png"] = _png(render.spatial_view(trace, rec, cmap=cmap))
+            arrays[rec.key] = rec.values
+        elif isinstance(rec, (ChannelWeights, BranchWeights)):
+            chart = render.bars(rec.values, 768, 200) if isinstance(rec, ChannelWeights) \
+                else render.heatmap(rec.values, 768)
+            files[stem + ".png"] = _png(chart)
+            arrays[rec.key] = rec.values
+            if isinstance(rec, ChannelWeights) and rec.top_channels is not None:
+                arrays[rec.key + "/top_channels"] = rec.top_channels
+                arrays[rec.key + "/top_features"] = rec.top_features
+        elif isinstance(rec, Affinity):
+            cell = centre_cell(rec)
+            files[stem + "_centre_query.png"] = _png(render.affinity_view(trace, rec, cell, cmap=cmap))
+            arrays[rec.key + "/queries"], arrays[rec.key + "/keys"] = rec.queries, rec.keys
+            entry.update(heads=rec.heads, scale=rec.scale, centre_query_cell=cell)
+        records.append(entry)
+    query_meta = []
+    for q in queries:
+        rec = trace[q.layer]
+        cell = trace.geometry.to_grid(q.x, q.y, rec.grid, clamp=True)
+        name = f"queries/{safe_name(q.layer)}_x{q.x}_y{q.y}" + (f"_head{q.head}" if q.head is not None else "")
+        files[name + ".png"] = _png(render.affinity_view(trace, rec, cell, q.head, cmap=cmap))
+        arrays[f"{q.layer}/row_x{q.x}_y{q.y}" + (f"_head{q.head}" if q.head is not None else "")] = \
+            rec.row(cell, q.head)
+        query_meta.append({**dataclasses.asdict(q), "cell": cell,
+                           "cell_box": list(trace.geometry.cell_box(cell, rec.grid))})
+    npz = io.BytesIO()
+    np.savez_compressed(npz, **arrays)
+    meta = {
+        "model": trace.model,
+        "preprocess": dataclasses.asdict(trace.preprocess) if trace.preprocess else None,
+        "geometry": dataclasses.asdict(trace.geometry),
+        "prediction": trace.prediction.top(5) if trace.prediction else None,
+        "elapsed_s": trace.elapsed_s, "notes": trace.notes,
+        "records": records, "queries": query_meta,
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+        zf.writestr("arrays.npz", npz.getvalue())
+        zf.writestr("meta.json", json.dumps(meta, indent=2))
+    return out.getvalue()
