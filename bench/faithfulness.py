@@ -45,7 +45,7 @@ def main() -> None:
             rows.append((key, "row mass on object / area, object vs background queries",
                          f"{obj:.2f} vs {s['affinity_background_query'][key]:.2f}"))
         for key, sep in s["gate_class_separation"].items():
-            rows.append((key, "channel-gate between/within-class spread", f"{sep:.3f}"))
+            rows.append((key, "channel weights: between/within-class spread", f"{sep:.3f}"))
         for key, metric, value in rows or [("-", "-", "-")]:
             lines.append(f"| {name} | {acc} | `{key}` | {metric} | {value} |")
         print(f"{name}: accuracy {acc}", flush=True)
