@@ -6,12 +6,8 @@
 import argparse
 import os
 import statistics
-import sys
-import time
-from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import timed  # noqa: E402  (sets up threads and sys.path first)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -19,12 +15,6 @@ import torch  # noqa: E402
 from visattn import capture, zoo  # noqa: E402
 from visattn.preprocess import prepare  # noqa: E402
 from visattn.records import Affinity  # noqa: E402
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main() -> None:

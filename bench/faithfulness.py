@@ -8,11 +8,9 @@ import argparse
 import json
 import os
 import platform
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import common  # noqa: E402,F401  (sets up threads and sys.path first)
 
 import torch  # noqa: E402
 
@@ -29,7 +27,7 @@ def main() -> None:
     entries = json.loads(MANIFEST.read_text())
     seed = next(iter(entries.values()))["val_data_seed"]
     images, masks, labels = scenes.make_batch(seed, args.n)
-    lines = [f"# Faithfulness of the project-trained models\n",
+    lines = ["# Faithfulness of the project-trained models\n",
              f"`python bench/faithfulness.py --n {args.n}` on {platform.processor() or platform.machine()}, "
              f"{os.cpu_count()} CPUs, torch {torch.__version__}: {args.n} held-out scenes "
              f"(data seed {seed}), ground-truth object masks. Ratios: 1 = no better than uniform.\n",

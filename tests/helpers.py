@@ -42,3 +42,32 @@ def liven(model: torch.nn.Module, seed: int = 0, size: int = 224) -> torch.nn.Mo
         model.train()
         model(torch.randn(4, 3, size, size, generator=g))
     return model.eval()
+
+
+def randomize_segmentor(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Every tensor of a segmentor drawn from one seeded generator, in state-dict order,
+    so two environments (ours, mmsegmentation's) build identical weights: conv/linear
+    weights ~ N(0, 1/fan_in), biases small, BN affine and statistics random, the
+    zero-initialised attention scales (gamma) and NL output BN made non-zero, so that the
+    attention visibly changes the logits."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for key, t in model.state_dict().items():
+            if not t.is_floating_point():
+                continue
+            if key.endswith("running_var"):
+                new = torch.rand(t.shape, generator=g) + 0.5
+            elif key.endswith("running_mean"):
+                new = torch.randn(t.shape, generator=g) * 0.1
+            elif key.endswith("gamma.scale"):
+                new = torch.rand(t.shape, generator=g) + 0.5
+            elif t.ndim == 1 and (".bn" in key or "bn." in key or "stem." in key or "downsample.1" in key):
+                new = (torch.rand(t.shape, generator=g) + 0.5) if key.endswith("weight") \
+                    else torch.randn(t.shape, generator=g) * 0.1
+            elif t.ndim >= 2:
+                fan_in = t[0].numel()
+                new = torch.randn(t.shape, generator=g) * fan_in ** -0.5
+            else:
+                new = torch.randn(t.shape, generator=g) * 0.05
+            t.copy_(new)
+    return model.eval()

@@ -1,6 +1,5 @@
 """The HTTP API through gradio_client, as a notebook user would call it; and the promise
 that a click never runs the network."""
-import json
 import os
 
 import numpy as np

@@ -3,7 +3,6 @@ import subprocess
 import sys
 import time
 
-import torch
 from safetensors.torch import save as save_safetensors
 
 from visattn import cli, zoo

@@ -21,10 +21,19 @@ def test_every_card_analyses_a_photo(card):
     assert trace.model == card.name
     assert {r.family for r in trace} == (set() if card.family == "Plain" else {card.family})
     h, w = card.preprocess.size
-    assert trace.geometry.input_size == (w, h) and trace.geometry.image_size == (320, 240)
+    if card.preprocess.mode == "keep_ratio":  # short side to size[0]: 320 x 240 -> 512 x 384
+        assert min(trace.geometry.input_size) == h
+    else:
+        assert trace.geometry.input_size == (w, h)
+    assert trace.geometry.image_size == (320, 240)
     assert trace.image.shape == (240, 320, 3)
-    assert trace.prediction is not None
-    assert len(trace.prediction.labels) == len(trace.prediction.probs) == len(card.class_names)
+    assert trace.prediction is not None and len(trace.prediction.labels) == len(card.class_names)
+    if card.task == "segment":
+        seg = trace.prediction
+        assert seg.class_map.shape == (240, 320) and seg.class_map.min() >= 0  # keep-ratio: all seen
+        assert abs(sum(seg.shares()) - 1) < 1e-6
+        return
+    assert len(trace.prediction.probs) == len(card.class_names)
     assert abs(float(trace.prediction.probs.sum()) - 1) < 1e-4
     assert all(r.stage is not None and min(r.grid) >= 1 for r in trace)
     for aff in trace.select(Affinity):
@@ -75,3 +84,22 @@ def test_spatial_maps_render_on_the_photo_in_the_right_place():
     y, x = np.unravel_index(np.argmax(red), red.shape)
     x0, y0, x1, y1 = trace.geometry.cell_box(1 * rec.grid[1] + 5, rec.grid)
     assert x0 <= x < x1 and y0 <= y < y1
+
+
+def test_segmentation_class_map_is_the_argmax_of_upsampled_logits():
+    """The class map equals argmax over classes of the logits resized bilinearly to the
+    photo (mmseg's post-processing), computed here with torch."""
+    import torch.nn.functional as F
+    from models.mmseg_r50d8 import SegmentorR50D8
+    from visattn.preprocess import prepare
+    torch.manual_seed(0)
+    model = SegmentorR50D8("danet").eval()
+    card = zoo.get("danet_r50_d8_ade20k")
+    img = photo(150, 110, seed=4)
+    trace = visattn.analyze(img, model, preprocess=card.preprocess, labels=card.class_names)
+    x, geo = prepare(img, card.preprocess)
+    with torch.no_grad():
+        logits = F.interpolate(model(x), size=(110, 150), mode="bilinear", align_corners=False)
+    expected = logits[0].argmax(0).numpy()
+    agree = (trace.prediction.class_map == expected).mean()
+    assert agree > 0.995  # float rounding between OpenCV and torch may flip a near-tie

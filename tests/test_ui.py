@@ -119,3 +119,18 @@ def test_export_zip_holds_overlays_arrays_and_queries(tmp_path):
         row = arrays[f"{layer}/row_x100_y90_head2"]
         np.testing.assert_allclose(row, session.trace[layer].row(q["cell"], 2), atol=1e-6)
         assert arrays["image"].shape == (180, 240, 3)
+
+
+def test_segmentation_network_overview_and_clicks(tmp_path):
+    path = tmp_path / "p.png"
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(path)
+    session, top, summary, gallery, _ = ui.run_analysis(str(path), "ccnet_r50_d8_ade20k",
+                                                        pretrained=False, seg_size=256)
+    assert "classes by share" in summary and 0 < sum(top.values()) <= 1.0 + 1e-6
+    assert gallery[0][1].startswith("classes") and len(gallery) == len(session.trace) + 1
+    geo = session.trace.geometry
+    assert min(geo.input_size) == 256  # the processing-size setting reached the model
+    nl_layer, *_ = ui.refresh_views(session, 0.5, "jet", 100)
+    hop = [k for k, _ in nl_layer.choices if "two-hop" in k][0]
+    image, info, _ = ui.show_affinity(session, hop, ui.MEAN_OF_HEADS, (80, 60), 0.5, "jet")
+    assert "Query pixel **(80, 60)**" in info and image.shape[1] == 768

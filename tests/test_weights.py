@@ -3,7 +3,6 @@ download, verify, cache, load; and every failure leaves nothing behind, quickly.
 import dataclasses
 import hashlib
 import io
-import os
 import zipfile
 from pathlib import Path
 
@@ -247,3 +246,21 @@ def test_a_checkpoint_that_does_not_fit_fails_loudly(tmp_path):
         spec = UrlFile(srv.url + "/sk.safetensors", hashlib.sha256(data).hexdigest())
         with pytest.raises(WeightsError, match=r"missing \['fc.weight'\]"):
             zoo.build(with_weights(card, spec), pretrained=True)
+
+
+def test_mmseg_checkpoint_in_its_published_format_loads_through_the_url_path(tmp_path):
+    """An mmseg 0.x checkpoint: legacy (non-zip) pickle, {'meta', 'state_dict'}, keys saved
+    from DataParallel ('module.'), with the training-only auxiliary head."""
+    card = zoo.get("danet_r50_d8_ade20k")
+    state = random_state(card, seed=5)
+    saved = {"module." + k: v for k, v in state.items()}
+    saved["module.auxiliary_head.conv_seg.weight"] = torch.zeros(150, 256, 1, 1)
+    buf = io.BytesIO()
+    torch.save({"meta": {"CLASSES": list(card.class_names)}, "state_dict": saved}, buf,
+               _use_new_zipfile_serialization=False)
+    data = buf.getvalue()
+    name = card.weights.url.rsplit("/", 1)[-1]
+    with serve({"/" + name: send_file(data)}) as srv:
+        spec = UrlFile(srv.url + "/" + name, hashlib.sha256(data).hexdigest()[:8])
+        model = zoo.build(with_weights(card, spec), pretrained=True)
+    assert_same_state(model, state)

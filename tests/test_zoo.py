@@ -8,7 +8,7 @@ import torch
 
 from models.tiny_resnet import DEPTHS
 from visattn import capture, labels, zoo
-from visattn.records import Affinity, BranchWeights, ChannelWeights, SpatialMap
+from visattn.records import Affinity, BranchWeights, ChannelWeights, CrissCross, SpatialMap, TwoHop
 from visattn.weights import HubFile
 
 RESNET50_BLOCKS = sum([3, 4, 6, 3])  # bottlenecks per stage of ResNet-50 (and basic blocks of R-34)
@@ -22,6 +22,9 @@ EXPECTED = {  # card -> {record kind: count}
     "skresnet34": {BranchWeights: RESNET50_BLOCKS},
     "resnest50d": {BranchWeights: RESNET50_BLOCKS},
     "botnet26t_256": {Affinity: 3},  # MHSA replaces the last block of stage 3 and both of stage 4
+    "nonlocal_r50_d8_ade20k": {Affinity: 1},  # one NL block in the decode head
+    "ccnet_r50_d8_ade20k": {CrissCross: 2, TwoHop: 1},  # recurrence 2, and their composition
+    "danet_r50_d8_ade20k": {Affinity: 1},  # position attention (channel attention: C x C)
 }
 TINY_BLOCKS = sum(DEPTHS)  # models/tiny_resnet.py: basic blocks in the four stages
 TINY = {"tiny_none": {}, "tiny_se": {ChannelWeights: TINY_BLOCKS},
@@ -42,20 +45,25 @@ def test_every_card_has_an_expectation():
 def test_card_builds_runs_at_its_input_size_and_finds_its_blocks(name):
     card = zoo.get(name)
     model = zoo.build(card, pretrained=False)
-    h, w = card.preprocess.size
+    h, w = card.preprocess.size if card.task == "classify" else (64, 96)
     trace = capture.run(model, torch.randn(1, 3, h, w), labels=card.class_names)
     counts = {}
     for rec in trace:
         counts[type(rec)] = counts.get(type(rec), 0) + 1
     assert counts == EXPECTED[name]
-    assert trace.prediction.probs.shape == (len(card.class_names),)
-    assert len(card.class_names) == (1000 if card.labels == "imagenet" else 6)
+    n_classes = {"imagenet": 1000, "scenes": 6, "ade20k": 150}[card.labels]
+    assert len(card.class_names) == n_classes
+    if card.task == "segment":
+        assert trace.prediction.class_map.shape == (h, w) and card.palette.shape == (150, 3)
+    else:
+        assert trace.prediction.probs.shape == (n_classes,)
 
 
 def test_card_metadata_is_complete():
     for card in zoo.cards():
         assert card.paper.startswith("https://arxiv.org/abs/")
-        assert card.licence and card.summary and card.task == "classify"
+        assert card.licence and card.summary
+        assert card.task == ("segment" if card.source.library == "mmseg" else "classify")
         if card.source.library == "visattn":  # trained by the project, shipped in assets/
             assert card.availability() == "bundled" and card.download_mb < 5
         else:

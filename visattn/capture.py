@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from .geometry import Geometry
 from .probes import BlockCall, Probe, probe_for
-from .records import Prediction, Record, Trace
+from .records import Prediction, Record, Segmentation, Trace
 
 _ACTIVE: contextvars.ContextVar[Optional["_Sink"]] = contextvars.ContextVar(
     "visattn_sink", default=None)
@@ -26,7 +26,8 @@ _ACTIVE: contextvars.ContextVar[Optional["_Sink"]] = contextvars.ContextVar(
 _STAGE_PATTERNS = ((re.compile(r"(?:^|\.)layer(\d+)\."), 0),  # torchvision/timm ResNet
                    (re.compile(r"(?:^|\.)stages?\.(\d+)\."), 1),  # timm byobnet: 0-based
                    (re.compile(r"(?:^|\.)stage(\d+)\."), 0),  # pytorchcv: 1-based
-                   (re.compile(r"^(?:bam|nl)(\d+)\."), 0))  # models/tiny_resnet: after stage N
+                   (re.compile(r"^(?:bam|nl)(\d+)\."), 0),  # models/tiny_resnet: after stage N
+                   (re.compile(r"^decode_(head)\."), None))  # segmentation heads: stage 4 features
 
 
 def stage_of(layer: str) -> Optional[int]:
@@ -34,7 +35,7 @@ def stage_of(layer: str) -> Optional[int]:
     for pattern, shift in _STAGE_PATTERNS:
         m = pattern.search(layer + ".")
         if m:
-            return int(m.group(1)) + shift
+            return 4 if shift is None else int(m.group(1)) + shift
     return None
 
 
@@ -137,14 +138,44 @@ def run(model: nn.Module, x: torch.Tensor, *, geometry: Optional[Geometry] = Non
         _ACTIVE.reset(token)
         for h in handles:
             h.remove()
+    _finish(model, sink)
     geometry = geometry or Geometry((x.shape[3], x.shape[2]), (x.shape[3], x.shape[2]), (0, 0),
                                     (x.shape[3], x.shape[2]))
     return Trace(model=name or type(model).__name__, records=sink.records, geometry=geometry,
-                 prediction=_prediction(out, labels), elapsed_s=time.perf_counter() - start)
+                 prediction=_prediction(out, labels, geometry), elapsed_s=time.perf_counter() - start)
 
 
-def _prediction(out, labels: Sequence[str]) -> Optional[Prediction]:
+def _finish(model: nn.Module, sink: _Sink) -> None:
+    """Probes with a `finish` step add records made from all calls of their block, right
+    after that block's last record."""
+    for layer, _, probe in attachable(model):
+        if probe.finish is None:
+            continue
+        mine = [i for i, r in enumerate(sink.records) if r.layer == layer]
+        if mine:
+            extra = probe.finish([sink.records[i] for i in mine])
+            sink.records[mine[-1] + 1:mine[-1] + 1] = extra
+
+
+SEGMENT_CAP = 1024  # class maps are made at most this many pixels on their long side
+
+
+def _prediction(out, labels: Sequence[str], geometry: Geometry):
+    """Classifier logits (1, K) -> Prediction; segmentation logits (1, K, Hin, Win) at the
+    model input's size -> Segmentation on the photo (bilinear per class, as mmseg resizes
+    its logits, then argmax; capped at SEGMENT_CAP px, -1 outside the model's view)."""
     if isinstance(out, torch.Tensor) and out.ndim == 2:
         probs = torch.softmax(out[0].float(), 0).cpu().numpy()
         return Prediction(probs=probs.astype(np.float32), labels=list(labels))
+    if isinstance(out, torch.Tensor) and out.ndim == 4:
+        w0, h0 = geometry.image_size
+        s = min(1.0, SEGMENT_CAP / max(w0, h0))
+        size = (max(1, round(w0 * s)), max(1, round(h0 * s)))
+        best = np.full((size[1], size[0]), -np.inf, np.float32)
+        class_map = np.full((size[1], size[0]), -1, np.int16)
+        for k, plane in enumerate(out[0].float().cpu().numpy()):
+            v = geometry.grid_to_image(plane, size)
+            better = v > best  # NaN (unseen) never wins
+            best[better], class_map[better] = v[better], k
+        return Segmentation(class_map=class_map, labels=list(labels))
     return None

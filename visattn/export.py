@@ -13,7 +13,8 @@ import numpy as np
 from PIL import Image
 
 from . import render
-from .records import Affinity, BranchWeights, ChannelWeights, SpatialMap, Trace
+from .records import (PAIRWISE, Affinity, BranchWeights, ChannelWeights, Segmentation, SpatialMap,
+                      Trace)
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def _png(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def centre_cell(rec: Affinity) -> int:
+def centre_cell(rec) -> int:
     h, w = rec.grid
     return (h // 2) * w + w // 2
 
@@ -61,12 +62,17 @@ def export_zip(trace: Trace, queries: Sequence[Query] = (), cmap: str = "jet") -
             if isinstance(rec, ChannelWeights) and rec.top_channels is not None:
                 arrays[rec.key + "/top_channels"] = rec.top_channels
                 arrays[rec.key + "/top_features"] = rec.top_features
-        elif isinstance(rec, Affinity):
+        elif isinstance(rec, PAIRWISE):
             cell = centre_cell(rec)
             files[stem + "_centre_query.png"] = _png(render.affinity_view(trace, rec, cell, cmap=cmap))
-            arrays[rec.key + "/queries"], arrays[rec.key + "/keys"] = rec.queries, rec.keys
-            entry.update(heads=rec.heads, scale=rec.scale, centre_query_cell=cell)
+            entry.update(heads=rec.heads, centre_query_cell=cell)
+            if isinstance(rec, Affinity):  # TwoHop rows are made from its two hops' arrays
+                arrays[rec.key + "/queries"], arrays[rec.key + "/keys"] = rec.queries, rec.keys
+                entry.update(scale=rec.scale)
         records.append(entry)
+    if isinstance(trace.prediction, Segmentation):
+        files["segmentation.png"] = _png(render.segmentation_view(trace))
+        arrays["class_map"] = trace.prediction.class_map
     query_meta = []
     for q in queries:
         rec = trace[q.layer]

@@ -2,11 +2,15 @@
 
 The files are generated from an installed library's own metadata, never typed:
     python -m visattn.labels        # rewrites assets/labels/{imagenet,scenes}.txt
+ADE20K's names and palette come from mmsegmentation's ADE20KDataset, written by the
+dev-only tests/mmseg/generate.py (mmseg is not a run-time dependency).
 """
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
 
 LABELS_DIR = Path(__file__).resolve().parent.parent / "assets" / "labels"
 
@@ -17,6 +21,16 @@ def load(name: str) -> tuple[str, ...]:
     if not path.is_file():
         raise KeyError(f"no label list {name!r} in {LABELS_DIR}")
     return tuple(path.read_text(encoding="utf-8").splitlines())
+
+
+@lru_cache(maxsize=8)
+def palette(name: str) -> np.ndarray:
+    """(K, 3) uint8 RGB colours of a label list, from assets/labels/<name>_palette.txt."""
+    path = LABELS_DIR / f"{name}_palette.txt"
+    if not path.is_file():
+        raise KeyError(f"no palette for {name!r} in {LABELS_DIR}")
+    return np.array([[int(v) for v in line.split()] for line in path.read_text().splitlines()
+                     if line.strip()], np.uint8)
 
 
 def imagenet_from_timm() -> list[str]:

@@ -1,6 +1,7 @@
 """The upload flow as one call: image in, Trace out."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Optional, Sequence, Union
 
@@ -9,7 +10,7 @@ import torch.nn as nn
 from . import capture, zoo
 from .image import DEFAULT_MAX_PIXELS, ImageSource, load_image
 from .preprocess import Preprocess, prepare
-from .records import Trace
+from .records import Segmentation, Trace
 from .weights import Progress
 
 
@@ -44,6 +45,8 @@ def analyze(image: ImageSource, model: Union[str, nn.Module], *,
         preprocess = preprocess or Preprocess()
     x, geometry = prepare(rgb, preprocess)
     trace = capture.run(net, x, geometry=geometry, labels=labels, name=name)
+    if isinstance(trace.prediction, Segmentation) and isinstance(model, str):
+        trace.prediction = dataclasses.replace(trace.prediction, palette=zoo.get(model).palette)
     trace.image, trace.notes, trace.preprocess = rgb, notes, preprocess
     trace.elapsed_s = time.perf_counter() - start
     return trace

@@ -30,8 +30,10 @@ from timm.layers.split_attn import SplitAttn
 from timm.layers.squeeze_excite import SEModule
 from timm.models.senet import SEModule as LegacySEModule
 
-from .records import (Affinity, BranchWeights, ChannelWeights, Record, RelativePosition,
-                      SpatialMap, ValueKind)
+from models.mmseg_r50d8 import PAM, CrissCrossAttention, NonLocal2d
+
+from .records import (Affinity, BranchWeights, ChannelWeights, CrissCross, Record,
+                      RelativePosition, SpatialMap, TwoHop, ValueKind)
 
 
 TOP_K = 8  # channel feature maps kept per channel-weight record
@@ -93,14 +95,15 @@ class BlockCall:
         return BranchWeights(values=_np(values.reshape(k, -1)), **self._common(name))
 
     def affinity(self, name: str, queries: torch.Tensor, keys: torch.Tensor, scale: float,
-                 **extra) -> Record:
+                 kind: type = Affinity, **extra) -> Record:
         """queries, keys: (heads, d, N) as convolutions produce them."""
-        return Affinity(queries=_np(queries.transpose(1, 2)).copy(order="C"),
+        return kind(queries=_np(queries.transpose(1, 2)).copy(order="C"),
                         keys=_np(keys.transpose(1, 2)).copy(order="C"),
                         scale=float(scale), **extra, **self._common(name))
 
 
 Build = Callable[[BlockCall], list[Record]]
+Finish = Callable[[list[Record]], list[Record]]
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ class Probe:
     taps: tuple[Tap, ...]
     build: Build
     grid_from: Literal["input", "output"] = "input"  # which tensor of the block has the grid
+    finish: Optional[Finish] = None  # after the forward: records from all calls of the block
 
 
 # ----- builders ---------------------------------------------------------------------------
@@ -171,6 +175,26 @@ def _bottleneck_attn(c: BlockCall) -> list[Record]:
                        extra_scaled=m.scale_pos_embed)]
 
 
+def _embedded_gaussian(q: str, k: str, scaled: bool, kind: type = Affinity) -> Build:
+    """Pairwise softmax(q^T k [/ sqrt(d)]) rows from two 1 x 1 projections."""
+    def build(c: BlockCall) -> list[Record]:
+        queries, keys = c.out(q).flatten(1), c.out(k).flatten(1)
+        scale = queries.shape[0] ** -0.5 if scaled else 1.0
+        name = "criss-cross" if kind is CrissCross else "affinity"
+        return [c.affinity(name, queries[None], keys[None], scale, kind=kind)]
+    return build
+
+
+def _two_hop(records: list[Record]) -> list[Record]:
+    """CCNet runs its criss-cross twice: compose consecutive calls into full-image reach."""
+    out = []
+    for first, second in zip(records, records[1:]):
+        out.append(TwoHop(first=first, second=second, layer=second.layer, family=second.family,
+                          name=f"two-hop reach (calls {first.call}+{second.call})",
+                          grid=second.grid, stage=second.stage, call=second.call))
+    return out
+
+
 def _first_channel(t: torch.Tensor) -> torch.Tensor:
     return t[:, :1]
 
@@ -207,6 +231,14 @@ PROBES: dict[type, Probe] = {
     BamBlock: Probe("BAM", (Tap("ch_att", _pixel), Tap("sp_att", _first_channel),
                             Tap("sigmoid", _channel_mean)), _bam),
     SABlock: Probe("ResNeSt", (Tap("softmax"),), _split_attn("softmax", lambda m: m.radix)),
+    # models/mmseg_r50d8 (mmsegmentation's layout, plain PyTorch)
+    NonLocal2d: Probe("Non-local", (Tap("theta"), Tap("phi")),
+                      _embedded_gaussian("theta", "phi", scaled=True)),
+    CrissCrossAttention: Probe("CCNet", (Tap("query_conv"), Tap("key_conv")),
+                               _embedded_gaussian("query_conv", "key_conv", False, CrissCross),
+                               finish=_two_hop),
+    PAM: Probe("DANet", (Tap("query_project"), Tap("key_project")),
+               _embedded_gaussian("query_project", "key_project", scaled=False)),
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Iterator, Literal, Optional, Protocol, Sequence, TypeVar
+from typing import Iterator, Literal, Optional, Protocol, Sequence, TypeVar, Union
 
 import numpy as np
 
@@ -141,6 +141,51 @@ class Affinity(Record):
         return rows[0] if len(rows) == 1 else np.mean(rows, axis=0)
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
+class CrissCross(Affinity):
+    """Criss-cross attention (CCNet): the query at (r, c) attends over its column and its
+    row only (itself once), one softmax over those H + W - 1 cells. Rows are computed on
+    the cross alone, O((H + W) d); the (H, W) row is zero off the cross."""
+
+    def logits(self, i: int, head: int) -> np.ndarray:
+        h, w = self.grid
+        r, c = divmod(i, w)
+        q = self.queries[head, i]
+        keys = self.keys[head].reshape(h, w, -1)
+        out = np.full((h, w), -np.inf, np.float32)
+        out[:, c] = keys[:, c] @ q * self.scale
+        out[r, :] = keys[r, :] @ q * self.scale
+        return out
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class TwoHop(Record):
+    """Where a query reaches through two stacked sparse attentions (CCNet's recurrence):
+    row_i = sum_j second.row(i)[j] * first.row(j). Lazy; the second hop's row is sparse
+    (a cross), so a row costs (H + W) first-hop rows."""
+    first: Affinity
+    second: Affinity
+    value_kind: ValueKind = "probability"
+
+    @property
+    def heads(self) -> int:
+        return 1
+
+    @property
+    def nbytes(self) -> int:
+        return 0  # shares the embeddings of its two hops
+
+    def row(self, i: int, head: Optional[int] = None) -> np.ndarray:
+        via = self.second.row(i).ravel()
+        out = np.zeros(self.grid, np.float64)
+        for j in np.flatnonzero(via):
+            out += via[j] * self.first.row(int(j))
+        return out.astype(np.float32)
+
+
+PAIRWISE = (Affinity, TwoHop)  # records with row(i, head), heads and grid: clickable
+
+
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max())
     return e / e.sum()
@@ -164,6 +209,25 @@ class Prediction:
                 for i in idx]
 
 
+@dataclass(frozen=True)
+class Segmentation:
+    """Per-pixel classes of a segmentation network on the photo (or a scaled view of it):
+    class_map (H, W) int16, -1 where the model did not look."""
+    class_map: np.ndarray
+    labels: Sequence[str]
+    palette: Optional[np.ndarray] = None  # (K, 3) uint8 RGB
+
+    def shares(self) -> np.ndarray:
+        seen = self.class_map[self.class_map >= 0]
+        return np.bincount(seen, minlength=len(self.labels)) / max(1, seen.size)
+
+    def top(self, k: int = 5) -> list[tuple[str, float]]:
+        """The classes covering most of the photo, with their share of its pixels."""
+        share = self.shares()
+        idx = [i for i in np.argsort(-share)[:k] if share[i] > 0]
+        return [(self.labels[i], float(share[i])) for i in idx]
+
+
 R = TypeVar("R", bound=Record)
 
 
@@ -173,7 +237,7 @@ class Trace:
     model: str
     records: list[Record]
     geometry: Geometry
-    prediction: Optional[Prediction] = None
+    prediction: Optional[Union[Prediction, Segmentation]] = None
     elapsed_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     image: Optional[np.ndarray] = None  # the RGB image analysed, (H0, W0, 3) uint8

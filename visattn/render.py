@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 
 from .geometry import Box
-from .records import Affinity, BranchWeights, ChannelWeights, Record, SpatialMap, Trace
+from .records import (PAIRWISE, BranchWeights, ChannelWeights, Record, Segmentation,
+                      SpatialMap, Trace)
 
 DISPLAY_CAP = 768  # longest side of any image shown in the UI
 NAN_GREY = np.array([128, 128, 128], np.uint8)
@@ -139,7 +140,7 @@ def spatial_view(trace: Trace, rec: SpatialMap, cap: int = DISPLAY_CAP, alpha: f
     return with_colorbar(shown, rec.values, cmap, rec.value_kind)
 
 
-def affinity_view(trace: Trace, rec: Affinity, cell: int, head: Optional[int] = None,
+def affinity_view(trace: Trace, rec, cell: int, head: Optional[int] = None,
                   cap: int = DISPLAY_CAP, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
     """Row `cell` of an affinity on the photo, the query cell outlined."""
     row = rec.row(cell, head)
@@ -204,11 +205,35 @@ def heatmap(values: np.ndarray, width: int = 384, row_height: int = 24,
     return cv2.resize(img, (width, row_height * values.shape[0]), interpolation=cv2.INTER_NEAREST)
 
 
+def segmentation_view(trace: Trace, cap: int = DISPLAY_CAP, alpha: float = 0.55,
+                      legend_rows: int = 8) -> np.ndarray:
+    """The class map in its palette over the photo, with a legend of the classes that
+    cover most of it (share of pixels)."""
+    seg: Segmentation = trace.prediction
+    shown = fit(trace.image, cap, enlarge=True)
+    classes = cv2.resize(seg.class_map, (shown.shape[1], shown.shape[0]),
+                         interpolation=cv2.INTER_NEAREST)
+    palette = seg.palette if seg.palette is not None else lut("tab20")[
+        (np.arange(len(seg.labels)) * 13) % 256]
+    colour = palette[np.clip(classes, 0, None)]
+    out = cv2.addWeighted(shown, 1.0 - alpha, colour, alpha, 0.0)
+    unseen = classes < 0
+    if unseen.any():
+        out[unseen] = cv2.convertScaleAbs(shown[unseen], alpha=0.35)
+    legend = np.full((18 * legend_rows + 6, shown.shape[1], 3), 255, np.uint8)
+    for n, (name, share) in enumerate(seg.top(legend_rows)):
+        k = list(seg.labels).index(name)
+        y = 4 + 18 * n
+        legend[y:y + 14, 4:24] = palette[k]
+        _text(legend, f"{name}  {share:.0%}", (30, y + 11))
+    return np.vstack([out, legend])
+
+
 def thumbnail(trace: Trace, rec: Record, cap: int = 256) -> np.ndarray:
     """A small picture of one record: maps on the photo, gates as bars."""
     if isinstance(rec, SpatialMap):
         return map_on_image(trace, rec.values, cap, enlarge=True)
-    if isinstance(rec, Affinity):
+    if isinstance(rec, PAIRWISE):
         h, w = rec.grid
         cell = (h // 2) * w + w // 2
         shown = map_on_image(trace, rec.row(cell), cap, enlarge=True)
@@ -222,10 +247,14 @@ def thumbnail(trace: Trace, rec: Record, cap: int = 256) -> np.ndarray:
 
 
 def caption(rec: Record) -> str:
-    extra = f" (centre query, {rec.heads} heads)" if isinstance(rec, Affinity) else ""
+    extra = f" (centre query, {rec.heads} heads)" if isinstance(rec, PAIRWISE) else ""
     return f"{rec.layer} · {rec.name}{extra} · {rec.grid[0]}×{rec.grid[1]}"
 
 
 def gallery(trace: Trace, cap: int = 256) -> list[tuple[np.ndarray, str]]:
-    """Every record of the trace, in network order, as (thumbnail, caption)."""
-    return [(thumbnail(trace, rec, cap), caption(rec)) for rec in trace]
+    """Every record of the trace, in network order, as (thumbnail, caption); for a
+    segmentation network the class map with its legend comes first."""
+    items = [(thumbnail(trace, rec, cap), caption(rec)) for rec in trace]
+    if isinstance(trace.prediction, Segmentation):
+        items.insert(0, (segmentation_view(trace, cap=2 * cap), "classes (ADE20K) with legend"))
+    return items

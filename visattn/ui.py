@@ -6,6 +6,7 @@ runs the network: it reads the cached embeddings.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import tempfile
 import time
@@ -19,7 +20,7 @@ from . import analysis, render, zoo
 from .export import Query, centre_cell, export_zip, safe_name
 from .image import ImageError
 from .pipeline import analyze
-from .records import Affinity, BranchWeights, ChannelWeights, SpatialMap, Trace
+from .records import PAIRWISE, BranchWeights, ChannelWeights, Segmentation, SpatialMap, Trace
 from .weights import ASSETS, WeightsError
 
 TITLE = "VisAttn — see what attention modules inside CNNs do"
@@ -88,7 +89,7 @@ def _keys(trace: Optional[Trace], *kinds) -> list[str]:
     return [r.key for r in trace if isinstance(r, kinds)] if trace else []
 
 
-def _heads(rec: Optional[Affinity]) -> list[str]:
+def _heads(rec) -> list[str]:
     return [MEAN_OF_HEADS] + [f"head {h}" for h in range(rec.heads)] if rec and rec.heads > 1 \
         else [MEAN_OF_HEADS]
 
@@ -120,12 +121,20 @@ def _need(session: Optional[Session]) -> Session:
     return session
 
 
+SEG_SIZES = [256, 384, 512]
+
+
 @readable
 def run_analysis(image_path: Optional[str], model_name: str, pretrained: bool = True,
-                 progress: gr.Progress = gr.Progress()):
-    """Upload + model -> (session, top-5, summary, gallery, model picker refreshed)."""
+                 seg_size: int = 384, progress: gr.Progress = gr.Progress()):
+    """Upload + model -> (session, top-5, summary, gallery, model picker refreshed).
+    `seg_size` is the short side segmentation networks process (mmseg tests at 512)."""
     if not image_path:
         raise gr.Error("Upload a photo first (or pick an example).")
+    card = zoo.get(model_name)
+    preprocess = None
+    if card.task == "segment":
+        preprocess = dataclasses.replace(card.preprocess, size=(int(seg_size), 4 * int(seg_size)))
 
     def report(done: int, total: Optional[int]) -> None:
         if total:
@@ -133,14 +142,17 @@ def run_analysis(image_path: Optional[str], model_name: str, pretrained: bool = 
                                         f"{done / 1e6:.0f} of {total / 1e6:.0f} MB")
 
     try:
-        trace = analyze(image_path, model_name, pretrained=pretrained, progress=report)
+        trace = analyze(image_path, model_name, pretrained=pretrained, progress=report,
+                        preprocess=preprocess)
     except WeightsError as exc:
         raise gr.Error(f"{exc} Or untick 'Pretrained weights' to explore the architecture "
                        "with random weights.", duration=None) from None
     top = dict(trace.prediction.top(5)) if trace.prediction else {}
+    kind = "classes by share of the photo" if isinstance(trace.prediction, Segmentation) else ""
     w, h = trace.geometry.image_size
     lines = [f"**{trace.model}** on a {w}×{h} image: {len(trace)} maps captured "
-             f"in {trace.elapsed_s * 1000:.0f} ms."] + [f"> {n}" for n in trace.notes]
+             f"in {trace.elapsed_s * 1000:.0f} ms" + (f" (prediction: {kind})" if kind else "")
+             + "."] + [f"> {n}" for n in trace.notes]
     if not len(trace):
         lines.append("This network has no attention modules (it is the baseline).")
     picker = gr.Dropdown(choices=model_choices(), value=model_name)
@@ -150,7 +162,7 @@ def run_analysis(image_path: Optional[str], model_name: str, pretrained: bool = 
 def refresh_views(session: Optional[Session], alpha: float, cmap: str, keep: float):
     """After an analysis: fill the layer pickers and draw each tab's first view."""
     trace = session.trace if session else None
-    nl = _keys(trace, Affinity)
+    nl = _keys(trace, *PAIRWISE)
     sp = _keys(trace, SpatialMap)
     ch = _keys(trace, ChannelWeights, BranchWeights)
     nl_first = trace[nl[0]] if nl else None
@@ -171,7 +183,7 @@ def show_affinity(session: Optional[Session], layer: str, head: str,
     """The row of photo pixel xy (the centre cell when None) -> (image, info, session)."""
     session = _need(session)
     trace, rec = session.trace, session.trace[layer]
-    if not isinstance(rec, Affinity):
+    if not isinstance(rec, PAIRWISE):
         raise gr.Error(f"{layer} is not a pairwise attention layer.")
     h = _head(head)
     if xy is None:
@@ -223,7 +235,7 @@ def affinity_api(session: Optional[Session], layer: str, head: str, x: float, y:
     """API twin of a click: explicit photo pixel (x, y) -> (image, numbers). `layer` is an
     affinity record key ('' = the first), `head` 'mean of heads' (or '') or 'head N'."""
     session = _need(session)
-    layer = layer or _keys(session.trace, Affinity)[0]
+    layer = layer or _keys(session.trace, *PAIRWISE)[0]
     image, info, session = show_affinity(session, layer, head or MEAN_OF_HEADS,
                                          (int(x), int(y)), alpha, cmap)
     rec, q = session.trace[layer], session.queries[-1]
@@ -323,6 +335,9 @@ def build() -> gr.Blocks:
                 pretrained = gr.Checkbox(value=True, label="Pretrained weights",
                                          info="Untick to see the architecture with random "
                                               "weights (no download).", elem_id="pretrained")
+                seg_size = gr.Radio(SEG_SIZES, value=384, label="Processing size (segmentation "
+                                    "networks, short side in px; larger is finer and slower)",
+                                    elem_id="seg-size")
                 go = gr.Button("Analyse", variant="primary", elem_id="analyse")
                 top5 = gr.Label(num_top_classes=5, label="Prediction", elem_id="top5")
                 summary = gr.Markdown(elem_id="summary")
@@ -381,7 +396,8 @@ def build() -> gr.Blocks:
 
         view_outputs = [nl_layer, nl_head, nl_view, nl_info, session, sp_record, sp_view,
                         ch_record, ch_chart, ch_matrix, ch_tiles]
-        go.click(run_analysis, [image, model, pretrained], [session, top5, summary, maps, model],
+        go.click(run_analysis, [image, model, pretrained, seg_size],
+                 [session, top5, summary, maps, model],
                  api_name="analyze", concurrency_id="model", concurrency_limit=1) \
             .success(refresh_views, [session, alpha, cmap, keep], view_outputs,
                   api_visibility="private", concurrency_id="view", concurrency_limit=8)

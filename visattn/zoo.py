@@ -37,6 +37,7 @@ class Source:
     preprocess: Callable[[], Preprocess]
     weights: Callable[[], Optional[WeightFile]]
     extra_keys_ok: bool = False  # the library's own loader drops checkpoint extras
+    adapt: Optional[Callable[[dict], dict]] = None  # checkpoint keys -> the model's
 
 
 def timm_source(arch: str) -> Source:
@@ -98,6 +99,29 @@ def pytorchcv_source(arch: str) -> Source:
     return Source("pytorchcv", arch, build, preprocess, weight_file, extra_keys_ok=True)
 
 
+def mmseg_source(head: str, url: str, short_side: int = 384) -> Source:
+    """mmsegmentation's R-50-D8 ADE20K networks, re-implemented in models/mmseg_r50d8 with
+    mmseg's module names. Test pipeline: keep-ratio resize to (2048, 512) scaled to
+    `short_side` (cv2 bilinear), RGB mean/std, whole-image inference (checked against
+    mmseg by tests/test_mmseg_parity.py). The URL is the one mmseg's metafile publishes;
+    its file name ends in the checkpoint's sha256 prefix."""
+    def build() -> nn.Module:
+        from models.mmseg_r50d8 import SegmentorR50D8
+        return SegmentorR50D8(head)
+
+    def preprocess() -> Preprocess:
+        return Preprocess(size=(short_side, 4 * short_side), mode="keep_ratio",
+                          interpolation="bilinear", mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+    def adapt(state: dict) -> dict:
+        from models.mmseg_r50d8 import adapt_state_dict
+        return adapt_state_dict(state)
+
+    digest = re.search(r"-([0-9a-f]{8,})\.pth$", url).group(1)
+    return Source("mmseg", f"{head}_r50-d8_512x512_80k_ade20k", build, preprocess,
+                  lambda: UrlFile(url, digest, "sha256"), adapt=adapt)
+
+
 MANIFEST = weights.ASSETS / "weights" / "manifest.json"
 
 
@@ -130,6 +154,11 @@ class ModelCard:
     licence: str
     labels: str = "imagenet"  # which class-name list in assets/labels the outputs use
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @cached_property
+    def palette(self):
+        """(K, 3) RGB colours of the classes (segmentation networks), else None."""
+        return label_lists.palette(self.labels) if self.task == "segment" else None
 
     @cached_property
     def preprocess(self) -> Preprocess:
@@ -194,6 +223,8 @@ def build(card: ModelCard, pretrained: bool = True,
                                "network; use random weights (architecture only).")
         path = weights.fetch(card.weights, progress, who=card.name)
         state = weights.load_state_dict(path)
+        if card.source.adapt is not None:
+            state = card.source.adapt(state)
         result = model.load_state_dict(state, strict=False)
         # BN's step counter predates some checkpoints and does not affect inference
         missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
@@ -275,6 +306,29 @@ for _name, _family, _src, _paper, _licence, _summary in [
      "BoTNet-26-T (timm): multi-head self-attention with relative positions, 256 px input."),
 ]:
     register(ModelCard(_name, _family, "classify", _src, _paper, _summary, _licence))
+
+# Non-local, CCNet and DANet: mmsegmentation's ADE20K scene parsers (150 classes)
+_MMSEG = "https://download.openmmlab.com/mmsegmentation/v0.5/"
+_MMSEG_LICENCE = "Apache-2.0 (mmsegmentation weights)"
+for _head, _family, _path, _paper, _summary in [
+    ("nonlocal", "Non-local", "nonlocal_net/nonlocal_r50-d8_512x512_80k_ade20k/"
+     "nonlocal_r50-d8_512x512_80k_ade20k_20200615_015801-5ae0aa33.pth",
+     "https://arxiv.org/abs/1711.07971",
+     "NonLocalNet R-50-D8 (mmsegmentation, ADE20K): one embedded-Gaussian Non-local block "
+     "on stride-8 features; click a pixel to see its row."),
+    ("ccnet", "CCNet", "ccnet/ccnet_r50-d8_512x512_80k_ade20k/"
+     "ccnet_r50-d8_512x512_80k_ade20k_20200615_014848-aa37f61e.pth",
+     "https://arxiv.org/abs/1811.11721",
+     "CCNet R-50-D8 (mmsegmentation, ADE20K): criss-cross attention run twice; each pass "
+     "sees a row and a column, the two together the whole image."),
+    ("danet", "DANet", "danet/danet_r50-d8_512x512_80k_ade20k/"
+     "danet_r50-d8_512x512_80k_ade20k_20200615_015125-edb18e08.pth",
+     "https://arxiv.org/abs/1809.02983",
+     "DANet R-50-D8 (mmsegmentation, ADE20K): position attention over all pixels (and "
+     "channel attention)."),
+]:
+    register(ModelCard(f"{_head}_r50_d8_ade20k", _family, "segment", mmseg_source(_head, _MMSEG + _path),
+                       _paper, _summary, _MMSEG_LICENCE, labels="ade20k"))
 
 # VisAttn's own networks, trained on generated scenes (python -m visattn.train), bundled
 _TINY_FAMILY = {"none": "Plain", "se": "SE", "cbam": "CBAM", "bam": "BAM", "nl": "Non-local",
