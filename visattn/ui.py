@@ -150,7 +150,8 @@ def run_analysis(image_path: Optional[str], model_name: str, pretrained: bool = 
     top = dict(trace.prediction.top(5)) if trace.prediction else {}
     kind = "classes by share of the photo" if isinstance(trace.prediction, Segmentation) else ""
     w, h = trace.geometry.image_size
-    lines = [f"**{trace.model}** on a {w}×{h} image: {len(trace)} maps captured "
+    maps = f"{len(trace)} map" + ("" if len(trace) == 1 else "s")
+    lines = [f"**{trace.model}** on a {w}×{h} image: {maps} captured "
              f"in {trace.elapsed_s * 1000:.0f} ms" + (f" (prediction: {kind})" if kind else "")
              + "."] + [f"> {n}" for n in trace.notes]
     if not len(trace):
