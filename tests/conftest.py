@@ -33,12 +33,12 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def server_url():
-    from visattn.ui import build
+    from visattn.ui import LAUNCH_OPTIONS, build
     demo = build()
     for _ in range(5):
         try:
             demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
-                        quiet=True)
+                        quiet=True, **LAUNCH_OPTIONS)
             break
         except OSError:
             continue

@@ -69,7 +69,8 @@ def test_clicks_and_views_never_run_the_network(tmp_path):
         for xy in [(10, 10), (150, 100), (299, 199), None]:
             ui.show_affinity(session, layer, ui.MEAN_OF_HEADS, xy, 0.5, "jet")
         ui.affinity_api(session, layer, "", 20, 30)
-        ui.refresh_views(session, 0.5, "viridis", 50)
+        for tab in ("overview", "nonlocal", "spatial", "channel"):
+            ui.refresh_views(session, tab, 0.5, "viridis", 50)
         ui.export(session, "jet")
         assert len(calls) == 1
     finally:

@@ -57,3 +57,41 @@ def test_module_entry_point_help():
     done = subprocess.run([sys.executable, "-m", "visattn", "--help"], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0 and "download" in done.stdout and "list-models" in done.stdout
+
+
+def test_analyze_writes_overlays_arrays_and_meta_per_image(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    from PIL import Image
+    photos = []
+    for k, size in enumerate([(120, 80), (90, 140)]):
+        p = tmp_path / f"photo{k}.png"
+        Image.fromarray(np.random.default_rng(k).integers(0, 256, (size[1], size[0], 3),
+                                                          dtype=np.uint8)).save(p)
+        photos.append(str(p))
+    photos.append(photos[0])  # the same name twice gets its own folder
+    out = tmp_path / "out"
+    assert cli.main(["analyze", *photos, "--model", "tiny_nl", "--query", "60,40",
+                     "--query", "10,10", "--out", str(out), "--quiet"]) == 0
+    assert "3 of 3 images analysed" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["photo0", "photo0_2", "photo1"]
+    meta = json.loads((out / "photo0" / "meta.json").read_text())
+    assert meta["model"] == "tiny_nl" and [q["x"] for q in meta["queries"]] == [60, 10]
+    arrays = np.load(out / "photo0" / "arrays.npz")
+    assert "nl2:affinity/row_x60_y40" in arrays and arrays["image"].shape == (80, 120, 3)
+    assert (out / "photo0" / "queries" / "nl2_affinity_x60_y40.png").exists()
+    # --layers keeps only matching records
+    assert cli.main(["analyze", photos[1], "--model", "tiny_cbam", "--layers", "*spatial*",
+                     "--out", str(tmp_path / "sp"), "--quiet"]) == 0
+    meta = json.loads((tmp_path / "sp" / "photo1" / "meta.json").read_text())
+    assert meta["records"] and all("spatial" in r["key"] for r in meta["records"])
+
+
+def test_analyze_refuses_unknown_models_and_bad_queries(capsys):
+    assert cli.main(["analyze", "x.png", "--model", "nope", "--out", "o"]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    import pytest
+    with pytest.raises(SystemExit):
+        cli.main(["analyze", "x.png", "--model", "tiny_nl", "--out", "o", "--query", "12"])
+    assert "X,Y in photo pixels" in capsys.readouterr().err

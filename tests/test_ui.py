@@ -85,8 +85,12 @@ def test_views_of_every_tab_for_one_analysis(tmp_path):
     Image.fromarray(np.random.default_rng(2).integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(path)
     session, *_ = ui.run_analysis(str(path), "cbam_resnet50", pretrained=False)
     (nl_layer, nl_head, nl_view, nl_info, session, sp_record, sp_view, ch_record, chart, matrix,
-     tiles) = ui.refresh_views(session, 0.5, "jet", 100)
+     tiles) = ui.refresh_views(session, "overview", 0.5, "jet", 100)
+    assert nl_view is sp_view is chart is None  # only the open tab is drawn
+    nl_view, nl_info, _ = ui.refresh_views(session, "nonlocal", 0.5, "jet", 100)[2:5]
     assert nl_view is None and "no pairwise" in nl_info
+    sp_view = ui.refresh_views(session, "spatial", 0.5, "jet", 100)[6]
+    chart, matrix, tiles = ui.refresh_views(session, "channel", 0.5, "jet", 100)[8:]
     assert sp_record.value == "features.stage1.unit1.cbam:spatial gate"
     assert sp_view.shape[1] == 768 and sp_view.shape[0] == 512 + 34  # photo + colour bar
     assert ch_record.value == "features.stage1.unit1.cbam:channel gate"
@@ -130,7 +134,7 @@ def test_segmentation_network_overview_and_clicks(tmp_path):
     assert gallery[0][1].startswith("classes") and len(gallery) == len(session.trace) + 1
     geo = session.trace.geometry
     assert min(geo.input_size) == 256  # the processing-size setting reached the model
-    nl_layer, *_ = ui.refresh_views(session, 0.5, "jet", 100)
+    nl_layer, *_ = ui.refresh_views(session, "nonlocal", 0.5, "jet", 100)
     hop = [k for k, _ in nl_layer.choices if "two-hop" in k][0]
     image, info, _ = ui.show_affinity(session, hop, ui.MEAN_OF_HEADS, (80, 60), 0.5, "jet")
     assert "Query pixel **(80, 60)**" in info and image.shape[1] == 768

@@ -1,5 +1,6 @@
 """Command line: python -m visattn COMMAND ...
 
+    python -m visattn analyze photos/*.jpg --model cbam_resnet50 --out results/
     python -m visattn list-models           what is available and whether it is cached
     python -m visattn download NAME ...     fetch pretrained weights for later offline use
     python -m visattn download --all
@@ -7,7 +8,9 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 from . import weights, zoo
@@ -74,11 +77,84 @@ def cmd_download(args) -> int:
     return 1 if failed else 0
 
 
+def _query(text: str) -> tuple[int, int]:
+    try:
+        x, y = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a query is X,Y in photo pixels, e.g. 120,80 (got {text!r})")
+    return x, y
+
+
+def _out_dirs(images: Sequence[str], out: Path) -> list[Path]:
+    """One output folder per image, named after it; repeated names get a number."""
+    seen: dict[str, int] = {}
+    dirs = []
+    for image in images:
+        stem = Path(image).stem or "image"
+        seen[stem] = seen.get(stem, 0) + 1
+        dirs.append(out / (stem if seen[stem] == 1 else f"{stem}_{seen[stem]}"))
+    return dirs
+
+
+def cmd_analyze(args) -> int:
+    from tqdm.auto import tqdm
+
+    from .export import Query, export_folder
+    from .image import ImageError
+    from .pipeline import analyze
+    from .records import PAIRWISE
+    try:
+        zoo.get(args.model)
+    except KeyError as exc:
+        print(exc.args[0], file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    failed = 0
+    images = list(args.images)
+    bar = tqdm(images, desc=f"analysing with {args.model}", unit="image", disable=args.quiet)
+    for image, folder in zip(bar, _out_dirs(images, out)):
+        try:
+            trace = analyze(image, args.model, pretrained=not args.random)
+            layers = [r.key for r in trace if isinstance(r, PAIRWISE)]
+            queries = [Query(key, x, y) for key in layers for x, y in args.query
+                       if fnmatch.fnmatchcase(key, args.layers)]
+            written = export_folder(trace, folder, queries, args.cmap, args.layers)
+        except (ImageError, weights.WeightsError, OSError) as exc:
+            failed += 1
+            tqdm.write(f"FAILED {image}: {exc}", file=sys.stderr)
+            continue
+        top = trace.prediction.top(1) if trace.prediction else []
+        guess = f", {top[0][0]} ({top[0][1]:.0%})" if top else ""
+        tqdm.write(f"ok {image} -> {folder} ({len(written)} files{guess})")
+    print(f"{len(images) - failed} of {len(images)} images analysed; results in {out}")
+    return 1 if failed else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m visattn",
         description="VisAttn: see what the attention modules inside CNNs do.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    s = sub.add_parser(
+        "analyze", help="capture every attention map of a network on photos and save them",
+        description="Run a network on each photo and write, per photo, a folder with every "
+                    "captured map as PNG (overlays/), the raw arrays (arrays.npz) and a JSON "
+                    "of model, preprocessing, layers and queries (meta.json). A photo that "
+                    "cannot be read is reported and skipped; the exit status is 1 if any was.")
+    s.add_argument("images", nargs="+", metavar="IMAGE", help="photo files (JPEG, PNG, ...)")
+    s.add_argument("--model", required=True, help="network name (see list-models)")
+    s.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
+    s.add_argument("--layers", default="*", metavar="PATTERN",
+                   help="only records whose key matches this shell pattern, e.g. '*spatial*' "
+                        "or 'layer4.*' (default: all)")
+    s.add_argument("--query", type=_query, action="append", default=[], metavar="X,Y",
+                   help="a photo pixel whose attention row to save for every pairwise layer "
+                        "(Non-local, BoTNet, CCNet, DANet); repeatable")
+    s.add_argument("--random", action="store_true",
+                   help="random weights (architecture only, no download)")
+    s.add_argument("--cmap", default="jet", choices=["jet", "viridis", "inferno", "turbo"])
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(run=cmd_analyze)
     s = sub.add_parser("list-models", help="list the networks, their weights and sizes")
     s.set_defaults(run=cmd_list_models)
     s = sub.add_parser(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import io
 import json
 import re
@@ -32,7 +33,7 @@ def safe_name(key: str) -> str:
 
 def _png(img: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(img).save(buf, "PNG")
+    Image.fromarray(img).save(buf, "PNG", compress_level=1)  # 4-5x faster, ~20 % larger
     return buf.getvalue()
 
 
@@ -41,12 +42,16 @@ def centre_cell(rec) -> int:
     return (h // 2) * w + w // 2
 
 
-def export_zip(trace: Trace, queries: Sequence[Query] = (), cmap: str = "jet") -> bytes:
-    """The zip's bytes: overlays/*.png (network order), arrays.npz, meta.json."""
+def export_files(trace: Trace, queries: Sequence[Query] = (), cmap: str = "jet",
+                 layers: str = "*") -> dict[str, bytes]:
+    """Every export file by relative path: overlays/*.png (network order), queries/*.png,
+    segmentation.png, arrays.npz, meta.json. `layers` is a shell pattern on record keys."""
     arrays: dict[str, np.ndarray] = {"image": trace.image}
     files: dict[str, bytes] = {}
     records = []
     for n, rec in enumerate(trace, 1):
+        if not fnmatch.fnmatchcase(rec.key, layers):
+            continue
         stem = f"overlays/{n:03d}_{safe_name(rec.key)}"
         entry = {"key": rec.key, "kind": type(rec).__name__, "family": rec.family,
                  "layer": rec.layer, "name": rec.name, "grid": list(rec.grid),
@@ -93,10 +98,28 @@ def export_zip(trace: Trace, queries: Sequence[Query] = (), cmap: str = "jet") -
         "elapsed_s": trace.elapsed_s, "notes": trace.notes,
         "records": records, "queries": query_meta,
     }
+    files["arrays.npz"] = npz.getvalue()
+    files["meta.json"] = json.dumps(meta, indent=2).encode()
+    return files
+
+
+def export_zip(trace: Trace, queries: Sequence[Query] = (), cmap: str = "jet") -> bytes:
+    """All of export_files in one zip (the app's download)."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
+        for name, data in export_files(trace, queries, cmap).items():
             zf.writestr(name, data)
-        zf.writestr("arrays.npz", npz.getvalue())
-        zf.writestr("meta.json", json.dumps(meta, indent=2))
     return out.getvalue()
+
+
+def export_folder(trace: Trace, folder, queries: Sequence[Query] = (), cmap: str = "jet",
+                  layers: str = "*") -> list:
+    """All of export_files written under `folder` (the command line's output)."""
+    from pathlib import Path
+    written = []
+    for name, data in export_files(trace, queries, cmap, layers).items():
+        path = Path(folder) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        written.append(path)
+    return written

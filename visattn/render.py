@@ -89,10 +89,10 @@ def overlay(image: np.ndarray, heat01: np.ndarray, alpha: float = 0.5,
     darkened) over an RGB image; pixels outside `keep` show the photo uncoloured."""
     out = cv2.addWeighted(image, 1.0 - alpha, colorize(heat01, cmap), alpha, 0.0)
     if keep is not None:
-        out[~keep] = image[~keep]
+        np.copyto(out, image, where=~keep[..., None])
     unseen = ~np.isfinite(heat01)
     if unseen.any():
-        out[unseen] = cv2.convertScaleAbs(image[unseen], alpha=0.35)
+        np.copyto(out, cv2.convertScaleAbs(image, alpha=0.35), where=unseen[..., None])
     return out
 
 

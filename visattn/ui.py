@@ -36,6 +36,8 @@ OWN_MODELS_NOTE = ("No pretrained weights are cached on this machine, so VisAttn
                    "download): try them on the example scenes. Choosing a pretrained network "
                    "downloads its weights where there is network.")
 PREFERRED_OWN = "tiny_cbam"
+MAX_UPLOAD = "25mb"  # refused by the server before anything is decoded
+LAUNCH_OPTIONS = dict(max_file_size=MAX_UPLOAD)
 COLORMAPS = ["jet", "viridis", "inferno", "turbo"]
 MEAN_OF_HEADS = "mean of heads"
 
@@ -160,22 +162,34 @@ def run_analysis(image_path: Optional[str], model_name: str, pretrained: bool = 
     return Session(trace), top, "\n\n".join(lines), render.gallery(trace), picker
 
 
-def refresh_views(session: Optional[Session], alpha: float, cmap: str, keep: float):
-    """After an analysis: fill the layer pickers and draw each tab's first view."""
+def refresh_views(session: Optional[Session], tab: str, alpha: float, cmap: str, keep: float):
+    """After an analysis: fill the layer pickers, and draw the first view of the tab that
+    is open (the others are drawn when opened: a faster first answer)."""
     trace = session.trace if session else None
     nl = _keys(trace, *PAIRWISE)
     sp = _keys(trace, SpatialMap)
     ch = _keys(trace, ChannelWeights, BranchWeights)
     nl_first = trace[nl[0]] if nl else None
-    views = (show_affinity(session, nl[0], MEAN_OF_HEADS, None, alpha, cmap) if nl
-             else (None, "This network has no pairwise (Non-local) attention; try BoTNet or "
-                         "`tiny_nl`.", session))
+    nl_view = (None, "", session)
+    if tab == "nonlocal":
+        nl_view = nonlocal_tab(session, nl[0] if nl else None, MEAN_OF_HEADS, alpha, cmap)
     return (gr.Dropdown(choices=nl, value=nl[0] if nl else None),
-            gr.Dropdown(choices=_heads(nl_first), value=MEAN_OF_HEADS), *views,
+            gr.Dropdown(choices=_heads(nl_first), value=MEAN_OF_HEADS), *nl_view,
             gr.Dropdown(choices=sp, value=sp[0] if sp else None),
-            show_spatial(session, sp[0], alpha, cmap, keep) if sp else None,
+            show_spatial(session, sp[0], alpha, cmap, keep) if sp and tab == "spatial" else None,
             gr.Dropdown(choices=ch, value=ch[0] if ch else None),
-            *(show_channels(session, ch[0]) if ch else (None, None, [])))
+            *(show_channels(session, ch[0]) if ch and tab == "channel" else (None, None, [])))
+
+
+def nonlocal_tab(session: Optional[Session], layer: Optional[str], head: str, alpha: float,
+                 cmap: str):
+    """The Non-local tab opened: the centre query's row, or why there is none."""
+    if session is None:
+        return None, "", session
+    if not layer:
+        return None, ("This network has no pairwise (Non-local) attention; try BoTNet, "
+                      "`tiny_nl` or the ADE20K networks."), session
+    return show_affinity(session, layer, head, None, alpha, cmap)
 
 
 @readable
@@ -251,8 +265,7 @@ def affinity_api(session: Optional[Session], layer: str, head: str, x: float, y:
 
 @readable
 def show_spatial(session: Optional[Session], key: str, alpha: float, cmap: str, keep: float):
-    session = _need(session)
-    if not key:
+    if session is None or not key:
         return None
     return render.spatial_view(session.trace, session.trace[key], alpha=alpha, cmap=cmap,
                                keep_mass=keep / 100.0)
@@ -261,8 +274,7 @@ def show_spatial(session: Optional[Session], key: str, alpha: float, cmap: str, 
 @readable
 def show_channels(session: Optional[Session], key: str):
     """(chart of the block's weights, blocks x channels matrix, top-channel feature maps)."""
-    session = _need(session)
-    if not key:
+    if session is None or not key:
         return None, None, []
     trace, rec = session.trace, session.trace[key]
     if isinstance(rec, BranchWeights):
@@ -345,12 +357,13 @@ def build() -> gr.Blocks:
         with gr.Row():
             alpha = gr.Slider(0.0, 1.0, 0.5, step=0.05, label="Overlay opacity", elem_id="alpha")
             cmap = gr.Radio(COLORMAPS, value="jet", label="Colour map", elem_id="cmap")
+        tab_open = gr.State("overview")
         with gr.Tabs():
-            with gr.Tab("Overview", id="overview"):
+            with gr.Tab("Overview", id="overview") as tab_overview:
                 maps = gr.Gallery(label="Every captured map, in network order", columns=4,
                                   height="auto", object_fit="contain", format="jpeg",
                                   elem_id="maps")
-            with gr.Tab("Non-local", id="nonlocal", elem_id="tab-nonlocal"):
+            with gr.Tab("Non-local", id="nonlocal", elem_id="tab-nonlocal") as tab_nonlocal:
                 with gr.Row():
                     nl_layer = gr.Dropdown([], label="Layer", elem_id="nl-layer")
                     nl_head = gr.Dropdown([MEAN_OF_HEADS], value=MEAN_OF_HEADS, label="Head",
@@ -366,14 +379,14 @@ def build() -> gr.Blocks:
                     api_image = gr.Image(format="png")
                     api_numbers = gr.JSON()
                     api_go = gr.Button("affinity")
-            with gr.Tab("Spatial", id="spatial"):
+            with gr.Tab("Spatial", id="spatial") as tab_spatial:
                 with gr.Row():
                     sp_record = gr.Dropdown([], label="Map", elem_id="sp-record")
                     keep = gr.Slider(5, 100, 100, step=5, label="Keep top % of mass",
                                      elem_id="keep")
                 sp_view = gr.Image(label="Spatial attention on the photo", interactive=False,
                                    format="jpeg", elem_id="sp-view")
-            with gr.Tab("Channel", id="channel"):
+            with gr.Tab("Channel", id="channel") as tab_channel:
                 ch_record = gr.Dropdown([], label="Block", elem_id="ch-record")
                 ch_chart = gr.Image(label="Weights of this block, channel by channel",
                                     interactive=False, elem_id="ch-chart")
@@ -400,9 +413,16 @@ def build() -> gr.Blocks:
         go.click(run_analysis, [image, model, pretrained, seg_size],
                  [session, top5, summary, maps, model],
                  api_name="analyze", concurrency_id="model", concurrency_limit=1) \
-            .success(refresh_views, [session, alpha, cmap, keep], view_outputs,
+            .success(refresh_views, [session, tab_open, alpha, cmap, keep], view_outputs,
                   api_visibility="private", concurrency_id="view", concurrency_limit=8)
         fast = dict(concurrency_id="view", concurrency_limit=8, api_visibility="private")
+        tab_overview.select(lambda: "overview", None, tab_open, **fast)
+        tab_nonlocal.select(lambda: "nonlocal", None, tab_open, **fast).then(
+            nonlocal_tab, [session, nl_layer, nl_head, alpha, cmap], [nl_view, nl_info, session], **fast)
+        tab_spatial.select(lambda: "spatial", None, tab_open, **fast).then(
+            show_spatial, [session, sp_record, alpha, cmap, keep], [sp_view], **fast)
+        tab_channel.select(lambda: "channel", None, tab_open, **fast).then(
+            show_channels, [session, ch_record], [ch_chart, ch_matrix, ch_tiles], **fast)
         nl_view.select(on_click, [session, nl_layer, nl_head, alpha, cmap],
                        [nl_view, nl_info, session], trigger_mode="always_last", **fast)
         nl_layer.input(lambda s, l: gr.Dropdown(choices=_heads(s.trace[l] if s and l else None),
