@@ -4,6 +4,7 @@
     python -m visattn list-models           what is available and whether it is cached
     python -m visattn download NAME ...     fetch pretrained weights for later offline use
     python -m visattn download --all
+    python -m visattn bench [-- --quick]    speed and memory (bench/performance.py)
 """
 from __future__ import annotations
 
@@ -130,6 +131,18 @@ def cmd_analyze(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_bench(args) -> int:
+    """Run the repository's benchmark script (bench/performance.py) with the given options."""
+    import subprocess
+    script = Path(__file__).resolve().parent.parent / "bench" / "performance.py"
+    if not script.is_file():
+        print(f"the benchmarks live in the repository's bench/ folder; {script} is missing",
+              file=sys.stderr)
+        return 2
+    options = args.options[1:] if args.options[:1] == ["--"] else args.options
+    return subprocess.run([sys.executable, str(script), *options]).returncode
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m visattn",
@@ -165,6 +178,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("names", nargs="*", metavar="NAME", help="model names (see list-models)")
     s.add_argument("--all", action="store_true", help="every model of the zoo")
     s.set_defaults(run=cmd_download)
+    s = sub.add_parser(
+        "bench", help="measure speed and memory against a plain forward (bench/performance.py)",
+        description="Hook overhead, full analysis, click cost, Grad-CAM comparison, memory and "
+                    "command-line throughput, as ratios measured side by side. Options after "
+                    "'--' go to the script, e.g. python -m visattn bench -- --quick")
+    s.add_argument("options", nargs=argparse.REMAINDER, help="options for bench/performance.py")
+    s.set_defaults(run=cmd_bench)
     return p
 
 
