@@ -6,7 +6,8 @@ probes that read the big networks read these too.
 Layout: 3x3 stem (stride 2) -> four stages of basic blocks at 32, 16, 8, 4 px grids ->
 global pool -> linear. Per-block attention sits on the residual branch before the add
 (SE/CBAM/ECA/GC papers); BAM sits between stages (BAM paper); SK replaces each block's
-first 3x3 conv (SKNet); one Non-local block follows stage 2, at the 16 x 16 grid.
+first 3x3 conv (SKNet); one Non-local block, or one A^2 double-attention block, follows
+stage 2, at the 16 x 16 grid. Triplet attention and GSoP sit in every block like SE.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch.nn as nn
 
 WIDTHS = (16, 32, 64, 128)
 DEPTHS = (1, 1, 2, 1)
-ATTENTIONS = ("none", "se", "cbam", "bam", "nl", "eca", "gc", "sk")
+ATTENTIONS = ("none", "se", "cbam", "bam", "nl", "eca", "gc", "sk", "triplet", "a2", "gsop")
 
 Factory = Callable[[int], nn.Module]
 
@@ -56,7 +57,23 @@ def _non_local(ch: int) -> nn.Module:
     return NonLocalAttn(ch, rd_ratio=1 / 2)
 
 
-BLOCK_ATTN: dict[str, Optional[Factory]] = {"se": _se, "cbam": _cbam, "eca": _eca, "gc": _gc}
+def _triplet(ch: int) -> nn.Module:
+    from models.triplet import TripletAttention
+    return TripletAttention(ch)
+
+
+def _gsop(ch: int) -> nn.Module:
+    from models.gsop import GSoP
+    return GSoP(ch, reduced=max(8, ch // 2))
+
+
+def _double(ch: int) -> nn.Module:
+    from models.a2net import DoubleAttention
+    return DoubleAttention(ch, m=ch // 2, n=8)
+
+
+BLOCK_ATTN: dict[str, Optional[Factory]] = {"se": _se, "cbam": _cbam, "eca": _eca, "gc": _gc,
+                                           "triplet": _triplet, "gsop": _gsop}
 
 
 class BasicBlock(nn.Module):
@@ -107,12 +124,13 @@ class TinyResNet(nn.Module):
         self.bam2 = _bam(widths[1]) if attention == "bam" else nn.Identity()
         self.bam3 = _bam(widths[2]) if attention == "bam" else nn.Identity()
         self.nl2 = _non_local(widths[1]) if attention == "nl" else nn.Identity()
+        self.dbl2 = _double(widths[1]) if attention == "a2" else nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(widths[-1], num_classes)
 
     def forward(self, x):
         x = self.bam1(self.layer1(self.stem(x)))
-        x = self.nl2(self.bam2(self.layer2(x)))
+        x = self.dbl2(self.nl2(self.bam2(self.layer2(x))))
         x = self.bam3(self.layer3(x))
         x = self.layer4(x)
         return self.fc(self.pool(x).flatten(1))

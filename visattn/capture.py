@@ -26,7 +26,7 @@ _ACTIVE: contextvars.ContextVar[Optional["_Sink"]] = contextvars.ContextVar(
 _STAGE_PATTERNS = ((re.compile(r"(?:^|\.)layer(\d+)\."), 0),  # torchvision/timm ResNet
                    (re.compile(r"(?:^|\.)stages?\.(\d+)\."), 1),  # timm byobnet: 0-based
                    (re.compile(r"(?:^|\.)stage(\d+)\."), 0),  # pytorchcv: 1-based
-                   (re.compile(r"^(?:bam|nl)(\d+)\."), 0),  # models/tiny_resnet: after stage N
+                   (re.compile(r"^(?:bam|nl|dbl)(\d+)\."), 0),  # models/tiny_resnet: after stage N
                    (re.compile(r"^decode_(head)\."), None))  # segmentation heads: stage 4 features
 
 
