@@ -49,8 +49,8 @@ class TripletAttention(nn.Module):
     # the permutation that brings the left-out axis of each branch first (B, C, H, W)
     ROTATIONS = {"cw": (0, 2, 1, 3), "hc": (0, 3, 2, 1), "hw": (0, 1, 2, 3)}
 
-    def __init__(self, channels: int = 0, kernel_size: int = 7):
-        super().__init__()
+    def __init__(self, channels: int = 0, kernel_size: int = 7, **_):  # channel-free; timm
+        super().__init__()                                              # passes device/dtype
         self.cw = AttentionGate(kernel_size)
         self.hc = AttentionGate(kernel_size)
         self.hw = AttentionGate(kernel_size)

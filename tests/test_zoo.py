@@ -8,7 +8,8 @@ import torch
 
 from models.tiny_resnet import DEPTHS
 from visattn import capture, labels, zoo
-from visattn.records import Affinity, BranchWeights, ChannelWeights, CrissCross, SpatialMap, TwoHop
+from visattn.records import (Affinity, AxisGate, BranchWeights, ChannelWeights, CrissCross,
+                             Distribute, SpatialMap, TwoHop)
 from visattn.weights import HubFile
 
 RESNET50_BLOCKS = sum([3, 4, 6, 3])  # bottlenecks per stage of ResNet-50 (and basic blocks of R-34)
@@ -25,6 +26,7 @@ EXPECTED = {  # card -> {record kind: count}
     "nonlocal_r50_d8_ade20k": {Affinity: 1},  # one NL block in the decode head
     "ccnet_r50_d8_ade20k": {CrissCross: 2, TwoHop: 1},  # recurrence 2, and their composition
     "danet_r50_d8_ade20k": {Affinity: 1},  # position attention (channel attention: C x C)
+    "triplet_resnet50": {AxisGate: 2 * RESNET50_BLOCKS, SpatialMap: RESNET50_BLOCKS},
 }
 TINY_BLOCKS = sum(DEPTHS)  # models/tiny_resnet.py: basic blocks in the four stages
 TINY = {"tiny_none": {}, "tiny_se": {ChannelWeights: TINY_BLOCKS},
@@ -32,7 +34,10 @@ TINY = {"tiny_none": {}, "tiny_se": {ChannelWeights: TINY_BLOCKS},
         "tiny_bam": {ChannelWeights: 3, SpatialMap: 2 * 3},  # between the four stages
         "tiny_nl": {Affinity: 1}, "tiny_eca": {ChannelWeights: TINY_BLOCKS},
         "tiny_gc": {SpatialMap: TINY_BLOCKS, ChannelWeights: TINY_BLOCKS},
-        "tiny_sk": {BranchWeights: TINY_BLOCKS}}
+        "tiny_sk": {BranchWeights: TINY_BLOCKS},
+        "tiny_triplet": {AxisGate: 2 * TINY_BLOCKS, SpatialMap: TINY_BLOCKS},
+        "tiny_a2": {SpatialMap: 8, Distribute: 1},  # 8 gather maps, the distribute rows
+        "tiny_gsop": {ChannelWeights: TINY_BLOCKS}}
 EXPECTED.update({k: v for k, v in TINY.items() if k in {c.name for c in zoo.cards()}})
 ROOT = Path(__file__).resolve().parents[1]
 

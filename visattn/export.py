@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image
 
 from . import render
-from .records import (PAIRWISE, Affinity, BranchWeights, ChannelWeights, Segmentation, SpatialMap,
-                      Trace)
+from .records import (PAIRWISE, Affinity, AxisGate, BranchWeights, ChannelWeights, Distribute,
+                      Segmentation, SpatialMap, Trace)
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,10 @@ def export_files(trace: Trace, queries: Sequence[Query] = (), cmap: str = "jet",
             if isinstance(rec, ChannelWeights) and rec.top_channels is not None:
                 arrays[rec.key + "/top_channels"] = rec.top_channels
                 arrays[rec.key + "/top_features"] = rec.top_features
+        elif isinstance(rec, AxisGate):
+            files[stem + ".png"] = _png(render.axis_gate_view(rec))
+            arrays[rec.key] = rec.values
+            entry.update(axes=list(rec.axes))
         elif isinstance(rec, PAIRWISE):
             cell = centre_cell(rec)
             files[stem + "_centre_query.png"] = _png(render.affinity_view(trace, rec, cell, cmap=cmap))
@@ -74,6 +78,9 @@ def export_files(trace: Trace, queries: Sequence[Query] = (), cmap: str = "jet",
             if isinstance(rec, Affinity):  # TwoHop rows are made from its two hops' arrays
                 arrays[rec.key + "/queries"], arrays[rec.key + "/keys"] = rec.queries, rec.keys
                 entry.update(scale=rec.scale)
+            if isinstance(rec, Distribute):
+                arrays[rec.key + "/gather"] = rec.gather
+                arrays[rec.key + "/distribute"] = rec.distribute
         records.append(entry)
     if isinstance(trace.prediction, Segmentation):
         files["segmentation.png"] = _png(render.segmentation_view(trace))

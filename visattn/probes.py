@@ -30,10 +30,13 @@ from timm.layers.split_attn import SplitAttn
 from timm.layers.squeeze_excite import SEModule
 from timm.models.senet import SEModule as LegacySEModule
 
+from models.a2net import DoubleAttention
+from models.gsop import GSoP
 from models.mmseg_r50d8 import PAM, CrissCrossAttention, NonLocal2d
+from models.triplet import TripletAttention
 
-from .records import (Affinity, BranchWeights, ChannelWeights, CrissCross, Record,
-                      RelativePosition, SpatialMap, TwoHop, ValueKind)
+from .records import (Affinity, AxisGate, BranchWeights, ChannelWeights, CrissCross, Distribute,
+                      Record, RelativePosition, SpatialMap, TwoHop, ValueKind)
 
 
 TOP_K = 8  # channel feature maps kept per channel-weight record
@@ -195,6 +198,24 @@ def _two_hop(records: list[Record]) -> list[Record]:
     return out
 
 
+def _triplet(c: BlockCall) -> list[Record]:
+    """Triplet attention: gates over (C, W) and (H, C) from the rotated branches, and the
+    spatial (H, W) gate."""
+    common = c._common
+    return [AxisGate(values=_np(c.out("cw.sigmoid")[0]), axes=("C", "W"), **common("C×W gate")),
+            AxisGate(values=_np(c.out("hc.sigmoid")[0]), axes=("H", "C"), **common("H×C gate")),
+            c.spatial("spatial gate", c.out("hw.sigmoid"))]
+
+
+def _double_attention(c: BlockCall) -> list[Record]:
+    """A^2: each gather map (a distribution over positions) and the distribute rows."""
+    gather, distribute = _np(c.out("gather_softmax")), _np(c.out("distribute_softmax"))
+    recs = [c.spatial(f"gather map {k}", torch.from_numpy(g), "probability")
+            for k, g in enumerate(gather)]
+    recs.append(Distribute(gather=gather, distribute=distribute, **c._common("distribute rows")))
+    return recs
+
+
 def _first_channel(t: torch.Tensor) -> torch.Tensor:
     return t[:, :1]
 
@@ -239,6 +260,12 @@ PROBES: dict[type, Probe] = {
                                finish=_two_hop),
     PAM: Probe("DANet", (Tap("query_project"), Tap("key_project")),
                _embedded_gaussian("query_project", "key_project", scaled=False)),
+    # models/triplet, a2net, gsop (written from the papers)
+    TripletAttention: Probe("Triplet", (Tap("cw.sigmoid"), Tap("hc.sigmoid"), Tap("hw.sigmoid")),
+                            _triplet),
+    DoubleAttention: Probe("A2", (Tap("gather_softmax"), Tap("distribute_softmax")),
+                           _double_attention),
+    GSoP: Probe("GSoP", (Tap("sigmoid"),), _gate("sigmoid")),
 }
 
 

@@ -183,7 +183,39 @@ class TwoHop(Record):
         return out.astype(np.float32)
 
 
-PAIRWISE = (Affinity, TwoHop)  # records with row(i, head), heads and grid: clickable
+@dataclass(frozen=True, kw_only=True, eq=False)
+class AxisGate(Record):
+    """A gate over two axes that are not the feature grid (Triplet attention's C x W and
+    H x C branches): values (A, B) with axes naming them, e.g. ("C", "W")."""
+    values: np.ndarray
+    axes: tuple[str, str]
+    value_kind: ValueKind = "gate"
+
+    def __post_init__(self):
+        _check_ndim(self, 2)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Distribute(Record):
+    """A^2-Nets double attention as rows: position i takes descriptor k with weight
+    distribute[k, i], and descriptor k gathered position j with weight gather[k, j], so
+    row_i = distribute[:, i] @ gather, a distribution over all positions (rank <= n)."""
+    gather: np.ndarray  # (n, N), each row sums to 1 over positions
+    distribute: np.ndarray  # (n, N), each column sums to 1 over descriptors
+    value_kind: ValueKind = "probability"
+
+    @property
+    def heads(self) -> int:
+        return 1
+
+    def row(self, i: int, head: Optional[int] = None) -> np.ndarray:
+        n_pos = self.grid[0] * self.grid[1]
+        if not 0 <= i < n_pos:
+            raise IndexError(f"cell {i} is outside the {self.grid} grid of {self.key}")
+        return (self.distribute[:, i] @ self.gather).reshape(self.grid)
+
+
+PAIRWISE = (Affinity, TwoHop, Distribute)  # records with row(i, head), heads, grid: clickable
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

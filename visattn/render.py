@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from .geometry import Box
-from .records import (PAIRWISE, BranchWeights, ChannelWeights, Record, Segmentation,
+from .records import (PAIRWISE, AxisGate, BranchWeights, ChannelWeights, Record, Segmentation,
                       SpatialMap, Trace)
 
 DISPLAY_CAP = 768  # longest side of any image shown in the UI
@@ -229,6 +229,15 @@ def segmentation_view(trace: Trace, cap: int = DISPLAY_CAP, alpha: float = 0.55,
     return np.vstack([out, legend])
 
 
+def axis_gate_view(rec: AxisGate, width: int = 768, cmap: str = "viridis") -> np.ndarray:
+    """A gate over two non-spatial axes (e.g. C x W) as a heat map, rows = the first axis."""
+    a, b = rec.values.shape
+    height = max(16, min(width, round(width * a / b)))
+    img = cv2.resize(colorize(normalize(rec.values), cmap), (width, height),
+                     interpolation=cv2.INTER_NEAREST)
+    return with_colorbar(img, rec.values, cmap, f"rows {rec.axes[0]}, columns {rec.axes[1]}")
+
+
 def thumbnail(trace: Trace, rec: Record, cap: int = 256) -> np.ndarray:
     """A small picture of one record: maps on the photo, gates as bars."""
     if isinstance(rec, SpatialMap):
@@ -243,6 +252,8 @@ def thumbnail(trace: Trace, rec: Record, cap: int = 256) -> np.ndarray:
         return bars(rec.values, width=cap, height=cap // 2)
     if isinstance(rec, BranchWeights):
         return heatmap(rec.values, width=cap, row_height=max(8, cap // (2 * len(rec.values))))
+    if isinstance(rec, AxisGate):
+        return axis_gate_view(rec, cap)
     raise TypeError(f"no thumbnail for {type(rec).__name__}")
 
 

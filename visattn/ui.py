@@ -16,11 +16,12 @@ from typing import Optional
 
 import gradio as gr
 
-from . import analysis, render, zoo
+from . import analysis, families, render, zoo
 from .export import Query, centre_cell, export_zip, safe_name
 from .image import ImageError
 from .pipeline import analyze
-from .records import PAIRWISE, BranchWeights, ChannelWeights, Segmentation, SpatialMap, Trace
+from .records import (PAIRWISE, AxisGate, BranchWeights, ChannelWeights, Segmentation, SpatialMap,
+                      Trace)
 from .weights import ASSETS, WeightsError
 
 TITLE = "VisAttn — see what attention modules inside CNNs do"
@@ -168,7 +169,7 @@ def refresh_views(session: Optional[Session], tab: str, alpha: float, cmap: str,
     trace = session.trace if session else None
     nl = _keys(trace, *PAIRWISE)
     sp = _keys(trace, SpatialMap)
-    ch = _keys(trace, ChannelWeights, BranchWeights)
+    ch = _keys(trace, ChannelWeights, BranchWeights, AxisGate)
     nl_first = trace[nl[0]] if nl else None
     nl_view = (None, "", session)
     if tab == "nonlocal":
@@ -277,6 +278,10 @@ def show_channels(session: Optional[Session], key: str):
     if session is None or not key:
         return None, None, []
     trace, rec = session.trace, session.trace[key]
+    if isinstance(rec, AxisGate):
+        peers = [r for r in trace if isinstance(r, AxisGate) and r.name == rec.name]
+        return render.axis_gate_view(rec), None, [(render.axis_gate_view(r, 384), r.key)
+                                                  for r in peers]
     if isinstance(rec, BranchWeights):
         chart = render.heatmap(rec.values, width=768, row_height=40)
         peers = [r for r in trace if isinstance(r, BranchWeights) and r.name == rec.name]
@@ -327,6 +332,37 @@ def export(session: Optional[Session], cmap: str) -> str:
     return str(path)
 
 
+def family_row(fam: families.Family) -> str:
+    pretrained, own = families.networks(fam)
+    names = lambda cards: ", ".join(f"`{c.name}`" for c in cards) or "none"  # noqa: E731
+    return (f"**{fam.name}** — [{fam.paper}]({fam.link})  \n"
+            f"attends to: {fam.attends_to} · pretrained: {names(pretrained)} · "
+            f"trained by VisAttn: {names(own)}" + (f"  \n_{fam.note}_" if fam.note else ""))
+
+
+def open_family(name: str, seg_size: int = 384, progress: gr.Progress = gr.Progress()):
+    """One click: the family's example network on a sample image, with pretrained weights
+    where they are on this machine or can be fetched, else random weights, said plainly."""
+    fam = next(f for f in families.FAMILIES if f.name == name)
+    model, image = families.example(fam)
+    if model is None:
+        raise gr.Error(f"No {name} network is available in this installation.")
+    card = zoo.get(model)
+    pretrained = card.availability() in ("bundled", "cached")
+    if not pretrained:
+        try:  # downloads where there is network
+            zoo.load(model, pretrained=True, progress=None)
+            pretrained = True
+        except WeightsError:
+            pass
+    out = run_analysis(image, model, pretrained, seg_size, progress)
+    if not pretrained:
+        session, top, summary, maps, picker = out
+        summary += "\n\n> (Its pretrained weights could not be fetched here.)"
+        out = (session, top, summary, maps, picker)
+    return (*out, image, gr.Checkbox(value=pretrained), gr.Tabs(selected="overview"))
+
+
 # ----- page -------------------------------------------------------------------------------
 
 def build() -> gr.Blocks:
@@ -358,7 +394,7 @@ def build() -> gr.Blocks:
             alpha = gr.Slider(0.0, 1.0, 0.5, step=0.05, label="Overlay opacity", elem_id="alpha")
             cmap = gr.Radio(COLORMAPS, value="jet", label="Colour map", elem_id="cmap")
         tab_open = gr.State("overview")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Overview", id="overview") as tab_overview:
                 maps = gr.Gallery(label="Every captured map, in network order", columns=4,
                                   height="auto", object_fit="contain", format="jpeg",
@@ -402,6 +438,16 @@ def build() -> gr.Blocks:
                     cmp_stage = gr.Slider(1, 4, 3, step=1, label="Stage", elem_id="cmp-stage")
                 cmp_go = gr.Button("Compare on this photo", elem_id="cmp-go")
                 cmp_maps = gr.Gallery(columns=4, height="auto", format="jpeg", elem_id="cmp-maps")
+            with gr.Tab("Families", id="families", elem_id="tab-families"):
+                gr.Markdown("The twelve attention families of the survey VisAttn follows. "
+                            "**Open** runs a network of the family on a sample image.")
+                family_buttons = []
+                for fam in families.FAMILIES:
+                    with gr.Row(equal_height=True):
+                        gr.Markdown(family_row(fam), elem_classes="family-row")
+                        slug = fam.name.lower().replace("²", "2").replace("-", "")
+                        family_buttons.append((fam.name, gr.Button(
+                            f"Open {fam.name}", elem_id=f"family-{slug}", scale=0, min_width=160)))
             with gr.Tab("Export", id="export"):
                 gr.Markdown("Every overlay as PNG, the raw arrays as NPZ and a JSON of model, "
                             "preprocessing, layers and your clicked queries, in one zip.")
@@ -441,5 +487,11 @@ def build() -> gr.Blocks:
                      concurrency_id="model", concurrency_limit=1, api_visibility="private")
         ex_go.click(export, [session, cmap], [ex_file], concurrency_id="view",
                     concurrency_limit=8, api_visibility="private")
+        for fam_name, button in family_buttons:
+            button.click(functools.partial(open_family, fam_name), [seg_size],
+                         [session, top5, summary, maps, model, image, pretrained, tabs],
+                         concurrency_id="model", concurrency_limit=1, api_visibility="private") \
+                .success(lambda: "overview", None, tab_open, **fast) \
+                .success(refresh_views, [session, tab_open, alpha, cmap, keep], view_outputs, **fast)
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo

@@ -122,6 +122,30 @@ def mmseg_source(head: str, url: str, short_side: int = 384) -> Source:
                   lambda: UrlFile(url, digest, "sha256"), adapt=adapt)
 
 
+def triplet_source() -> Source:
+    """Triplet attention ResNet-50 with the authors' ImageNet weights (landskape-ai/
+    triplet-attention, k = 7; Google Drive, no hash published): a timm ResNet-50 whose
+    blocks carry models/triplet.TripletAttention; their checkpoint keys are renamed onto
+    it by models.triplet.map_authors_checkpoint. Their evaluation: resize 256, centre crop
+    224, bilinear, ImageNet mean/std."""
+    def build() -> nn.Module:
+        import timm
+        from models.triplet import TripletAttention
+        return timm.create_model("resnet50", pretrained=False,
+                                 block_args=dict(attn_layer=TripletAttention))
+
+    def adapt(state: dict) -> dict:
+        from models.triplet import map_authors_checkpoint
+        return map_authors_checkpoint(state)
+
+    drive = "1ptKswHzVmULGbE3DuX6vMCjEbqwUvGiG"
+    url = f"https://drive.usercontent.google.com/download?id={drive}&export=download&confirm=t"
+    return Source("triplet-attention (authors)", "resnet50 + triplet attention (k=7)", build,
+                  lambda: Preprocess((224, 224), "crop", 0.875, "bilinear"),
+                  lambda: UrlFile(url, None, name="triplet_attention_resnet50_k7.pth.tar"),
+                  adapt=adapt)
+
+
 MANIFEST = weights.ASSETS / "weights" / "manifest.json"
 
 
@@ -307,6 +331,13 @@ for _name, _family, _src, _paper, _licence, _summary in [
 ]:
     register(ModelCard(_name, _family, "classify", _src, _paper, _summary, _licence))
 
+register(ModelCard(
+    "triplet_resnet50", "Triplet", "classify", triplet_source(), "https://arxiv.org/abs/2010.03045",
+    "ResNet-50 with triplet attention in every block (the authors' ImageNet weights): gates "
+    "over (C, W), (H, C) and (H, W).", "MIT (landskape-ai/triplet-attention)",
+    notes=("Weights from the authors' Google Drive, which publishes no hash: the download "
+           "is checked by loading every key strictly.",)))
+
 # Non-local, CCNet and DANet: mmsegmentation's ADE20K scene parsers (150 classes)
 _MMSEG = "https://download.openmmlab.com/mmsegmentation/v0.5/"
 _MMSEG_LICENCE = "Apache-2.0 (mmsegmentation weights)"
@@ -332,11 +363,15 @@ for _head, _family, _path, _paper, _summary in [
 
 # VisAttn's own networks, trained on generated scenes (python -m visattn.train), bundled
 _TINY_FAMILY = {"none": "Plain", "se": "SE", "cbam": "CBAM", "bam": "BAM", "nl": "Non-local",
-                "eca": "ECA", "gc": "GC", "sk": "SK"}
+                "eca": "ECA", "gc": "GC", "sk": "SK", "triplet": "Triplet", "a2": "A2",
+                "gsop": "GSoP"}
 _TINY_PAPER = {"none": "https://arxiv.org/abs/1512.03385", "se": "https://arxiv.org/abs/1709.01507",
                "cbam": "https://arxiv.org/abs/1807.06521", "bam": "https://arxiv.org/abs/1807.06514",
                "nl": "https://arxiv.org/abs/1711.07971", "eca": "https://arxiv.org/abs/1910.03151",
-               "gc": "https://arxiv.org/abs/1904.11492", "sk": "https://arxiv.org/abs/1903.06586"}
+               "gc": "https://arxiv.org/abs/1904.11492", "sk": "https://arxiv.org/abs/1903.06586",
+               "triplet": "https://arxiv.org/abs/2010.03045",
+               "a2": "https://arxiv.org/abs/1810.11579",
+               "gsop": "https://arxiv.org/abs/1811.12006"}
 SCENES_NOTE = ("Trained by VisAttn on generated scenes (6 textured shapes in clutter), not on "
                "photos: on a photo its prediction means nothing, but its maps show what it "
                "learned to look for. Try the generated example scenes.")
