@@ -37,10 +37,10 @@ def analyse(page, url, photo, model, pretrained=True):
 def shown_image(page, selector):
     """The <img> of a Gradio image output: (PIL image, its box on screen, natural size)."""
     img = page.locator(f"{selector} img").first
-    expect(img).to_be_visible(timeout=20_000)
+    expect(img).to_be_visible(timeout=60_000)
     page.wait_for_function(
         "s => { const i = document.querySelector(s + ' img'); return i && i.complete && i.naturalWidth > 0 }",
-        arg=selector)
+        arg=selector, timeout=60_000)
     src = img.get_attribute("src")
     data = page.request.get(src).body()
     return src, Image.open(io.BytesIO(data)).convert("RGB"), img
