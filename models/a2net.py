@@ -10,7 +10,6 @@ distribution over descriptors) are separate modules' outputs, so probes can read
 """
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
 

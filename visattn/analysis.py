@@ -110,7 +110,7 @@ def faithfulness(model, images, masks, labels, queries_per_image: int = 4,
     (memory does not grow with the set, beyond the scores and one gate vector per block
     per image). For affinities, rows are queried at random object and background pixels."""
     from .pipeline import analyze
-    from .records import Affinity, ChannelWeights, SpatialMap
+    from .records import PAIRWISE, ChannelWeights, SpatialMap
     rng = np.random.default_rng(seed)
     out = Faithfulness()
     for image, mask, label in zip(images, masks, labels):
@@ -125,7 +125,7 @@ def faithfulness(model, images, masks, labels, queries_per_image: int = 4,
             out.pointing[rec.key].append(pointing_game(heat, mask))
         for rec in trace.select(ChannelWeights):
             out.gates[rec.key].append(rec.values)
-        for rec in trace.select(Affinity):
+        for rec in [r for r in trace if isinstance(r, PAIRWISE)]:
             for where, store in ((mask, out.row_object), (~mask, out.row_background)):
                 ys, xs = np.nonzero(where)
                 for k in rng.choice(len(ys), min(queries_per_image, len(ys)), replace=False):
@@ -168,12 +168,12 @@ def stage_map(trace, stage: int) -> Optional[tuple[np.ndarray, str]]:
     else the mean affinity row (where the layer looks on average); else the block input's
     top channels weighted by their gates (channel-only families). None if the stage has
     no attention."""
-    from .records import Affinity, ChannelWeights, SpatialMap
+    from .records import PAIRWISE, ChannelWeights, SpatialMap
     at = [r for r in trace if r.stage == stage]
     spatial = [r for r in at if isinstance(r, SpatialMap) and "branch" not in r.name]
     if spatial:
         return spatial[-1].values, f"{spatial[-1].layer} · {spatial[-1].name}"
-    aff = [r for r in at if isinstance(r, Affinity)]
+    aff = [r for r in at if isinstance(r, PAIRWISE)]
     if aff:
         rec = aff[-1]
         n = rec.grid[0] * rec.grid[1]
