@@ -4,8 +4,6 @@
   (b) full analysis (decode, preprocess, capture, the default rendered panels) / plain forward
   (c) click: affinity row + 768 px overlay + JPEG encode, p50 and p95, and / plain forward
   (d) our full analysis / one Grad-CAM of pytorch-grad-cam on the same model, layer, photo
-      (only where `pytorch_grad_cam` imports: it needs opencv-python, so run it in a
-      separate venv, see docs/PERFORMANCE.md)
   (e) bytes a session holds (the Trace) and peak RSS growth of one analysis
   (f) command-line throughput (images/s, process start included) / a plain forward loop
 
@@ -114,8 +112,7 @@ def section_d(reps):
     try:
         from pytorch_grad_cam import GradCAM
     except ImportError:
-        print("pytorch_grad_cam is not installed here (pip install grad-cam; it pulls "
-              "opencv-python, so use a separate venv): skipped")
+        print("pytorch_grad_cam is not installed (pip install -r requirements.txt): skipped")
         return
     for name, layer in [("cbam_resnet50", "features.stage4"), ("seresnet50", "layer4")]:
         model, x, _ = plain_forward(name)

@@ -85,12 +85,13 @@ def test_views_of_every_tab_for_one_analysis(tmp_path):
     Image.fromarray(np.random.default_rng(2).integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(path)
     session, *_ = ui.run_analysis(str(path), "cbam_resnet50", pretrained=False)
     (nl_layer, nl_head, nl_view, nl_info, session, sp_record, sp_view, ch_record, chart, matrix,
-     tiles) = ui.refresh_views(session, "overview", 0.5, "jet", 100)
+     tiles, gc_record) = ui.refresh_views(session, "overview", 0.5, "jet", 100)
+    assert gc_record.value == "features.stage1.unit1.cbam:spatial gate"
     assert nl_view is sp_view is chart is None  # only the open tab is drawn
     nl_view, nl_info, _ = ui.refresh_views(session, "nonlocal", 0.5, "jet", 100)[2:5]
     assert nl_view is None and "no pairwise" in nl_info
     sp_view = ui.refresh_views(session, "spatial", 0.5, "jet", 100)[6]
-    chart, matrix, tiles = ui.refresh_views(session, "channel", 0.5, "jet", 100)[8:]
+    chart, matrix, tiles = ui.refresh_views(session, "channel", 0.5, "jet", 100)[8:11]
     assert sp_record.value == "features.stage1.unit1.cbam:spatial gate"
     assert sp_view.shape[1] == 768 and sp_view.shape[0] == 512 + 34  # photo + colour bar
     assert ch_record.value == "features.stage1.unit1.cbam:channel gate"

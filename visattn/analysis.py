@@ -42,6 +42,18 @@ def energy_ratio(values: np.ndarray, mask: np.ndarray) -> float:
     return mass_ratio(values - lo, mask)
 
 
+def ranks(v: np.ndarray) -> np.ndarray:
+    """1-based ranks of the values, ties sharing their mean rank."""
+    order = np.argsort(v, kind="mergesort")
+    out = np.empty(len(v), np.float64)
+    sorted_v = v[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_v)) + 1]
+    ends = np.r_[starts[1:], len(v)]
+    for s, e in zip(starts, ends):
+        out[order[s:e]] = (s + e + 1) / 2.0
+    return out
+
+
 def roc_auc(values: np.ndarray, mask: np.ndarray) -> float:
     """Probability that a random object pixel scores above a random background pixel
     (ties count half): Mann-Whitney U / (n_obj * n_bg)."""
@@ -49,15 +61,7 @@ def roc_auc(values: np.ndarray, mask: np.ndarray) -> float:
     n_pos, n_neg = int(m.sum()), int((~m).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    order = np.argsort(v, kind="mergesort")
-    ranks = np.empty(len(v), np.float64)
-    sorted_v = v[order]
-    # average ranks over ties
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_v)) + 1]
-    ends = np.r_[starts[1:], len(v)]
-    for s, e in zip(starts, ends):
-        ranks[order[s:e]] = (s + e + 1) / 2.0  # 1-based mean rank of the tie block
-    u = ranks[m].sum() - n_pos * (n_pos + 1) / 2.0
+    u = ranks(v)[m].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))
 
 

@@ -131,6 +131,71 @@ def cmd_analyze(args) -> int:
     return 1 if failed else 0
 
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def cmd_stats(args) -> int:
+    from tqdm.auto import tqdm
+
+    from . import render
+    from .excitation import ExcitationStats
+    from .image import ImageError
+    from .pipeline import analyze
+    files = sorted(p for p in Path(args.folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if args.limit:
+        files = files[:args.limit]
+    if not files:
+        print(f"no images in {args.folder}", file=sys.stderr)
+        return 2
+    card = zoo.get(args.model)
+    stats = ExcitationStats(labels=list(card.class_names))
+    failed = 0
+    for path in tqdm(files, desc="excitation statistics", unit="image", disable=args.quiet):
+        try:
+            stats.add(analyze(path, args.model, pretrained=not args.random))
+        except ImageError as exc:
+            failed += 1
+            tqdm.write(f"skipped {path}: {exc}", file=sys.stderr)
+    if not stats.blocks():
+        print(f"{args.model} has no channel gates to gather statistics of", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "excitation.csv").write_text(stats.to_csv())
+    from PIL import Image
+    Image.fromarray(render.divergence_plot(stats)).save(out / "divergence.png")
+    for key in stats.blocks():
+        print(f"{key:40s} stage {stats.stages[key]}  class divergence {stats.divergence(key):.3f}")
+    print(f"{stats.images} images ({failed} skipped); wrote {out / 'excitation.csv'} and "
+          f"{out / 'divergence.png'}")
+    return 0
+
+
+def cmd_ablate(args) -> int:
+    from .ablation import stage_ablation
+    from .image import ImageError, load_image
+    card = zoo.get(args.model)
+    if card.task != "classify":
+        print("switching attention off compares class predictions: choose a classifier",
+              file=sys.stderr)
+        return 2
+    try:
+        rgb = load_image(args.image)
+    except ImageError as exc:
+        print(f"{args.image}: {exc}", file=sys.stderr)
+        return 1
+    model = zoo.load(args.model, pretrained=not args.random)
+    rows = stage_ablation(model, rgb, card.preprocess, card.class_names)
+    print(f"{'attention off':16s} {'modules':>7s}  {'top-1':38s} {'same?':6s} {'p(original top-1)':>18s}")
+    for row in rows:
+        what = "none (baseline)" if row.stage == 0 else \
+            ("every stage" if row.stage is None else f"stage {row.stage}")
+        label, p = row.top[0]
+        print(f"{what:16s} {row.switched:7d}  {label[:30]:30s} {p:6.1%} {'yes' if row.same_top1 else 'NO':6s} "
+              f"{row.baseline_prob_of_top1:18.1%}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     """Run the repository's benchmark script (bench/performance.py) with the given options."""
     import subprocess
@@ -148,25 +213,27 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m visattn",
         description="VisAttn: see what the attention modules inside CNNs do.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    network = argparse.ArgumentParser(add_help=False)  # options of every command that runs one
+    network.add_argument("--model", required=True, help="network name (see list-models)")
+    network.add_argument("--random", action="store_true",
+                         help="random weights (architecture only, no download)")
+    batch = argparse.ArgumentParser(add_help=False)  # ... over many images, into a folder
+    batch.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
+    batch.add_argument("--quiet", action="store_true", help="no progress bar")
     s = sub.add_parser(
-        "analyze", help="capture every attention map of a network on photos and save them",
+        "analyze", parents=[network, batch], help="capture every attention map of a network on photos and save them",
         description="Run a network on each photo and write, per photo, a folder with every "
                     "captured map as PNG (overlays/), the raw arrays (arrays.npz) and a JSON "
                     "of model, preprocessing, layers and queries (meta.json). A photo that "
                     "cannot be read is reported and skipped; the exit status is 1 if any was.")
     s.add_argument("images", nargs="+", metavar="IMAGE", help="photo files (JPEG, PNG, ...)")
-    s.add_argument("--model", required=True, help="network name (see list-models)")
-    s.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
     s.add_argument("--layers", default="*", metavar="PATTERN",
                    help="only records whose key matches this shell pattern, e.g. '*spatial*' "
                         "or 'layer4.*' (default: all)")
     s.add_argument("--query", type=_query, action="append", default=[], metavar="X,Y",
                    help="a photo pixel whose attention row to save for every pairwise layer "
                         "(Non-local, BoTNet, CCNet, DANet); repeatable")
-    s.add_argument("--random", action="store_true",
-                   help="random weights (architecture only, no download)")
     s.add_argument("--cmap", default="jet", choices=["jet", "viridis", "inferno", "turbo"])
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(run=cmd_analyze)
     s = sub.add_parser("list-models", help="list the networks, their weights and sizes")
     s.set_defaults(run=cmd_list_models)
@@ -178,6 +245,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("names", nargs="*", metavar="NAME", help="model names (see list-models)")
     s.add_argument("--all", action="store_true", help="every model of the zoo")
     s.set_defaults(run=cmd_download)
+    s = sub.add_parser(
+        "stats", parents=[network, batch], help="excitation statistics of the channel gates over a folder of images",
+        description="Run a network over every image in a folder (one at a time: memory does "
+                    "not grow) and write the mean and spread of every channel gate per block "
+                    "and predicted class (excitation.csv), and the class divergence per block, "
+                    "which shows where gates become class-specific (divergence.png).")
+    s.add_argument("folder", help="a folder of images (searched recursively)")
+    s.add_argument("--limit", type=int, default=0, help="use at most this many images")
+    s.set_defaults(run=cmd_stats)
+    s = sub.add_parser(
+        "ablate", parents=[network], help="switch attention off stage by stage and see the prediction change",
+        description="Set every attention module of one stage to neutral (gates = 1, BAM's = 0, "
+                    "Non-local branches off) with hooks, stage by stage and everywhere, and "
+                    "print how the top-1 prediction changes. The network itself is not changed.")
+    s.add_argument("image", help="a photo")
+    s.set_defaults(run=cmd_ablate)
     s = sub.add_parser(
         "bench", help="measure speed and memory against a plain forward (bench/performance.py)",
         description="Hook overhead, full analysis, click cost, Grad-CAM comparison, memory and "

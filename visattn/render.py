@@ -269,3 +269,41 @@ def gallery(trace: Trace, cap: int = 256) -> list[tuple[np.ndarray, str]]:
     if isinstance(trace.prediction, Segmentation):
         items.insert(0, (segmentation_view(trace, cap=2 * cap), "classes (ADE20K) with legend"))
     return items
+
+
+def _figure_rgb(fig) -> np.ndarray:
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy()
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return rgb
+
+
+def divergence_plot(stats) -> np.ndarray:
+    """Class divergence of the channel gates, block by block in network order (the curve
+    that shows where gates become class-specific), with stage boundaries marked."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    keys = stats.blocks()
+    values = [stats.divergence(k) for k in keys]
+    fig, ax = plt.subplots(figsize=(7.5, 3.2), dpi=100)
+    ax.plot(range(len(keys)), values, marker="o", color="#d9480f")
+    stages = [stats.stages[k] for k in keys]
+    for i in range(1, len(keys)):
+        if stages[i] != stages[i - 1]:
+            ax.axvline(i - 0.5, color="#999", lw=0.8, ls="--")
+    ax.set_xticks(range(len(keys)))
+    ax.set_xticklabels([k.split(":")[0] for k in keys], rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("between / within-class spread")
+    ax.set_title(f"Channel gates, {stats.images} images: where do they become class-specific?",
+                 fontsize=9)
+    fig.tight_layout()
+    return _figure_rgb(fig)
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarray:
+    """Two RGB images next to each other (heights padded to match), white between."""
+    h = max(left.shape[0], right.shape[0])
+    pad = lambda im: np.vstack([im, np.full((h - im.shape[0], im.shape[1], 3), 255, np.uint8)])  # noqa: E731
+    return np.hstack([pad(left), np.full((h, gap, 3), 255, np.uint8), pad(right)])

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import tempfile
+
+import numpy as np
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +66,7 @@ def photo_upload(**kwargs) -> gr.Image:
 class Session:
     trace: Trace
     queries: list[Query] = field(default_factory=list)
+    pretrained: bool = True
 
 
 # ----- choices ----------------------------------------------------------------------------
@@ -160,7 +163,7 @@ def run_analysis(image_path: Optional[str], model_name: str, pretrained: bool = 
     if not len(trace):
         lines.append("This network has no attention modules (it is the baseline).")
     picker = gr.Dropdown(choices=model_choices(), value=model_name)
-    return Session(trace), top, "\n\n".join(lines), render.gallery(trace), picker
+    return Session(trace, pretrained=pretrained), top, "\n\n".join(lines), render.gallery(trace), picker
 
 
 def refresh_views(session: Optional[Session], tab: str, alpha: float, cmap: str, keep: float):
@@ -179,7 +182,8 @@ def refresh_views(session: Optional[Session], tab: str, alpha: float, cmap: str,
             gr.Dropdown(choices=sp, value=sp[0] if sp else None),
             show_spatial(session, sp[0], alpha, cmap, keep) if sp and tab == "spatial" else None,
             gr.Dropdown(choices=ch, value=ch[0] if ch else None),
-            *(show_channels(session, ch[0]) if ch and tab == "channel" else (None, None, [])))
+            *(show_channels(session, ch[0]) if ch and tab == "channel" else (None, None, [])),
+            gr.Dropdown(choices=sp + nl, value=(sp + nl)[0] if sp + nl else None))
 
 
 def nonlocal_tab(session: Optional[Session], layer: Optional[str], head: str, alpha: float,
@@ -332,6 +336,90 @@ def export(session: Optional[Session], cmap: str) -> str:
     return str(path)
 
 
+@readable
+def run_stats(files, use_examples: bool, model_name: str, pretrained: bool,
+              progress: gr.Progress = gr.Progress()):
+    """Excitation statistics over uploaded images (or the shipped examples), streamed."""
+    from .excitation import ExcitationStats
+    paths = [f if isinstance(f, str) else f.name for f in (files or [])]
+    if use_examples or not paths:
+        paths += [str(p) for p in EXAMPLES]
+    card = zoo.get(model_name)
+    stats = ExcitationStats(labels=list(card.class_names))
+    skipped = 0
+    for path in progress.tqdm(paths, desc="Images"):
+        try:
+            stats.add(analyze(path, model_name, pretrained=pretrained))
+        except ImageError:
+            skipped += 1
+    if not stats.blocks():
+        raise gr.Error(f"{model_name} has no channel gates; choose SE, ECA, CBAM, GSoP, ...")
+    folder = Path(tempfile.mkdtemp(prefix="visattn-stats-"))
+    csv_path = folder / f"excitation_{safe_name(model_name)}.csv"
+    csv_path.write_text(stats.to_csv())
+    top = max(stats.blocks(), key=stats.divergence)
+    text = (f"{stats.images} images ({skipped} skipped). Gates are most class-specific at "
+            f"**{top}** (divergence {stats.divergence(top):.2f}). The CSV holds every "
+            "channel's mean and spread per block and predicted class.")
+    return render.divergence_plot(stats), str(csv_path), text
+
+
+@readable
+def attention_vs_gradcam(session: Optional[Session], key: str, top_pct: float, cmap: str):
+    """The block's own attention next to Grad-CAM of the predicted class at that block."""
+    import json
+
+    from .gradcam import agreement, gradcam, target_layer
+    from .preprocess import prepare
+    session = _need(session)
+    trace = session.trace
+    if not key:
+        raise gr.Error("This network has no spatial attention map to compare.")
+    rec = trace[key]
+    card = zoo.get(trace.model)
+    if card.task != "classify":
+        raise gr.Error("Grad-CAM explains a class score: choose a classifier.")
+    model = zoo.load(trace.model, pretrained=session.pretrained)
+    x, geo = prepare(trace.image, trace.preprocess)
+    cam = gradcam(model, x, target_layer(rec.layer))  # (H_in, W_in)
+    attention = rec.values if isinstance(rec, SpatialMap) else rec.row(centre_cell(rec))
+    import cv2
+    attention_in = cv2.resize(attention.astype(np.float32), (cam.shape[1], cam.shape[0]),
+                              interpolation=cv2.INTER_LINEAR)
+    scores = agreement(attention_in, cam, top=top_pct / 100.0)
+    left = render.map_on_image(trace, attention, 384, 0.6, cmap, enlarge=True)
+    right = render.map_on_image(trace, cam, 384, 0.6, cmap, enlarge=True)
+    folder = Path(tempfile.mkdtemp(prefix="visattn-gradcam-"))
+    report = folder / "agreement.json"
+    report.write_text(json.dumps({"model": trace.model, "record": key,
+                                  "gradcam_layer": target_layer(rec.layer), **scores}, indent=2))
+    text = (f"Left: **{key}**. Right: Grad-CAM of the predicted class at "
+            f"`{target_layer(rec.layer)}`. Rank correlation **{scores['spearman']:.2f}**, "
+            f"IoU of the top {top_pct:.0f} % **{scores['top_iou']:.2f}**.")
+    return render.side_by_side(left, right), text, str(report)
+
+
+@readable
+def run_ablation(session: Optional[Session]):
+    """Top-1 with each stage's attention switched off (hooks; the network is unchanged)."""
+    from .ablation import stage_ablation
+    session = _need(session)
+    trace = session.trace
+    card = zoo.get(trace.model)
+    if card.task != "classify":
+        raise gr.Error("Switching attention off compares class predictions: choose a classifier.")
+    model = zoo.load(trace.model, pretrained=session.pretrained)
+    rows = stage_ablation(model, trace.image, trace.preprocess, card.class_names)
+    table = []
+    for row in rows:
+        what = "none (baseline)" if row.stage == 0 else \
+            ("every stage" if row.stage is None else f"stage {row.stage}")
+        label, p = row.top[0]
+        table.append([what, row.switched, label, round(p, 4), "yes" if row.same_top1 else "NO",
+                      round(row.baseline_prob_of_top1, 4)])
+    return table
+
+
 def family_row(fam: families.Family) -> str:
     pretrained, own = families.networks(fam)
     names = lambda cards: ", ".join(f"`{c.name}`" for c in cards) or "none"  # noqa: E731
@@ -448,6 +536,35 @@ def build() -> gr.Blocks:
                         slug = fam.name.lower().replace("²", "2").replace("-", "")
                         family_buttons.append((fam.name, gr.Button(
                             f"Open {fam.name}", elem_id=f"family-{slug}", scale=0, min_width=160)))
+            with gr.Tab("Analyses", id="analyses"):
+                gr.Markdown("### Excitation statistics over many images\nThe mean and spread of "
+                            "every channel gate per block and predicted class, and where gates "
+                            "become class-specific (SENet's excitation plots).")
+                with gr.Row():
+                    st_files = gr.File(file_count="multiple", file_types=["image"],
+                                       label="Images (or use the examples)", elem_id="st-files")
+                    st_examples = gr.Checkbox(value=True, label="Add the example images")
+                st_go = gr.Button("Gather statistics with the chosen network", elem_id="st-go")
+                st_text = gr.Markdown(elem_id="st-text")
+                st_plot = gr.Image(label="Class divergence per block", interactive=False,
+                                   elem_id="st-plot")
+                st_csv = gr.File(label="excitation.csv", elem_id="st-csv")
+                gr.Markdown("### Attention vs Grad-CAM\nThe block's own spatial attention next "
+                            "to Grad-CAM of the predicted class at the same block.")
+                with gr.Row():
+                    gc_record = gr.Dropdown([], label="Attention map", elem_id="gc-record")
+                    gc_top = gr.Slider(5, 50, 20, step=5, label="Top % for the IoU")
+                gc_go = gr.Button("Compare with Grad-CAM", elem_id="gc-go")
+                gc_text = gr.Markdown(elem_id="gc-text")
+                gc_view = gr.Image(interactive=False, format="jpeg", elem_id="gc-view")
+                gc_file = gr.File(label="agreement.json")
+                gr.Markdown("### Switching attention off\nEach stage's attention set to neutral "
+                            "(gates 1, BAM 0, Non-local branches off) with hooks; the network "
+                            "itself is never changed.")
+                ab_go = gr.Button("Switch attention off, stage by stage", elem_id="ab-go")
+                ab_table = gr.Dataframe(headers=["attention off", "modules", "top-1",
+                                                 "probability", "same top-1?",
+                                                 "p(original top-1)"], elem_id="ab-table")
             with gr.Tab("Export", id="export"):
                 gr.Markdown("Every overlay as PNG, the raw arrays as NPZ and a JSON of model, "
                             "preprocessing, layers and your clicked queries, in one zip.")
@@ -455,7 +572,7 @@ def build() -> gr.Blocks:
                 ex_file = gr.File(label="Download", elem_id="export-file")
 
         view_outputs = [nl_layer, nl_head, nl_view, nl_info, session, sp_record, sp_view,
-                        ch_record, ch_chart, ch_matrix, ch_tiles]
+                        ch_record, ch_chart, ch_matrix, ch_tiles, gc_record]
         go.click(run_analysis, [image, model, pretrained, seg_size],
                  [session, top5, summary, maps, model],
                  api_name="analyze", concurrency_id="model", concurrency_limit=1) \
@@ -487,6 +604,14 @@ def build() -> gr.Blocks:
                      concurrency_id="model", concurrency_limit=1, api_visibility="private")
         ex_go.click(export, [session, cmap], [ex_file], concurrency_id="view",
                     concurrency_limit=8, api_visibility="private")
+        st_go.click(run_stats, [st_files, st_examples, model, pretrained],
+                    [st_plot, st_csv, st_text], concurrency_id="model", concurrency_limit=1,
+                    api_visibility="private")
+        gc_go.click(attention_vs_gradcam, [session, gc_record, gc_top, cmap],
+                    [gc_view, gc_text, gc_file], concurrency_id="model", concurrency_limit=1,
+                    api_visibility="private")
+        ab_go.click(run_ablation, [session], [ab_table], concurrency_id="model",
+                    concurrency_limit=1, api_visibility="private")
         for fam_name, button in family_buttons:
             button.click(functools.partial(open_family, fam_name), [seg_size],
                          [session, top5, summary, maps, model, image, pretrained, tabs],
