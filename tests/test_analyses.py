@@ -103,6 +103,9 @@ def test_attention_vs_gradcam_in_the_app(tmp_path):
     scores = json.loads(Path(report).read_text())
     assert scores["gradcam_layer"] == "layer3.0" and -1 <= scores["spearman"] <= 1
     assert f"{scores['spearman']:.2f}" in text and image.ndim == 3
+    session, *_ = ui.run_analysis(str(ui.EXAMPLES[-1]), "tiny_nl")
+    image, text, report = ui.attention_vs_gradcam(session, "nl2:affinity", 20, "jet")
+    assert "(mean row)" in text and json.loads(Path(report).read_text())["gradcam_layer"] == "nl2"
 
 
 # ----- switching attention off ------------------------------------------------------------

@@ -382,7 +382,11 @@ def attention_vs_gradcam(session: Optional[Session], key: str, top_pct: float, c
     model = zoo.load(trace.model, pretrained=session.pretrained)
     x, geo = prepare(trace.image, trace.preprocess)
     cam = gradcam(model, x, target_layer(rec.layer))  # (H_in, W_in)
-    attention = rec.values if isinstance(rec, SpatialMap) else rec.row(centre_cell(rec))
+    if isinstance(rec, SpatialMap):
+        attention = rec.values
+    else:  # a pairwise layer: its mean row, where the layer looks on average
+        n = rec.grid[0] * rec.grid[1]
+        attention = np.mean([rec.row(i) for i in range(0, n, max(1, n // 64))], axis=0)
     import cv2
     attention_in = cv2.resize(attention.astype(np.float32), (cam.shape[1], cam.shape[0]),
                               interpolation=cv2.INTER_LINEAR)
@@ -393,7 +397,8 @@ def attention_vs_gradcam(session: Optional[Session], key: str, top_pct: float, c
     report = folder / "agreement.json"
     report.write_text(json.dumps({"model": trace.model, "record": key,
                                   "gradcam_layer": target_layer(rec.layer), **scores}, indent=2))
-    text = (f"Left: **{key}**. Right: Grad-CAM of the predicted class at "
+    what = key if isinstance(rec, SpatialMap) else f"{key} (mean row)"
+    text = (f"Left: **{what}**. Right: Grad-CAM of the predicted class at "
             f"`{target_layer(rec.layer)}`. Rank correlation **{scores['spearman']:.2f}**, "
             f"IoU of the top {top_pct:.0f} % **{scores['top_iou']:.2f}**.")
     return render.side_by_side(left, right), text, str(report)
