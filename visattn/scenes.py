@@ -8,7 +8,7 @@ the clutter. Everything is a pure function of the seed.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -34,9 +34,10 @@ def _grid(size: int):
 _X, _Y = _grid(SIZE)
 
 
-def _shape(kind: int, cx: float, cy: float, r: float, angle: float) -> np.ndarray:
-    """Boolean mask of shape `kind` centred at (cx, cy) with radius r."""
-    dx, dy = _X - cx, _Y - cy
+def _shape(kind: int, cx: float, cy: float, r: float, angle: float,
+           x: np.ndarray = _X, y: np.ndarray = _Y) -> np.ndarray:
+    """Boolean mask of shape `kind` centred at (cx, cy) with radius r, at pixel centres (x, y)."""
+    dx, dy = x - cx, y - cy
     c, s = np.cos(angle), np.sin(angle)
     u, v = c * dx + s * dy, -s * dx + c * dy
     d = np.hypot(dx, dy)
@@ -154,7 +155,154 @@ def write_examples(folder) -> list:
     return paths
 
 
+
+# ----- twin scenes: a pixel's label depends on a distant object --------------------------
+
+TWIN_LABELS = ("background", "unique object", "twin object")
+TWIN_COLOURS = np.array([(60, 60, 60), (70, 130, 255), (255, 140, 0)], np.uint8)  # overlay
+TWIN_OBJECTS = 4  # one twin pair and two unique objects per scene
+TWIN_JITTER = 0.06  # a twin's radius differs from its partner's by at most this fraction
+_RADIUS = (6.5, 9.0)
+_GAP = 8.0  # least free space between any two objects, in pixels
+_HALF = int(np.ceil(_RADIUS[1] * (1 + TWIN_JITTER))) + 1  # half-size of an object's patch
+_LOCAL = np.mgrid[-_HALF:_HALF + 1, -_HALF:_HALF + 1].astype(np.float32)  # (dy, dx) at centres
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """One painted object: shape and texture kinds (as in `CLASSES`), two palette colours,
+    radius, rotation, texture period and angle, the seed of its speckle, and the pixel
+    (x, y) whose centre is the object's centre. Twins share everything but centre and
+    (up to `TWIN_JITTER`) radius."""
+    shape: int
+    texture: int
+    colours: np.ndarray  # (2, 3) float32 RGB
+    radius: float
+    angle: float
+    period: float
+    texture_angle: float
+    texture_seed: int
+    centre: tuple[int, int]
+
+    def render(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mask (P, P) bool, rgb (P, P, 3) float32) on the object's own patch, P = 2 * _HALF + 1;
+        a pure function of everything but the centre, so twins render alike."""
+        dy, dx = _LOCAL
+        mask = _shape(self.shape, 0.0, 0.0, self.radius, self.angle, dx, dy)
+        rng = np.random.default_rng(self.texture_seed)
+        pattern = _texture(self.texture, rng, self.period, self.texture_angle, dx, dy)
+        rgb = np.where(pattern[..., None] > 0.5, self.colours[1], self.colours[0])
+        return mask, rgb.astype(np.float32)
+
+    def window(self) -> tuple[slice, slice]:
+        """(rows, cols) of the scene that the object's patch covers."""
+        x, y = self.centre
+        return slice(y - _HALF, y + _HALF + 1), slice(x - _HALF, x + _HALF + 1)
+
+
+@dataclass(frozen=True)
+class TwinScene:
+    image: np.ndarray  # (SIZE, SIZE, 3) uint8 RGB
+    masks: np.ndarray  # (K, SIZE, SIZE) bool, one per object, disjoint
+    twins: list  # [(i, j)]: objects i and j are identical (up to the radius jitter)
+    objects: tuple  # K SceneObjects
+
+    def label_map(self) -> np.ndarray:
+        """(SIZE, SIZE) int64: 0 background, 1 unique object, 2 twin object (`TWIN_LABELS`)."""
+        return twin_labels(self.masks, self.twins)
+
+
+def twin_labels(masks: np.ndarray, twins) -> np.ndarray:
+    """Per-pixel labels of one scene's (K, H, W) masks: 0 background, 1 unique, 2 twin."""
+    paired = {k for pair in twins for k in pair}
+    out = np.zeros(masks.shape[1:], np.int64)
+    for k, mask in enumerate(masks):
+        out[mask] = 2 if k in paired else 1
+    return out
+
+
+def _place(rng: np.random.Generator, radii: list[float]) -> list[tuple[int, int]]:
+    """Integer centres, each patch inside the scene, any two objects >= _GAP apart."""
+    lo, hi = _HALF, SIZE - 1 - _HALF
+    while True:
+        centres = []
+        for r in radii:
+            for _ in range(200):
+                c = rng.integers(lo, hi + 1, 2)
+                if all(np.hypot(*(c - o)) >= r + ro + _GAP for o, ro in zip(centres, radii)):
+                    centres.append(c)
+                    break
+            else:
+                break
+        if len(centres) == len(radii):
+            return [(int(x), int(y)) for x, y in centres]
+
+
+def _random_object(rng: np.random.Generator, shape: int, texture: int) -> SceneObject:
+    return SceneObject(shape, texture, PALETTE[rng.choice(len(PALETTE), 2, replace=False)],
+                       float(rng.uniform(*_RADIUS)), float(rng.uniform(0, 2 * np.pi)),
+                       float(rng.uniform(2.5, 4.0)), float(rng.uniform(0, np.pi)),
+                       int(rng.integers(2 ** 31)), (0, 0))
+
+
+def twin_scene(seed: int, jitter: float = TWIN_JITTER) -> TwinScene:
+    """A 64 x 64 scene of `TWIN_OBJECTS` objects on a textured background: two of them are
+    twins (same shape, texture, colours, rotation, texture phase; radius within `jitter`),
+    the others unique (no two objects share both shape and texture). A pure function of
+    `seed`; objects never overlap and lie wholly inside the scene."""
+    rng = np.random.default_rng(seed)
+    kinds = rng.choice(len(CLASSES) ** 2, TWIN_OBJECTS - 1, replace=False)  # (shape, texture)
+    first = _random_object(rng, *divmod(int(kinds[0]), len(CLASSES)))
+    partner = replace(first, radius=first.radius * (1 + jitter * rng.uniform(-1, 1)))
+    objects = [first, partner] + [_random_object(rng, *divmod(int(k), len(CLASSES)))
+                                  for k in kinds[1:]]
+    order = rng.permutation(TWIN_OBJECTS)  # the twins' indices vary from scene to scene
+    objects = [objects[k] for k in order]
+    centres = _place(rng, [o.radius for o in objects])
+    objects = [replace(o, centre=c) for o, c in zip(objects, centres)]
+    canvas = np.empty((SIZE, SIZE, 3), np.float32)
+    bg = PALETTE[rng.choice(len(PALETTE), 2, replace=False)] * 0.5 + 60
+    _paint(canvas, np.ones((SIZE, SIZE), bool),
+           _texture(int(rng.integers(6)), rng, rng.uniform(3, 8), rng.uniform(0, np.pi)), *bg)
+    masks = np.zeros((TWIN_OBJECTS, SIZE, SIZE), bool)
+    for k, obj in enumerate(objects):
+        mask, rgb = obj.render()
+        rows, cols = obj.window()
+        canvas[rows, cols][mask] = rgb[mask]
+        masks[k, rows, cols] = mask
+    i, j = sorted(int(np.flatnonzero(order == k)[0]) for k in (0, 1))
+    return TwinScene(canvas.astype(np.uint8), masks, [(i, j)], tuple(objects))
+
+
+def make_twin_batch(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Twin scenes seed*1_000_003 + 0..n-1: images (n, 64, 64, 3) uint8, masks
+    (n, TWIN_OBJECTS, 64, 64) bool, twins (n, 2) int64 (the twin pair's object indices)."""
+    images = np.empty((n, SIZE, SIZE, 3), np.uint8)
+    masks = np.empty((n, TWIN_OBJECTS, SIZE, SIZE), bool)
+    twins = np.empty((n, 2), np.int64)
+    for k in range(n):
+        s = twin_scene(seed * 1_000_003 + k)
+        images[k], masks[k], twins[k] = s.image, s.masks, s.twins[0]
+    return images, masks, twins
+
+
+def write_twin_examples(folder, seeds: tuple[int, ...] = (11, 12)) -> list:
+    """Twin scenes as example PNGs (twins_<seed>.png)."""
+    from pathlib import Path
+
+    from PIL import Image
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for s in seeds:
+        path = folder / f"twins_{s}.png"
+        Image.fromarray(twin_scene(s).image).save(path)
+        paths.append(path)
+    return paths
+
+
 if __name__ == "__main__":
     import pathlib
-    for p in write_examples(pathlib.Path(__file__).resolve().parent.parent / "assets" / "examples"):
+    _examples = pathlib.Path(__file__).resolve().parent.parent / "assets" / "examples"
+    for p in write_examples(_examples) + write_twin_examples(_examples):
         print(p)

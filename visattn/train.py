@@ -125,14 +125,8 @@ def train_one(attention: str, args) -> dict:
 def ship(attention: str, model, mean, std, val, n_params: int, args) -> dict:
     """fp16 safetensors into assets/weights and a manifest entry; the accuracy is measured
     with the fp16 weights actually shipped."""
-    from safetensors.torch import save_file
-    WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
-    half = {k: (v.half() if v.is_floating_point() else v).contiguous()
-            for k, v in model.state_dict().items()}
     path = WEIGHTS_DIR / f"tiny_{attention}.safetensors"
-    save_file(half, str(path))
-    shipped = tiny_resnet(attention, len(scenes.CLASSES))
-    shipped.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in half.items()})
+    shipped = save_half(model, path, tiny_resnet(attention, len(scenes.CLASSES)))
     entry = {
         "name": f"tiny_{attention}",
         "architecture": f"models.tiny_resnet.tiny_resnet({attention!r})",
@@ -156,12 +150,29 @@ def ship(attention: str, model, mean, std, val, n_params: int, args) -> dict:
         "trained": datetime.date.today().isoformat(),
         "trained_on": "generated scenes (visattn.scenes), CPU",
     }
-    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
-    manifest[entry["name"]] = entry
-    MANIFEST.write_text(json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
+    write_manifest_entry(entry)
     print(f"[{attention}] shipped {path} ({path.stat().st_size / 1e6:.2f} MB), held-out "
           f"accuracy {entry['val_accuracy']:.3f}", flush=True)
     return entry
+
+
+def save_half(model: torch.nn.Module, path: Path, fresh: torch.nn.Module) -> torch.nn.Module:
+    """Write the model's state as fp16 safetensors to `path`; return `fresh` (a new model of
+    the same architecture) loaded from exactly those fp16 values, for measuring."""
+    from safetensors.torch import save_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    half = {k: (v.half() if v.is_floating_point() else v).contiguous()
+            for k, v in model.state_dict().items()}
+    save_file(half, str(path))
+    fresh.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in half.items()})
+    return fresh.eval()
+
+
+def write_manifest_entry(entry: dict) -> None:
+    """Add or replace one entry (by name) of assets/weights/manifest.json."""
+    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+    manifest[entry["name"]] = entry
+    MANIFEST.write_text(json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
 
 
 def main(argv=None) -> None:
