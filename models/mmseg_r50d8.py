@@ -1,7 +1,8 @@
 """mmsegmentation's R-50-D8 segmentation networks in plain PyTorch (no mmcv at run time):
-NonLocalNet (embedded Gaussian), CCNet (criss-cross, 2 recurrences) and DANet (position
-and channel attention), written from the papers and mmseg's documented layout, keeping
-mmseg's module names so its published state dicts load with at most prefix handling.
+NonLocalNet (embedded Gaussian), DNLNet (disentangled Non-local: whitened pairwise + unary),
+CCNet (criss-cross, 2 recurrences) and DANet (position and channel attention), written
+from the papers and mmseg's documented layout, keeping mmseg's module names so its
+published state dicts load with at most prefix handling.
 
 Backbone: ResNetV1c-50 (deep stem 3 x 3 convs 32-32-64), strides (1, 2, 1, 1), dilations
 (1, 1, 2, 4) with contracted dilation (the first block of a dilated layer uses half the
@@ -115,14 +116,47 @@ class NonLocal2d(nn.Module):
         self.phi = ConvModule(channels, self.inter_channels, 1, norm=False, act=False)
         self.conv_out = ConvModule(self.inter_channels, channels, 1, act=False)
 
+    def pairwise(self, theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+        """theta (n, HW, C'), phi (n, C', HW) -> attention (n, HW queries, HW keys)."""
+        return torch.softmax(theta @ phi / self.inter_channels ** 0.5, dim=-1)
+
+    def unary(self, x: torch.Tensor, g: torch.Tensor):
+        """A term added to every position's context (n, C', 1, 1); none here."""
+        return 0.0
+
     def forward(self, x):
         n, _, h, w = x.shape
         g = self.g(x).flatten(2).transpose(1, 2)  # (n, HW, C')
         theta = self.theta(x).flatten(2).transpose(1, 2)  # (n, HW, C')
         phi = self.phi(x).flatten(2)  # (n, C', HW)
-        attn = torch.softmax(theta @ phi / self.inter_channels ** 0.5, dim=-1)
-        y = (attn @ g).transpose(1, 2).reshape(n, self.inter_channels, h, w)
-        return x + self.conv_out(y)
+        y = (self.pairwise(theta, phi) @ g).transpose(1, 2).reshape(n, self.inter_channels, h, w)
+        return x + self.conv_out(y + self.unary(x, g))
+
+
+class DisentangledNonLocal2d(NonLocal2d):
+    """Disentangled Non-local block (Yin et al. 2020, DNLNet; mmseg layout): a whitened
+    pairwise term, softmax((theta - mean theta)^T (phi - mean phi) [/ sqrt(C')] / T) with
+    means over positions, plus a unary term, the values g pooled by softmax(conv_mask(x))
+    over positions and added at every position: y = x + BN(W (pairwise g + unary g))."""
+
+    def __init__(self, channels: int, reduction: int = 2, temperature: float = 0.05,
+                 use_scale: bool = True):
+        super().__init__(channels, reduction)
+        self.temperature = temperature
+        self.use_scale = use_scale
+        self.conv_mask = nn.Conv2d(channels, 1, 1)
+
+    def pairwise(self, theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+        theta = theta - theta.mean(dim=1, keepdim=True)
+        phi = phi - phi.mean(dim=2, keepdim=True)
+        logits = theta @ phi
+        if self.use_scale:
+            logits = logits / self.inter_channels ** 0.5
+        return torch.softmax(logits / self.temperature, dim=-1)
+
+    def unary(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        mask = torch.softmax(self.conv_mask(x).flatten(1), dim=-1)  # (n, HW)
+        return (mask[:, None, :] @ g).transpose(1, 2)[..., None]  # (n, C', 1, 1)
 
 
 class CrissCrossAttention(nn.Module):
@@ -199,16 +233,31 @@ class _Head(nn.Module):
 
 
 class NLHead(_Head):
+    """FCN head (two 3 x 3 convs, input concatenated) with a Non-local block between the convs."""
+    block_name = "nl_block"
+
     def __init__(self, cin: int = 2048, channels: int = 512):
         super().__init__(channels)
         self.convs = nn.Sequential(ConvModule(cin, channels, 3, 1), ConvModule(channels, channels, 3, 1))
-        self.nl_block = NonLocal2d(channels)
+        setattr(self, self.block_name, self.make_block(channels))
         self.conv_cat = ConvModule(cin + channels, channels, 3, 1)
+
+    def make_block(self, channels: int) -> nn.Module:
+        return NonLocal2d(channels)
 
     def forward(self, feats):
         x = feats[3]
-        y = self.convs[1](self.nl_block(self.convs[0](x)))
+        y = self.convs[1](getattr(self, self.block_name)(self.convs[0](x)))
         return self.cls_seg(self.conv_cat(torch.cat([x, y], dim=1)))
+
+
+class DNLHead(NLHead):
+    """DNLNet's head: the same FCN head with the disentangled block (mmseg's defaults:
+    reduction 2, scaled, temperature 0.05)."""
+    block_name = "dnl_block"
+
+    def make_block(self, channels: int) -> nn.Module:
+        return DisentangledNonLocal2d(channels)
 
 
 class CCHead(_Head):
@@ -247,7 +296,7 @@ class DAHead(_Head):
         return self.cls_seg(pam + cam)
 
 
-HEADS = {"nonlocal": NLHead, "ccnet": CCHead, "danet": DAHead}
+HEADS = {"nonlocal": NLHead, "ccnet": CCHead, "danet": DAHead, "dnl": DNLHead}
 
 
 class SegmentorR50D8(nn.Module):

@@ -1,4 +1,4 @@
-"""VisAttn's plain-PyTorch NonLocalNet / CCNet / DANet R-50-D8 against mmsegmentation itself:
+"""VisAttn's plain-PyTorch NonLocalNet / DNLNet / CCNet / DANet R-50-D8 against mmsegmentation itself:
 the key layout, the decode logits and the attention rows inside mmseg's modules, all from
 files that tests/mmseg/generate.py regenerates in an mmsegmentation environment (see its
 docstring). Weights are drawn identically on both sides by helpers.randomize_segmentor."""
@@ -13,14 +13,14 @@ import torch
 from models.mmseg_r50d8 import SegmentorR50D8, adapt_state_dict
 from visattn import capture, zoo
 from visattn.preprocess import prepare
-from visattn.records import Affinity, CrissCross, TwoHop
+from visattn.records import Affinity, CrissCross, SpatialMap, TwoHop
 
 from helpers import randomize_segmentor
 
 HERE = Path(__file__).parent / "mmseg"
 META = json.loads((HERE / "reference.json").read_text())
 REF = np.load(HERE / "reference.npz")
-HEADS = ("nonlocal", "ccnet", "danet")
+HEADS = ("nonlocal", "ccnet", "danet", "dnl")
 
 
 @pytest.fixture(scope="module", params=HEADS)
@@ -103,6 +103,79 @@ def test_negative_controls_are_caught(built):
         h, w = rec.grid
         a = np.stack([rec.row(i).ravel() for i in range(h * w)])
         assert not np.allclose(a.T[cells], ref, atol=1e-5)
+    if head == "dnl":  # not whitened, or without the temperature
+        block = model.decode_head.dnl_block
+        raw = _hooked(model, x, ("theta", "phi"))
+        plain = Affinity(queries=raw["theta"].T[None].copy(), keys=raw["phi"].T[None].copy(),
+                         scale=rec.scale, layer=rec.layer, family=rec.family, name=rec.name,
+                         grid=rec.grid)
+        assert not np.allclose(_ours_as_mmseg_rows(plain, cells), ref, atol=1e-5)
+        cold = Affinity(queries=rec.queries, keys=rec.keys, scale=rec.scale * block.temperature,
+                        layer=rec.layer, family=rec.family, name=rec.name, grid=rec.grid)
+        assert not np.allclose(_ours_as_mmseg_rows(cold, cells), ref, atol=1e-5)
+
+
+def _hooked(model, x, names) -> dict:
+    """Outputs (d, N) of the DNL block's named submodules in one forward, as float64."""
+    block, got = model.decode_head.dnl_block, {}
+    handles = [getattr(block, n).register_forward_hook(
+        lambda m, a, o, n=n: got.__setitem__(n, o[0].flatten(1).double().numpy()))
+        for n in names]
+    try:
+        with torch.no_grad():
+            model.decode_head(model.backbone(x))
+    finally:
+        for h in handles:
+            h.remove()
+    return got
+
+
+@pytest.fixture(scope="module")
+def dnl():
+    torch.set_num_threads(1)
+    model = randomize_segmentor(SegmentorR50D8("dnl"), META["seed"])
+    x = torch.randn(1, 3, *META["size"], generator=torch.Generator().manual_seed(META["seed"]))
+    yield model, x, capture.run(model, x)
+    torch.set_num_threads(2)
+
+
+def test_dnl_block_keeps_mmsegs_settings_and_names(dnl):
+    block = dnl[0].decode_head.dnl_block
+    settings = META["dnl/block"]
+    assert (block.temperature, block.use_scale, settings["mode"]) == \
+        (settings["temperature"], settings["use_scale"], "embedded_gaussian")
+    assert all(hasattr(block, n) for n in ("theta", "phi", "g", "conv_mask"))
+
+
+def test_dnl_rows_equal_a_recomputation_from_hooked_theta_and_phi(dnl):
+    """Whitened rows: theta and phi minus their means over positions, dot products scaled by
+    1 / sqrt(d) (use_scale) and divided by the temperature, softmax over keys."""
+    model, x, trace = dnl
+    block = model.decode_head.dnl_block
+    got = _hooked(model, x, ("theta", "phi", "conv_mask"))
+    theta = got["theta"] - got["theta"].mean(1, keepdims=True)
+    phi = got["phi"] - got["phi"].mean(1, keepdims=True)
+    logits = theta.T @ phi / np.sqrt(theta.shape[0]) / block.temperature  # (N queries, N keys)
+    rows = np.exp(logits - logits.max(1, keepdims=True))
+    rows /= rows.sum(1, keepdims=True)
+    (rec,) = [r for r in trace if isinstance(r, Affinity)]
+    ours = np.stack([rec.row(i).ravel() for i in range(rows.shape[0])])
+    np.testing.assert_allclose(ours, rows, atol=1e-6)
+    assert rows.max() > 5.0 / rows.shape[1]  # peaked: the check can see a wrong row
+    raw = got["theta"].T @ got["phi"] / np.sqrt(theta.shape[0]) / block.temperature
+    unwhitened = np.exp(raw - raw.max(1, keepdims=True))
+    assert not np.allclose(ours, unwhitened / unwhitened.sum(1, keepdims=True), atol=1e-3)
+    # the unary map: one softmax over positions of conv_mask's output, shared by all queries
+    (unary,) = [r for r in trace if isinstance(r, SpatialMap)]
+    u = np.exp(got["conv_mask"][0] - got["conv_mask"][0].max())
+    np.testing.assert_allclose(unary.values.ravel(), u / u.sum(), atol=1e-6)
+
+
+def test_dnl_unary_map_equals_mmsegs(dnl):
+    (unary,) = [r for r in dnl[2] if isinstance(r, SpatialMap)]
+    ref = torch.softmax(torch.from_numpy(REF["dnl/unary_logits"]).double(), 0).numpy()
+    np.testing.assert_allclose(unary.values.ravel(), ref, atol=1e-5)
+    assert ref.max() > 2.0 / ref.size  # not uniform
 
 
 def _cross_of(rec, cells):

@@ -26,6 +26,7 @@ EXPECTED = {  # card -> {record kind: count}
     "nonlocal_r50_d8_ade20k": {Affinity: 1},  # one NL block in the decode head
     "ccnet_r50_d8_ade20k": {CrissCross: 2, TwoHop: 1},  # recurrence 2, and their composition
     "danet_r50_d8_ade20k": {Affinity: 1},  # position attention (channel attention: C x C)
+    "dnl_r50_d8_ade20k": {Affinity: 1, SpatialMap: 1},  # whitened pairwise rows, unary map
     "triplet_resnet50": {AxisGate: 2 * RESNET50_BLOCKS, SpatialMap: RESNET50_BLOCKS},
 }
 TINY_BLOCKS = sum(DEPTHS)  # models/tiny_resnet.py: basic blocks in the four stages
@@ -37,7 +38,8 @@ TINY = {"tiny_none": {}, "tiny_se": {ChannelWeights: TINY_BLOCKS},
         "tiny_sk": {BranchWeights: TINY_BLOCKS},
         "tiny_triplet": {AxisGate: 2 * TINY_BLOCKS, SpatialMap: TINY_BLOCKS},
         "tiny_a2": {SpatialMap: 8, Distribute: 1},  # 8 gather maps, the distribute rows
-        "tiny_gsop": {ChannelWeights: TINY_BLOCKS}}
+        "tiny_gsop": {ChannelWeights: TINY_BLOCKS},
+        "tiny_nl_twins": {Affinity: 1}, "tiny_none_twins": {}}  # twin-scene labellers
 EXPECTED.update({k: v for k, v in TINY.items() if k in {c.name for c in zoo.cards()}})
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,10 +58,11 @@ def test_card_builds_runs_at_its_input_size_and_finds_its_blocks(name):
     for rec in trace:
         counts[type(rec)] = counts.get(type(rec), 0) + 1
     assert counts == EXPECTED[name]
-    n_classes = {"imagenet": 1000, "scenes": 6, "ade20k": 150}[card.labels]
+    n_classes = {"imagenet": 1000, "scenes": 6, "ade20k": 150, "twins": 3}[card.labels]
     assert len(card.class_names) == n_classes
     if card.task == "segment":
-        assert trace.prediction.class_map.shape == (h, w) and card.palette.shape == (150, 3)
+        assert trace.prediction.class_map.shape == (h, w)
+        assert card.palette.shape == (n_classes, 3)
     else:
         assert trace.prediction.probs.shape == (n_classes,)
 
@@ -68,7 +71,8 @@ def test_card_metadata_is_complete():
     for card in zoo.cards():
         assert card.paper.startswith("https://arxiv.org/abs/")
         assert card.licence and card.summary
-        assert card.task == ("segment" if card.source.library == "mmseg" else "classify")
+        segment = card.source.library == "mmseg" or card.labels == "twins"
+        assert card.task == ("segment" if segment else "classify")
         if card.source.library == "visattn":  # trained by the project, shipped in assets/
             assert card.availability() == "bundled" and card.download_mb < 5
         else:

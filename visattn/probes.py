@@ -32,7 +32,7 @@ from timm.models.senet import SEModule as LegacySEModule
 
 from models.a2net import DoubleAttention
 from models.gsop import GSoP
-from models.mmseg_r50d8 import PAM, CrissCrossAttention, NonLocal2d
+from models.mmseg_r50d8 import PAM, CrissCrossAttention, DisentangledNonLocal2d, NonLocal2d
 from models.triplet import TripletAttention
 
 from .records import (Affinity, AxisGate, BranchWeights, ChannelWeights, CrissCross, Distribute,
@@ -188,6 +188,20 @@ def _embedded_gaussian(q: str, k: str, scaled: bool, kind: type = Affinity) -> B
     return build
 
 
+def _disentangled(c: BlockCall) -> list[Record]:
+    """DNLNet: whitened pairwise rows softmax((theta_i - mean theta) . (Phi - mean phi)
+    [/ sqrt(d)] / T), means over positions, and the unary map softmax(conv_mask) over
+    positions (one map shared by every query)."""
+    m = c.module
+    theta, phi = c.out("theta").flatten(1), c.out("phi").flatten(1)  # (d, N)
+    theta = theta - theta.mean(1, keepdim=True)
+    phi = phi - phi.mean(1, keepdim=True)
+    scale = (theta.shape[0] ** -0.5 if m.use_scale else 1.0) / m.temperature
+    return [c.affinity("whitened pairwise", theta[None], phi[None], scale),
+            c.spatial("unary map", torch.softmax(c.out("conv_mask").reshape(-1), 0),
+                      "probability")]
+
+
 def _two_hop(records: list[Record]) -> list[Record]:
     """CCNet runs its criss-cross twice: compose consecutive calls into full-image reach."""
     out = []
@@ -255,6 +269,8 @@ PROBES: dict[type, Probe] = {
     # models/mmseg_r50d8 (mmsegmentation's layout, plain PyTorch)
     NonLocal2d: Probe("Non-local", (Tap("theta"), Tap("phi")),
                       _embedded_gaussian("theta", "phi", scaled=True)),
+    DisentangledNonLocal2d: Probe("Non-local", (Tap("theta"), Tap("phi"), Tap("conv_mask")),
+                                  _disentangled),
     CrissCrossAttention: Probe("CCNet", (Tap("query_conv"), Tap("key_conv")),
                                _embedded_gaussian("query_conv", "key_conv", False, CrissCross),
                                finish=_two_hop),

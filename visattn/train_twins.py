@@ -151,6 +151,14 @@ def ship(name: str, model, mean, std, val, n_params: int, seconds: float, args) 
     return entry
 
 
+def write_labels() -> None:
+    """assets/labels/twins.txt and twins_palette.txt, from visattn.scenes (the card's labels)."""
+    from .labels import LABELS_DIR, write
+    write("twins", list(scenes.TWIN_LABELS))
+    (LABELS_DIR / "twins_palette.txt").write_text(
+        "\n".join(" ".join(str(int(v)) for v in rgb) for rgb in scenes.TWIN_COLOURS) + "\n")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m visattn.train_twins",
                                 description=__doc__.splitlines()[0])
@@ -167,6 +175,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=str(ROOT / "out" / "train"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    write_labels()
     for name in MODELS if args.model == "all" else [args.model]:
         train(name, args)
 

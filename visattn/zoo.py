@@ -155,6 +155,9 @@ def bundled_source(entry: dict) -> Source:
     attention, n_classes = entry["attention"], len(entry["classes"])
 
     def build() -> nn.Module:
+        if entry.get("task") == "segment":  # the twin-scene labellers (python -m visattn.train_twins)
+            from models.tiny_twins import tiny_twin_net
+            return tiny_twin_net(non_local=attention == "nl")
         from models.tiny_resnet import tiny_resnet
         return tiny_resnet(attention, n_classes)
 
@@ -347,6 +350,11 @@ for _head, _family, _path, _paper, _summary in [
      "https://arxiv.org/abs/1711.07971",
      "NonLocalNet R-50-D8 (mmsegmentation, ADE20K): one embedded-Gaussian Non-local block "
      "on stride-8 features; click a pixel to see its row."),
+    ("dnl", "Non-local", "dnlnet/dnl_r50-d8_512x512_80k_ade20k/"
+     "dnl_r50-d8_512x512_80k_ade20k_20200826_183354-1cf6e0c1.pth",
+     "https://arxiv.org/abs/2006.06668",
+     "DNLNet R-50-D8 (mmsegmentation, ADE20K, 41.76 mIoU): a disentangled Non-local block, "
+     "a whitened pairwise row per pixel plus one unary map shared by all pixels."),
     ("ccnet", "CCNet", "ccnet/ccnet_r50-d8_512x512_80k_ade20k/"
      "ccnet_r50-d8_512x512_80k_ade20k_20200615_014848-aa37f61e.pth",
      "https://arxiv.org/abs/1811.11721",
@@ -376,8 +384,29 @@ SCENES_NOTE = ("Trained by VisAttn on generated scenes (6 textured shapes in clu
                "photos: on a photo its prediction means nothing, but its maps show what it "
                "learned to look for. Try the generated example scenes.")
 
+TWINS_NOTE = ("Trained by VisAttn to label every pixel of a generated scene as background, "
+              "unique object, or one of two identical objects (twins): an object's label "
+              "depends on what is painted elsewhere, so only the Non-local block can tell. "
+              "Try the twins_*.png example scenes.")
+
+
+def _twin_card(entry: dict) -> ModelCard:
+    """A twin-scene labeller (with or without its Non-local block) from its manifest entry."""
+    kind = entry["attention"]
+    what = "with a Non-local block" if kind == "nl" else "without attention (the control)"
+    return ModelCard(
+        entry["name"], _TINY_FAMILY[kind], "segment", bundled_source(entry), _TINY_PAPER[kind],
+        f"Tiny twin-scene labeller {what} ({entry['parameters'] / 1e6:.2f} M parameters); "
+        f"tells twin from unique objects on {entry['val_twin_vs_unique_accuracy']:.1%} of "
+        "held-out object pixels.",
+        "Same licence as VisAttn (trained by the project)", labels="twins", notes=(TWINS_NOTE,))
+
+
 for _entry in (json.loads(MANIFEST.read_text()).values() if MANIFEST.exists() else []):
     _kind = _entry["attention"]
+    if _entry.get("task") == "segment":
+        register(_twin_card(_entry))
+        continue
     register(ModelCard(
         _entry["name"], _TINY_FAMILY[_kind], "classify", bundled_source(_entry), _TINY_PAPER[_kind],
         f"Tiny {_TINY_FAMILY[_kind]} ResNet ({_entry['parameters'] / 1e6:.2f} M parameters) "

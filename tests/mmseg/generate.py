@@ -8,8 +8,9 @@ time or by the test suite):
 
 It writes
   tests/mmseg/reference.npz   mmseg's decode logits and internal attention rows for the
-                              NonLocalNet / CCNet / DANet R-50-D8 ADE20K configs, with
-                              weights made by tests/helpers.randomize_segmentor(seed)
+                              NonLocalNet / DNLNet / CCNet / DANet R-50-D8 ADE20K configs,
+                              with weights made by tests/helpers.randomize_segmentor(seed);
+                              for DNLNet also the unary logits (conv_mask's output)
   tests/mmseg/reference.json  mmseg's state-dict keys and shapes, the checkpoint URLs from
                               mmseg's metafiles, the test pipeline settings
   assets/labels/ade20k.txt, assets/labels/ade20k_palette.txt   from mmseg's ADE20KDataset
@@ -61,9 +62,10 @@ SEED = 20261126
 QUERY_CELLS = (0, 9, 43, 79)
 CONFIGS = {"nonlocal": "nonlocal_net/nonlocal_r50-d8_4xb4-80k_ade20k-512x512.py",
            "ccnet": "ccnet/ccnet_r50-d8_4xb4-80k_ade20k-512x512.py",
-           "danet": "danet/danet_r50-d8_4xb4-80k_ade20k-512x512.py"}
+           "danet": "danet/danet_r50-d8_4xb4-80k_ade20k-512x512.py",
+           "dnl": "dnlnet/dnl_r50-d8_4xb4-80k_ade20k-512x512.py"}
 PHOTO_SIZES = ((640, 480), (333, 517), (1000, 37), (2000, 1500), (512, 512))
-METAFILES = {"nonlocal": "nonlocal_net", "ccnet": "ccnet", "danet": "danet"}
+METAFILES = {"nonlocal": "nonlocal_net", "ccnet": "ccnet", "danet": "danet", "dnl": "dnlnet"}
 
 
 def main():
@@ -76,6 +78,7 @@ def main():
     from mmseg.utils import register_all_modules
     import mmseg.models.utils.self_attention_block as sab
     from mmcv.cnn.bricks import non_local
+    from mmseg.models.decode_heads import dnl_head
 
     from helpers import randomize_segmentor
     from models.mmseg_r50d8 import SegmentorR50D8
@@ -110,6 +113,14 @@ def main():
         return y
 
     non_local._NonLocalNd.embedded_gaussian = eg
+    real_dnl_eg = dnl_head.DisentangledNonLocal2d.embedded_gaussian
+
+    def dnl_eg(self, theta, phi):  # DNL's own pairwise softmax (whitened, temperature)
+        y = real_dnl_eg(self, theta, phi)
+        seen.append(y.detach().clone())
+        return y
+
+    dnl_head.DisentangledNonLocal2d.embedded_gaussian = dnl_eg
 
     for head, cfg_path in CONFIGS.items():
         cfg = Config.fromfile(str(configs / cfg_path))
@@ -122,9 +133,18 @@ def main():
         meta["keys"][head] = {k: list(v.shape) for k, v in model.state_dict().items()}
         x = torch.randn(1, 3, *SIZE, generator=torch.Generator().manual_seed(SEED))
         seen.clear()
+        unary = []
+        block = getattr(model.decode_head, "dnl_block", None)
+        hook = block.conv_mask.register_forward_hook(
+            lambda m, a, o: unary.append(o.detach().clone())) if block is not None else None
         with torch.no_grad():
             feats = model.extract_feat(x)
             logits = model.decode_head.forward(feats)
+        if hook is not None:
+            hook.remove()
+            out[f"{head}/unary_logits"] = unary[0].reshape(-1).numpy()
+            meta[f"{head}/block"] = {"temperature": block.temperature,
+                                     "use_scale": block.use_scale, "mode": block.mode}
         if isinstance(logits, (tuple, list)):  # DAHead: (pam_cam, pam, cam)
             logits = logits[0]
         out[f"{head}/logits"] = logits.numpy()
