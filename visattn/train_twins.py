@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -25,7 +26,8 @@ import torch.nn.functional as F
 from models.tiny_twins import tiny_twin_net
 
 from . import scenes
-from .train import ROOT, WEIGHTS_DIR, code_revision, save_half, to_tensor, write_manifest_entry
+from .train import (MANIFEST, ROOT, WEIGHTS_DIR, code_revision, save_half, to_tensor,
+                    write_manifest_entry)
 
 MODELS = {"tiny_nl_twins": True, "tiny_none_twins": False}  # name -> has the Non-local block
 CLASS_WEIGHTS = (0.25, 1.0, 1.0)  # background pixels are 87 % of a scene and easy
@@ -151,6 +153,24 @@ def ship(name: str, model, mean, std, val, n_params: int, seconds: float, args) 
     return entry
 
 
+def measure_rows(name: str, n: int, seed: int) -> dict:
+    """Medians of the twin-row scores (visattn.twin_faithfulness) of the shipped network on
+    the first n held-out twin scenes of `seed`, recorded in its manifest entry."""
+    from .twin_faithfulness import twin_rows
+    images, masks, twins = scenes.make_twin_batch(seed, n)
+    return twin_rows(name, images, masks, twins).medians()
+
+
+def add_rows_to_manifest(name: str, n: int) -> dict:
+    """Measure a shipped network's rows and write them into its manifest entry."""
+    entry = json.loads(MANIFEST.read_text())[name]
+    entry["rows"] = measure_rows(name, n, entry["val_data_seed"])
+    entry["rows_command"] = f"python -m visattn.train_twins --model {name} --rows-only --rows-n {n}"
+    write_manifest_entry(entry)
+    print(f"[{name}] rows on {n} held-out scenes: {entry['rows']}", flush=True)
+    return entry
+
+
 def write_labels() -> None:
     """assets/labels/twins.txt and twins_palette.txt, from visattn.scenes (the card's labels)."""
     from .labels import LABELS_DIR, write
@@ -173,11 +193,17 @@ def main(argv=None) -> None:
     p.add_argument("--val-seed", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(ROOT / "out" / "train"))
+    p.add_argument("--rows-only", action="store_true",
+                   help="only measure the shipped Non-local network's rows into the manifest")
+    p.add_argument("--rows-n", type=int, default=500, help="held-out scenes for the rows")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     write_labels()
     for name in MODELS if args.model == "all" else [args.model]:
-        train(name, args)
+        if not args.rows_only:
+            train(name, args)
+        if MODELS[name]:  # (the zoo, imported from here on, reads the new manifest entry)
+            add_rows_to_manifest(name, args.rows_n)
 
 
 if __name__ == "__main__":
