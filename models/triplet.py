@@ -65,20 +65,25 @@ class TripletAttention(nn.Module):
         return out / 3.0
 
 
+# the authors' module names -> ours (their TripletAttention and its gates' submodules)
+AUTHORS_GATES = {"ChannelGateH": "cw", "ChannelGateW": "hc", "SpatialGate": "hw"}
+AUTHORS_PARTS = {"spatial": "conv"}  # their BasicConv(conv, bn) is our ConvBN(conv, bn)
+
+
 def map_authors_checkpoint(state: dict) -> dict:
     """The authors' ResNet + triplet attention checkpoint (landskape-ai/triplet-attention,
     saved from DataParallel as {'state_dict', 'optimizer', 'epoch'}) onto a timm ResNet
-    whose blocks carry this TripletAttention as `se`: strip `module.`, rename
-    `triplet_attention.{ChannelGateH,ChannelGateW,SpatialGate}` to `se.{cw,hc,hw}`.
-    Their ChannelGateH rotates C with H, i.e. leaves H out: our "cw"; ChannelGateW leaves
-    W out: our "hc"."""
-    names = {"ChannelGateH": "cw", "ChannelGateW": "hc", "SpatialGate": "hw"}
+    whose blocks carry this TripletAttention as `se`. Their keys read
+    `module.layerK.J.triplet_attention.<Gate>.spatial.{conv,bn}.*`: strip `module.`, rename
+    the gate (`ChannelGateH` leaves H out: our "cw"; `ChannelGateW` leaves W out: our "hc";
+    `SpatialGate`: our "hw") and their gate's `spatial` (conv + BN) to our `conv`. The rest
+    of their ResNet (conv1, bn1, layerK.J.conv1..bn3, downsample.0/1, fc) has timm's names."""
     out = {}
     for key, value in state.items():
         key = key[len("module."):] if key.startswith("module.") else key
         if ".triplet_attention." in key:
             head, tail = key.split(".triplet_attention.")
-            gate, rest = tail.split(".", 1)
-            key = f"{head}.se.{names[gate]}.{rest}"
+            gate, part, rest = tail.split(".", 2)
+            key = f"{head}.se.{AUTHORS_GATES[gate]}.{AUTHORS_PARTS.get(part, part)}.{rest}"
         out[key] = value
     return out

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save as save_safetensors
 
-from visattn import weights, zoo
+from visattn import checksums, weights, zoo
 from visattn.weights import BundledFile, HubFile, UrlFile, WeightsError
 
 from local_servers import (closed_port, elapsed, hub_file, never_answer, send_file,
@@ -18,8 +18,10 @@ from local_servers import (closed_port, elapsed, hub_file, never_answer, send_fi
 
 
 def files_under(root) -> list[Path]:
+    """Weight files under root (the checksum memo is not one)."""
     root = Path(root)
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+    return [p for p in root.rglob("*") if p.is_file() and p.name != checksums.MEMO_NAME] \
+        if root.exists() else []
 
 
 def with_weights(card: zoo.ModelCard, spec) -> zoo.ModelCard:
@@ -112,7 +114,7 @@ def test_silent_server_times_out_and_nothing_is_cached(monkeypatch):
     monkeypatch.setattr(weights, "READ_TIMEOUT_S", 1.0)
     with serve({"/w.pth": never_answer}) as srv:
         spec = UrlFile(srv.url + "/w.pth", "0" * 64)
-        t = elapsed(lambda: _expect_error(spec, "did not answer in time"))
+        t = elapsed(lambda: _expect_error(spec, "did not answer within"))
     assert t < 5
     assert files_under(weights.cache_dir()) == []
 
@@ -189,7 +191,7 @@ def test_hub_file_with_wrong_sha256_is_discarded(monkeypatch):
     route = f"/{spec.repo_id}/resolve/main/{spec.filename}"
     with serve({route: hub_file(data, etag="ab" * 32)}) as srv:
         monkeypatch.setenv("HF_ENDPOINT", srv.url)
-        _expect_error(spec, "does not match its sha256")
+        _expect_error(spec, "does not match its ETag")
     assert not [p for p in files_under(weights.hub_cache()) if "blobs" in p.parts]
 
 
@@ -214,7 +216,7 @@ def test_bundled_file_is_verified(tmp_path, monkeypatch):
     (tmp_path / "w.safetensors").write_bytes(data)
     good = BundledFile("w.safetensors", hashlib.sha256(data).hexdigest())
     assert weights.fetch(good) == tmp_path / "w.safetensors"
-    with pytest.raises(WeightsError, match="does not match its sha256"):
+    with pytest.raises(WeightsError, match="do not match their sha256"):
         weights.fetch(BundledFile("w.safetensors", "ab" * 32))
     with pytest.raises(WeightsError, match="missing"):
         weights.fetch(BundledFile("gone.safetensors", "ab" * 32))

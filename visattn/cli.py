@@ -64,7 +64,7 @@ def cmd_download(args) -> int:
         was_cached = card.availability() in ("cached", "bundled")
         bar = _ProgressBar(name)
         try:
-            path = weights.fetch(card.weights, bar, who=name)
+            path = zoo.fetch_verified(card, bar)
         except weights.WeightsError as exc:
             print(f"{name}: FAILED: {exc}", file=sys.stderr)
             failed += 1
@@ -82,8 +82,42 @@ def _query(text: str) -> tuple[int, int]:
     try:
         x, y = (int(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a query is X,Y in photo pixels, e.g. 120,80 (got {text!r})")
+        raise argparse.ArgumentTypeError(f"a query is X,Y in photo pixels, e.g. 120,80 "
+                                         f"(got {text[:40]!r})") from None
+    if x < 0 or y < 0:
+        raise argparse.ArgumentTypeError(f"a query pixel cannot be negative (got {x},{y})")
     return x, y
+
+
+def _outside(queries: Sequence[tuple[int, int]], size: tuple[int, int]) -> list[tuple[int, int]]:
+    """The queries that fall outside a photo of `size` (W, H)."""
+    return [(x, y) for x, y in queries if not (0 <= x < size[0] and 0 <= y < size[1])]
+
+
+def _card(name: str) -> zoo.ModelCard:
+    """The card, or a UserError naming the known networks."""
+    try:
+        return zoo.get(name)
+    except KeyError:
+        raise UserError(f"unknown model {name!r}; `python -m visattn list-models` lists the "
+                        "networks.", 2) from None
+
+
+def _network(name: str, pretrained: bool):
+    """The shared model; missing weights become a UserError with what to do."""
+    try:
+        return zoo.load(name, pretrained=pretrained)
+    except weights.WeightsError as exc:
+        raise UserError(f"{exc} Or add --random to run the architecture with random "
+                        "weights.") from None
+
+
+class UserError(Exception):
+    """A mistake or a missing piece the user can fix: printed as one sentence, no traceback."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
 
 
 def _out_dirs(images: Sequence[str], out: Path) -> list[Path]:
@@ -104,11 +138,8 @@ def cmd_analyze(args) -> int:
     from .image import ImageError
     from .pipeline import analyze
     from .records import PAIRWISE
-    try:
-        zoo.get(args.model)
-    except KeyError as exc:
-        print(exc.args[0], file=sys.stderr)
-        return 2
+    _card(args.model)
+    _network(args.model, not args.random)  # missing weights: said once, before any photo
     out = Path(args.out)
     failed = 0
     images = list(args.images)
@@ -116,11 +147,16 @@ def cmd_analyze(args) -> int:
     for image, folder in zip(bar, _out_dirs(images, out)):
         try:
             trace = analyze(image, args.model, pretrained=not args.random)
+            outside = _outside(args.query, trace.geometry.image_size)
+            if outside:
+                w, h = trace.geometry.image_size
+                raise ValueError(f"query {outside[0][0]},{outside[0][1]} is outside the "
+                                 f"{w}x{h} photo (x from 0 to {w - 1}, y from 0 to {h - 1})")
             layers = [r.key for r in trace if isinstance(r, PAIRWISE)]
             queries = [Query(key, x, y) for key in layers for x, y in args.query
                        if fnmatch.fnmatchcase(key, args.layers)]
             written = export_folder(trace, folder, queries, args.cmap, args.layers)
-        except (ImageError, weights.WeightsError, OSError) as exc:
+        except (ImageError, weights.WeightsError, OSError, ValueError) as exc:
             failed += 1
             tqdm.write(f"FAILED {image}: {exc}", file=sys.stderr)
             continue
@@ -141,13 +177,15 @@ def cmd_stats(args) -> int:
     from .excitation import ExcitationStats
     from .image import ImageError
     from .pipeline import analyze
+    card = _card(args.model)
+    if not Path(args.folder).is_dir():
+        raise UserError(f"{args.folder} is not a folder; give a folder of images.", 2)
     files = sorted(p for p in Path(args.folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if args.limit:
         files = files[:args.limit]
     if not files:
-        print(f"no images in {args.folder}", file=sys.stderr)
-        return 2
-    card = zoo.get(args.model)
+        raise UserError(f"no images (JPEG, PNG, ...) in {args.folder}", 2)
+    _network(args.model, not args.random)
     stats = ExcitationStats(labels=list(card.class_names))
     failed = 0
     for path in tqdm(files, desc="excitation statistics", unit="image", disable=args.quiet):
@@ -174,7 +212,7 @@ def cmd_stats(args) -> int:
 def cmd_ablate(args) -> int:
     from .ablation import stage_ablation
     from .image import ImageError, load_image
-    card = zoo.get(args.model)
+    card = _card(args.model)
     if card.task != "classify":
         print("switching attention off compares class predictions: choose a classifier",
               file=sys.stderr)
@@ -184,7 +222,7 @@ def cmd_ablate(args) -> int:
     except ImageError as exc:
         print(f"{args.image}: {exc}", file=sys.stderr)
         return 1
-    model = zoo.load(args.model, pretrained=not args.random)
+    model = _network(args.model, not args.random)
     rows = stage_ablation(model, rgb, card.preprocess, card.class_names)
     print(f"{'attention off':16s} {'modules':>7s}  {'top-1':38s} {'same?':6s} {'p(original top-1)':>18s}")
     for row in rows:
@@ -272,5 +310,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run a command; user errors print one sentence and give a non-zero exit status."""
+    from .image import ImageError
     args = parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.status
+    except (weights.WeightsError, ImageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -40,7 +40,9 @@ class Source:
     adapt: Optional[Callable[[dict], dict]] = None  # checkpoint keys -> the model's
 
 
-def timm_source(arch: str) -> Source:
+def timm_source(arch: str, revision: Optional[str] = None) -> Source:
+    """A timm network; `revision` pins its Hub repository to a commit (without one, the
+    commit of the first verified download is kept, see weights.pinned)."""
     def build() -> nn.Module:
         import timm
         return timm.create_model(arch, pretrained=False)
@@ -57,7 +59,7 @@ def timm_source(arch: str) -> Source:
     def weight_file() -> Optional[WeightFile]:
         c = cfg()
         if c.hf_hub_id:
-            return HubFile(c.hf_hub_id, c.hf_hub_filename or "model.safetensors")
+            return HubFile(c.hf_hub_id, c.hf_hub_filename or "model.safetensors", revision)
         if c.url:  # torch-hub style name: <name>-<sha256 prefix>.<ext>
             m = re.search(r"-([0-9a-f]{8,})\.[a-z.]+$", c.url)
             return UrlFile(c.url, m.group(1), "sha256") if m else None
@@ -209,13 +211,14 @@ class ModelCard:
         return sum(t.numel() * 4 for t in tensors) / 1e6
 
     def availability(self) -> Availability:
-        """bundled (ships in assets/), cached (on this machine), download (needs network),
-        random (no published weights)."""
+        """bundled (ships in assets/), cached (on this machine and verified: its hash was
+        checked, once per file version), download (needs network, or a file here not yet
+        verified), random (no published weights)."""
         if self.weights is None:
             return "random"
         if isinstance(self.weights, weights.BundledFile):
             return "bundled"
-        return "cached" if weights.cached(self.weights) is not None else "download"
+        return "cached" if weights.verified(self.weights) is not None else "download"
 
 
 _CARDS: "OrderedDict[str, ModelCard]" = OrderedDict()
@@ -249,18 +252,42 @@ def build(card: ModelCard, pretrained: bool = True,
             raise WeightsError(f"{card.name}: no pretrained weights are published for this "
                                "network; use random weights (architecture only).")
         path = weights.fetch(card.weights, progress, who=card.name)
-        state = weights.load_state_dict(path)
-        if card.source.adapt is not None:
-            state = card.source.adapt(state)
-        result = model.load_state_dict(state, strict=False)
-        # BN's step counter predates some checkpoints and does not affect inference
-        missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
-        unexpected = [] if card.source.extra_keys_ok else result.unexpected_keys
-        if missing or unexpected:
-            raise WeightsError(
-                f"{card.name}: {path.name} does not fit {card.source.library} "
-                f"{card.source.arch}: missing {missing[:5]}, unexpected {unexpected[:5]}.")
+        try:
+            _load_strictly(card, model, path)
+        except WeightsError as exc:
+            weights.discard(card.weights, path)
+            gone = "" if isinstance(card.weights, BundledFile) else \
+                " The file was deleted; the next use downloads it again."
+            raise WeightsError(f"{card.name}: {exc.public}{gone}",
+                               str(exc)[len(exc.public):].strip()) from None
+        weights.vouch(card.weights, path)
     return model.eval()
+
+
+def _load_strictly(card: ModelCard, model: nn.Module, path) -> None:
+    state = weights.load_state_dict(path)
+    if card.source.adapt is not None:
+        state = card.source.adapt(state)
+    result = model.load_state_dict(state, strict=False)
+    # BN's step counter predates some checkpoints and does not affect inference
+    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
+    unexpected = [] if card.source.extra_keys_ok else result.unexpected_keys
+    if missing or unexpected:
+        raise WeightsError(f"the weights file does not fit {card.source.library} "
+                           f"{card.source.arch}: {len(missing)} keys missing {missing[:3]}, "
+                           f"{len(unexpected)} unexpected {unexpected[:3]}.")
+
+
+def fetch_verified(card: ModelCard, progress: Optional[Progress] = None):
+    """The card's weight file, downloaded if needed and verified: by its hash, or, for a
+    file without a published hash, by one strict load of every key (which records its
+    sha256). Raises WeightsError."""
+    if card.weights is None:
+        raise WeightsError(f"{card.name}: no pretrained weights are published for this network.")
+    path = weights.fetch(card.weights, progress, who=card.name)
+    if weights.check(path, card.weights) is None:
+        build(card, pretrained=True)
+    return path
 
 
 class _ModelCache:
