@@ -1,8 +1,10 @@
 """Faithfulness of VisAttn's own trained models on held-out generated scenes: accuracy,
 spatial-map ROC-AUC / energy ratio / pointing game per block, Non-local row mass on the
-object for object and background queries, channel-gate class separation per block.
+object for object and background queries, channel-gate class separation per block; and,
+on held-out twin scenes, whether Non-local rows follow the query (twin mass ratio, query
+dependence, background mass on the twins) next to the labellers' accuracies.
 
-    python bench/faithfulness.py [--n 500] [--write docs/FAITHFULNESS.md]
+    python bench/faithfulness.py [--n 500] [--write docs/FAITHFULNESS.md] [--only twins]
 """
 import argparse
 import json
@@ -12,19 +14,90 @@ from pathlib import Path
 
 import common  # noqa: E402,F401  (sets up threads and sys.path first)
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from visattn import analysis, scenes  # noqa: E402
-from visattn.train import MANIFEST  # noqa: E402
+from visattn import analysis, scenes, zoo  # noqa: E402
+from visattn.train import MANIFEST, to_tensor  # noqa: E402
+from visattn.train_twins import pixel_scores  # noqa: E402
+from visattn.twin_faithfulness import BARS, twin_rows  # noqa: E402
+
+TWINS_BEGIN, TWINS_END = "<!-- twins -->", "<!-- /twins -->"
+
+
+def zeroed_query(name: str) -> torch.nn.Module:
+    """The network with its Non-local query embedding zeroed: every row the same softmax."""
+    model = zoo.build(zoo.get(name), pretrained=True)
+    with torch.no_grad():
+        model.nl.theta.conv.weight.zero_()
+        model.nl.theta.conv.bias.zero_()
+    return model
+
+
+def twin_section(entries: dict, n: int) -> list[str]:
+    """Markdown: the twin labellers' held-out accuracies and the rows' scores, with a
+    query-independent block and the scene classifier's tiny_nl for contrast."""
+    twins = {k: e for k, e in entries.items() if e.get("task") == "segment"}
+    seed = next(iter(twins.values()))["val_data_seed"]
+    images, masks, pairs = scenes.make_twin_batch(seed, n)
+    labels = torch.from_numpy(np.stack([scenes.twin_labels(m, [tuple(t)])
+                                        for m, t in zip(masks, pairs)]))
+    bars = ", ".join(f"{k} {op} {v:g}" for k, (op, v) in BARS.items())
+    lines = [TWINS_BEGIN, "## Twin scenes: do the rows follow the query?\n",
+             f"{n} held-out twin scenes (`visattn.scenes.make_twin_batch`, data seed {seed}); "
+             "per pixel: background / unique object / twin object. Twin-vs-unique accuracy "
+             "counts object pixels only (chance is about 0.5). Row scores are medians over "
+             "queries (two per object, four background pixels per scene): twin mass ratio = "
+             "row mass on the other twin / its area fraction (1 = uniform), query dependence "
+             "= mean Jensen-Shannon divergence to the rows of the reference cells (bits), "
+             f"background = mass on both twins / their area from background pixels. Bars: {bars}.\n",
+             "| network | twin-vs-unique accuracy | pixel accuracy | twin mass ratio | "
+             "query dependence | background mass on twins |", "|---|---|---|---|---|---|"]
+    for name, entry in sorted(twins.items(), key=lambda kv: kv[1]["attention"] != "nl"):
+        model = zoo.build(zoo.get(name), pretrained=True)
+        x = to_tensor(images, np.array(entry["mean"], np.float32), np.array(entry["std"], np.float32))
+        acc = pixel_scores(model, x, labels)
+        cells = ["-", "-", "-"]
+        if entry["attention"] == "nl":
+            m = twin_rows(name, images, masks, pairs).medians()
+            cells = [f"{m[k]:.2f}" for k in BARS]
+        lines.append(f"| `{name}` | {acc['twin_vs_unique_accuracy']:.3f} | "
+                     f"{acc['pixel_accuracy']:.3f} | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+        if entry["attention"] == "nl":
+            m = twin_rows(zeroed_query(name), images, masks, pairs,
+                          preprocess=zoo.get(name).preprocess).medians()
+            lines.append(f"| `{name}`, query embedding zeroed (control) | - | - | " +
+                         " | ".join(f"{m[k]:.2f}" for k in BARS) + " |")
+            print(lines[-1], flush=True)
+    if "tiny_nl" in entries:  # the scene classifier's block, never trained on twins
+        m = twin_rows("tiny_nl", images, masks, pairs).medians()
+        lines.append("| `tiny_nl` (scene classifier, for contrast) | - | - | " +
+                     " | ".join(f"{m[k]:.2f}" for k in BARS) + " |")
+        print(lines[-1], flush=True)
+    return lines + [TWINS_END]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=500, help="held-out scenes per model")
     ap.add_argument("--write", help="also write the tables as Markdown to this file")
+    ap.add_argument("--only", choices=["twins"], help="only the twin-scene section (the rest "
+                    "of the --write file is kept)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     entries = json.loads(MANIFEST.read_text())
+    twins = twin_section(entries, args.n)
+    if args.only:
+        if args.write:
+            text = Path(args.write).read_text()
+            head, tail = text.rstrip("\n") + "\n\n", "\n"
+            if TWINS_BEGIN in text:
+                head, tail = text.split(TWINS_BEGIN)[0], text.split(TWINS_END)[-1]
+            Path(args.write).write_text(head + "\n".join(twins) + tail)
+            print(f"wrote {args.write}")
+        return
+    entries = {k: e for k, e in entries.items() if e.get("task", "classify") == "classify"}
     seed = next(iter(entries.values()))["val_data_seed"]
     images, masks, labels = scenes.make_batch(seed, args.n)
     lines = ["# Faithfulness of the project-trained models\n",
@@ -50,7 +123,7 @@ def main() -> None:
         for key, metric, value in rows:
             print(f"  {key:32s} {metric}: {value}", flush=True)
     if args.write:
-        Path(args.write).write_text("\n".join(lines) + "\n")
+        Path(args.write).write_text("\n".join(lines + [""] + twins) + "\n")
         print(f"wrote {args.write}")
 
 

@@ -10,7 +10,8 @@ from models.tiny_resnet import ATTENTIONS
 from visattn import analysis, scenes, zoo
 from visattn.train import MANIFEST, to_tensor
 
-ENTRIES = json.loads(MANIFEST.read_text())
+ENTRIES = {k: e for k, e in json.loads(MANIFEST.read_text()).items()  # the scene classifiers
+           if e.get("task", "classify") == "classify"}  # (twin labellers: test_train_twins.py)
 N_FAITH = 200  # held-out scenes for the attention measurements
 
 

@@ -17,12 +17,13 @@ class Family:
     attends_to: str  # channel / spatial / pairwise / branch
     card_families: tuple[str, ...]  # ModelCard.family values that belong here
     note: str = ""
+    example: tuple[str, str] = ()  # (network, example-file pattern) that shows it best
 
 
 FAMILIES = (
     Family("Non-local", "Wang et al., 2018: Non-local Neural Networks",
            "https://arxiv.org/abs/1711.07971", "pairwise (every position to every position)",
-           ("Non-local", "BoT")),
+           ("Non-local", "BoT"), example=("tiny_nl_twins", "twins_*.png")),
     Family("SE", "Hu et al., 2018: Squeeze-and-Excitation Networks",
            "https://arxiv.org/abs/1709.01507", "channel", ("SE",)),
     Family("BAM", "Park et al., 2018: BAM: Bottleneck Attention Module",
@@ -65,7 +66,14 @@ def networks(family: Family) -> tuple[list[zoo.ModelCard], list[zoo.ModelCard]]:
 
 def example(family: Family) -> tuple[Optional[str], str]:
     """(network, image) for a one-click look: a network already on this machine (bundled
-    or cached) first, on a photo, or on a generated scene for the project's own models."""
+    or cached) first, on a photo, or on a generated scene for the project's own models. A
+    family's own `example` comes first (Non-local: a twin scene on the twin-matching network,
+    whose rows visibly depend on the query)."""
+    if family.example:
+        name, pattern = family.example
+        images = sorted((ASSETS / "examples").glob(pattern))
+        if images and name in {c.name for c in zoo.cards()}:
+            return name, str(images[0])
     pretrained, own = networks(family)
     ready = [c for c in pretrained if c.availability() == "cached"]
     if ready:
