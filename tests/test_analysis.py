@@ -66,3 +66,41 @@ def test_class_separation_grows_when_classes_part():
     # by definition: between / within, checked on a tiny case by hand
     v = np.array([[0.0], [2.0], [10.0], [12.0]])
     assert analysis.class_separation(v, np.array([0, 0, 1, 1])) == pytest.approx(25.0 / 1.0)
+
+
+class PlantedRows:
+    """A pairwise record stand-in whose rows are given: row(i) = rows[i]."""
+
+    def __init__(self, rows, grid):
+        self.rows, self.grid = rows, grid
+
+    def row(self, i, head=None):
+        return self.rows[i].reshape(self.grid)
+
+
+def test_reference_cells_are_a_lattice_of_cell_centres():
+    assert analysis.reference_cells((8, 8)) == [r * 8 + c for r in (1, 3, 5, 7) for c in (1, 3, 5, 7)]
+    cells = analysis.reference_cells((2, 3))  # small grids: fewer, distinct cells
+    assert len(cells) == len(set(cells)) == 6
+    assert analysis.reference_cells((1, 1)) == [0]
+
+
+def test_query_dependence_is_zero_for_shared_rows_and_one_bit_for_disjoint_ones():
+    grid = (6, 7)
+    n = grid[0] * grid[1]
+    same = np.tile(np.random.default_rng(0).dirichlet(np.ones(n)), (n, 1))
+    assert analysis.query_dependence(PlantedRows(same, grid), 10) == pytest.approx(0.0, abs=1e-12)
+    one_hot = np.eye(n)  # each query looks only at itself: disjoint supports, JS = 1 bit
+    assert analysis.query_dependence(PlantedRows(one_hot, grid), 10) == pytest.approx(1.0)
+    # half the rows shared: JS of a one-hot row and a row splitting mass 1/2 on it
+    half = one_hot.copy()
+    refs = analysis.reference_cells(grid)
+    for j in refs:
+        half[j] = 0.5 * one_hot[j] + 0.5 * one_hot[10]
+    m = np.array([0.75, 0.25])  # the mixture on (cell 10, cell j)
+    p, q = np.array([1.0, 0.0]), np.array([0.5, 0.5])
+    kl = lambda a: sum(x * np.log2(x / y) for x, y in zip(a, m) if x > 0)  # noqa: E731
+    want = 0.5 * kl(p) + 0.5 * kl(q)
+    assert analysis.query_dependence(PlantedRows(half, grid), 10) == pytest.approx(want)
+    # the query itself is left out of its references
+    assert analysis.query_dependence(PlantedRows(one_hot, grid), refs[0]) == pytest.approx(1.0)

@@ -152,18 +152,26 @@ def _js_divergence(p: np.ndarray, q: np.ndarray) -> float:
         return float(0.5 * kl(p) + 0.5 * kl(q))
 
 
-def query_dependence(aff, cell: int, head=None, others: int = 16, seed: int = 0) -> float:
-    """How different the row of `cell` is from rows at other query cells: the mean
-    Jensen-Shannon divergence (bits, 0..1) to the rows of up to `others` cells drawn with
-    a fixed seed. 0 = every query looks at the same places."""
-    n = aff.grid[0] * aff.grid[1]
-    pool = np.delete(np.arange(n), cell)
-    if len(pool) == 0:
+def reference_cells(grid, per_axis: int = 4) -> list[int]:
+    """The fixed cells every query is compared with: the centres of a per_axis x per_axis
+    lattice over the grid (fewer on small grids), row-major. The page's hover view gets
+    this list and scores with the same cells."""
+    h, w = grid
+    rows = sorted({(2 * k + 1) * h // (2 * per_axis) for k in range(per_axis)})
+    cols = sorted({(2 * k + 1) * w // (2 * per_axis) for k in range(per_axis)})
+    return [r * w + c for r in rows for c in cols]
+
+
+def query_dependence(aff, cell: int, head=None) -> float:
+    """How different the row of `cell` is from the rows of the reference cells
+    (`reference_cells`, the query itself left out): their mean Jensen-Shannon divergence
+    in bits, 0..1. 0 = every query looks at the same places."""
+    refs = [j for j in reference_cells(aff.grid) if j != cell]
+    if not refs:
         return 0.0
-    picks = np.random.default_rng(seed).choice(pool, min(others, len(pool)), replace=False)
     row = aff.row(cell, head).ravel().astype(np.float64)
-    return float(np.mean([_js_divergence(row, aff.row(int(j), head).ravel().astype(np.float64))
-                          for j in picks]))
+    return float(np.mean([_js_divergence(row, aff.row(j, head).ravel().astype(np.float64))
+                          for j in refs]))
 
 
 def stage_map(trace, stage: int) -> Optional[tuple[np.ndarray, str]]:

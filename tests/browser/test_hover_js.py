@@ -1,0 +1,147 @@
+"""The hover view's JavaScript (visattn/static/hover.js) against the Python it mirrors, run in
+Chromium on random records of every pairwise kind: rows, Geometry, query dependence and the
+drawn overlay itself."""
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from visattn import analysis, hover, render
+from visattn.geometry import Geometry
+from visattn.records import Affinity, CrissCross, Distribute, RelativePosition, Trace, TwoHop
+
+pytestmark = pytest.mark.browser
+
+
+def random_trace(seed=0, grid=(9, 11), photo=(230, 150), geometry=None):
+    """One record of each pairwise kind (several heads, relative positions both ways) on a
+    random photo."""
+    rng = np.random.default_rng(seed)
+    n = grid[0] * grid[1]
+    f = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
+    common = dict(family="test", grid=grid)
+
+    def rel(d):
+        return RelativePosition(f(2 * grid[0] - 1, d), f(2 * grid[1] - 1, d))
+
+    cc1 = CrissCross(queries=f(1, n, 4), keys=f(1, n, 4), scale=1.0, layer="cc", name="criss-cross",
+                     **common)
+    cc2 = CrissCross(queries=f(1, n, 4), keys=f(1, n, 4), scale=1.0, layer="cc", name="criss-cross",
+                     call=1, **common)
+    gather = rng.random((4, n)); gather /= gather.sum(1, keepdims=True)
+    dist = rng.random((4, n)); dist /= dist.sum(0, keepdims=True)
+    records = [
+        Affinity(queries=f(1, n, 8), keys=f(1, n, 8), scale=0.4, layer="nl", name="affinity", **common),
+        Affinity(queries=f(3, n, 5), keys=f(3, n, 5), scale=0.5, layer="mh", name="affinity", **common),
+        Affinity(queries=f(2, n, 6), keys=f(2, n, 6), scale=0.3, extra=rel(6), layer="bot",
+                 name="affinity", **common),
+        Affinity(queries=f(2, n, 6), keys=f(2, n, 6), scale=0.3, extra=rel(6), extra_scaled=True,
+                 layer="bot2", name="affinity", **common),
+        cc1, cc2, TwoHop(first=cc1, second=cc2, layer="cc", name="two-hop", **common),
+        Distribute(gather=gather.astype(np.float32), distribute=dist.astype(np.float32), layer="a2",
+                   name="distribute rows", **common)]
+    image = rng.integers(0, 256, (photo[1], photo[0], 3), dtype=np.uint8)
+    geometry = geometry or Geometry.center_crop(photo, 160, (144, 176))
+    return Trace("random", records, geometry, image=image)
+
+
+@pytest.fixture
+def js_page(page):
+    page.set_content("<html><body></body></html>")
+    page.add_script_tag(content=hover.asset("hover.js"))
+    return page
+
+
+ROWS = """([p, key, head, cells]) => { const m = VisAttnHover.loadPayload(p); const L = m.layers[key];
+  return cells.map(i => { const row = VisAttnHover.rowOf(m, L, i, head);
+    return [Array.from(row), VisAttnHover.queryDependence(m, L, i, head, row)]; }); }"""
+
+
+@pytest.mark.parametrize("float16", [False, True])
+def test_rows_and_query_dependence_match_python(js_page, float16):
+    trace = random_trace()
+    data = hover.payload(trace, max_float32_bytes=0 if float16 else 10 ** 9)
+    cells = [0, 17, 50, 98]
+    tol = 2e-3 if float16 else 1e-6
+    kinds = set()
+    for rec in trace:
+        kinds.add(data["layers"][[l["key"] for l in data["layers"]].index(rec.key)]["kind"])
+        for head in [None] + (list(range(rec.heads)) if rec.heads > 1 else []):
+            got = js_page.evaluate(ROWS, [data, rec.key, head, cells])
+            for cell, (row, score) in zip(cells, got):
+                want = rec.row(cell, head).ravel()
+                assert np.abs(np.array(row) - want).max() <= tol * want.max(), (rec.key, head, cell)
+                assert abs(score - analysis.query_dependence(rec, cell, head)) <= 1e-3
+    assert kinds == {"affinity", "crisscross", "twohop", "distribute"}
+
+
+@pytest.mark.parametrize("geometry, grid", [
+    (Geometry.center_crop((230, 150), 160, (144, 176)), (9, 11)),   # strided, cropped
+    (Geometry.center_crop((230, 150), 160, (144, 176)), (7, 13)),   # uniform tiling
+    (Geometry.keep_ratio((333, 517), 64, 256), (8, 5)),             # keep-ratio, ceil grid
+    (Geometry.keep_ratio((37, 1000), 64, 512), (63, 3)),            # thin strip
+])
+def test_geometry_matches_python(js_page, geometry, grid):
+    w0, h0 = geometry.image_size
+    rng = np.random.default_rng(1)
+    pixels = [(int(x), int(y)) for x, y in zip(rng.integers(0, w0, 300), rng.integers(0, h0, 300))]
+    pixels += [(0, 0), (w0 - 1, h0 - 1), (w0 // 2, 0)]
+    cells = list(range(grid[0] * grid[1]))
+    got = js_page.evaluate(
+        """([g, grid, pixels, cells]) => { const geo = new VisAttnHover.Geometry(g);
+           return [pixels.map(([x, y]) => [geo.toGrid(x, y, grid, false), geo.toGrid(x, y, grid, true)]),
+                   cells.map(c => geo.cellBox(c, grid))]; }""",
+        [hover.payload(random_trace(geometry=geometry, grid=grid, photo=(w0, h0)))["geometry"],
+         list(grid), pixels, cells])
+    assert got[0] == [[geometry.to_grid(x, y, grid), geometry.to_grid(x, y, grid, clamp=True)]
+                      for x, y in pixels]
+    assert got[1] == [list(geometry.cell_box(c, grid)) for c in cells]
+
+
+PAINT = """async ([p, key, head, cell, alpha, cmap]) => {
+  const m = VisAttnHover.loadPayload(p); const L = m.layers[key];
+  const photo = await VisAttnHover.decodePhoto(p.photo);
+  const painter = new VisAttnHover.Painter(m, photo);
+  const out = new ImageData(p.photo.width, p.photo.height);
+  painter.paint(VisAttnHover.rowOf(m, L, cell, head), L.grid, alpha, p.luts[cmap], out);
+  painter.box(m.geometry.cellBox(cell, L.grid), out, p.marker);
+  const canvas = document.createElement("canvas");
+  canvas.width = out.width; canvas.height = out.height;
+  canvas.getContext("2d").putImageData(out, 0, 0);
+  return canvas.toDataURL("image/png"); }"""
+
+
+def png_pixels(data_url: str) -> np.ndarray:
+    png = base64.b64decode(data_url.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), np.int16)
+
+
+@pytest.mark.parametrize("photo, cmap, alpha", [((230, 150), "jet", 0.5), ((900, 700), "viridis", 0.35),
+                                                ((120, 300), "turbo", 0.8)])
+def test_drawn_overlay_is_the_servers(js_page, photo, cmap, alpha):
+    """The page's pixels against render.affinity_view (the /affinity image, without its
+    colour bar): same upsampling, lookup table, blend, darkened crop and outline."""
+    trace = random_trace(seed=2, photo=photo, geometry=Geometry.center_crop(photo, 160, (144, 176)))
+    data = hover.payload(trace, max_float32_bytes=10 ** 9)
+    for rec, head, cell in [(trace.records[0], None, 40), (trace.records[2], 1, 12),
+                            (trace.records[6], None, 60)]:
+        want = render.affinity_view(trace, rec, cell, head, alpha=alpha, cmap=cmap)
+        h = data["photo"]["height"]
+        got = png_pixels(js_page.evaluate(PAINT, [data, rec.key, head, cell, alpha, cmap]))
+        diff = np.abs(got - want[:h].astype(np.int16))
+        assert diff.max() <= 2, (rec.key, diff.max())
+        assert (diff > 0).mean() < 0.01, (rec.key, (diff > 0).mean())
+
+
+def test_unmirrored_kind_falls_back_to_the_server():
+    class Custom(Affinity):  # a record kind the page has no row function for
+        pass
+
+    trace = random_trace()
+    rec = trace.records[0]
+    custom = Custom(queries=rec.queries, keys=rec.keys, scale=rec.scale, layer="x", family="t",
+                    name="custom", grid=rec.grid)
+    layer = hover.layer_payload(custom)
+    assert layer["kind"] == "server" and "server" in layer["reason"] and "arrays" not in layer
