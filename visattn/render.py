@@ -17,6 +17,7 @@ from .records import (PAIRWISE, AxisGate, BranchWeights, ChannelWeights, Record,
 DISPLAY_CAP = 768  # longest side of any image shown in the UI
 NAN_GREY = np.array([128, 128, 128], np.uint8)
 MARKER = (255, 0, 255)  # magenta: on no colour map we offer
+COLORMAPS = ("jet", "viridis", "inferno", "turbo")  # the colour maps every view offers
 
 
 @lru_cache(maxsize=16)
@@ -145,7 +146,7 @@ def affinity_view(trace: Trace, rec, cell: int, head: Optional[int] = None,
     """Row `cell` of an affinity on the photo, the query cell outlined."""
     row = rec.row(cell, head)
     shown = map_on_image(trace, row, cap, alpha, cmap, enlarge=True)
-    scale = shown.shape[1] / trace.image.shape[1]
+    scale = shown.shape[1] / trace.geometry.image_size[0]  # the photo may be a display copy
     boxed = draw_box(shown, trace.geometry.cell_box(cell, rec.grid), scale)
     return with_colorbar(boxed, row, cmap, "attention weight")
 
@@ -246,7 +247,7 @@ def thumbnail(trace: Trace, rec: Record, cap: int = 256) -> np.ndarray:
         h, w = rec.grid
         cell = (h // 2) * w + w // 2
         shown = map_on_image(trace, rec.row(cell), cap, enlarge=True)
-        scale = shown.shape[1] / trace.image.shape[1]
+        scale = shown.shape[1] / trace.geometry.image_size[0]  # the photo may be a display copy
         return draw_box(shown, trace.geometry.cell_box(cell, rec.grid), scale)
     if isinstance(rec, ChannelWeights):
         return bars(rec.values, width=cap, height=cap // 2)
