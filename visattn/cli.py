@@ -155,7 +155,7 @@ def cmd_analyze(args) -> int:
             layers = [r.key for r in trace if isinstance(r, PAIRWISE)]
             queries = [Query(key, x, y) for key in layers for x, y in args.query
                        if fnmatch.fnmatchcase(key, args.layers)]
-            written = export_folder(trace, folder, queries, args.cmap, args.layers)
+            written = export_folder(trace, folder, queries, args.cmap, args.layers, args.html)
         except (ImageError, weights.WeightsError, OSError, ValueError) as exc:
             failed += 1
             tqdm.write(f"FAILED {image}: {exc}", file=sys.stderr)
@@ -272,6 +272,9 @@ def parser() -> argparse.ArgumentParser:
                    help="a photo pixel whose attention row to save for every pairwise layer "
                         "(Non-local, BoTNet, CCNet, DANet); repeatable")
     s.add_argument("--cmap", default="jet", choices=["jet", "viridis", "inferno", "turbo"])
+    s.add_argument("--html", action="store_true",
+                   help="also write viewer.html: point at any pixel of the photo to see where "
+                        "it looks, for every pairwise layer, in one offline file")
     s.set_defaults(run=cmd_analyze)
     s = sub.add_parser("list-models", help="list the networks, their weights and sizes")
     s.set_defaults(run=cmd_list_models)

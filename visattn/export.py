@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from . import render
+from . import hover, render
 from .records import (PAIRWISE, Affinity, AxisGate, BranchWeights, ChannelWeights, Distribute,
                       Segmentation, SpatialMap, Trace)
 
@@ -43,9 +43,11 @@ def centre_cell(rec) -> int:
 
 
 def export_files(trace: Trace, queries: Sequence[Query] = (), cmap: str = "jet",
-                 layers: str = "*") -> dict[str, bytes]:
+                 layers: str = "*", viewer: bool = False) -> dict[str, bytes]:
     """Every export file by relative path: overlays/*.png (network order), queries/*.png,
-    segmentation.png, arrays.npz, meta.json. `layers` is a shell pattern on record keys."""
+    segmentation.png, arrays.npz, meta.json, and with `viewer` viewer.html (the hover view
+    of every pairwise layer in one offline file). `layers` is a shell pattern on record
+    keys."""
     arrays: dict[str, np.ndarray] = {"image": trace.image}
     files: dict[str, bytes] = {}
     records = []
@@ -107,24 +109,26 @@ def export_files(trace: Trace, queries: Sequence[Query] = (), cmap: str = "jet",
     }
     files["arrays.npz"] = npz.getvalue()
     files["meta.json"] = json.dumps(meta, indent=2).encode()
+    if viewer and any(isinstance(r, PAIRWISE) for r in trace):
+        files["viewer.html"] = hover.viewer_html(trace, cmap=cmap).encode()
     return files
 
 
 def export_zip(trace: Trace, queries: Sequence[Query] = (), cmap: str = "jet") -> bytes:
-    """All of export_files in one zip (the app's download)."""
+    """All of export_files in one zip (the app's download), with viewer.html."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in export_files(trace, queries, cmap).items():
+        for name, data in export_files(trace, queries, cmap, viewer=True).items():
             zf.writestr(name, data)
     return out.getvalue()
 
 
 def export_folder(trace: Trace, folder, queries: Sequence[Query] = (), cmap: str = "jet",
-                  layers: str = "*") -> list:
+                  layers: str = "*", viewer: bool = False) -> list:
     """All of export_files written under `folder` (the command line's output)."""
     from pathlib import Path
     written = []
-    for name, data in export_files(trace, queries, cmap, layers).items():
+    for name, data in export_files(trace, queries, cmap, layers, viewer).items():
         path = Path(folder) / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)

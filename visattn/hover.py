@@ -72,9 +72,11 @@ def layer_payload(rec, max_float32_bytes: int = MAX_FLOAT32_BYTES) -> dict:
                                          "page; click a pixel to have the server draw its row.")
         return out
     arrays = _arrays(rec)
-    float16 = sum(a.size for a in arrays.values()) * 4 > max_float32_bytes
+    made_of = _arrays(rec.first) if isinstance(rec, TwoHop) else arrays  # its hops' inputs
+    float16 = sum(a.size for a in made_of.values()) * 4 > max_float32_bytes
     out["precision"] = "float16" if float16 else "float32"
-    out["arrays"] = {name: encode(a, float16) for name, a in arrays.items()}
+    if arrays:
+        out["arrays"] = {name: encode(a, float16) for name, a in arrays.items()}
     if isinstance(rec, Affinity):
         out.update(scale=float(rec.scale), extra_scaled=bool(rec.extra_scaled),
                    relative=isinstance(rec.extra, RelativePosition))

@@ -259,66 +259,85 @@
   }
 
   // ----- drawing (render.overlay, render.draw_box) --------------------------------------------
+  // Pixels are written as one little-endian RGBA word (every browser's byte order).
+  const rgba = (r, g, b) => (0xff000000 | (b << 16) | (g << 8) | r) >>> 0;
+
   function Painter(model, photo) {
-    this.model = model; this.photo = photo;  // photo: Uint8ClampedArray RGBA of the shown image
+    this.model = model;  // photo: Uint8ClampedArray RGBA of the shown image
     this.w = model.payload.photo.width; this.h = model.payload.photo.height;
-    this.samplers = {};
-    const gain = f32(model.payload.unseen_gain), n = this.w * this.h;
-    this.dim = new Uint8ClampedArray(n * 3);
-    for (let p = 0; p < n; p++) for (let ch = 0; ch < 3; ch++)
-      this.dim[p * 3 + ch] = roundHalfEven(f32(photo[p * 4 + ch] * gain));
+    const n = this.w * this.h, gain = f32(model.payload.unseen_gain);
+    this.samplers = {}; this.blends = {};
+    this.r = new Uint16Array(n); this.g = new Uint16Array(n); this.b = new Uint16Array(n);
+    this.dim = new Uint32Array(n);  // render.overlay: unseen pixels, cv2.convertScaleAbs(img, 0.35)
+    for (let p = 0; p < n; p++) {
+      const r = photo[p * 4], g = photo[p * 4 + 1], b = photo[p * 4 + 2];
+      this.r[p] = r << 8; this.g[p] = g << 8; this.b[p] = b << 8;
+      this.dim[p] = rgba(roundHalfEven(f32(r * gain)), roundHalfEven(f32(g * gain)), roundHalfEven(f32(b * gain)));
+    }
   }
+  /** cv2.addWeighted(photo, 1 - alpha, colour, alpha, 0) for every (photo, colour) byte pair. */
+  Painter.prototype.blend = function (alpha) {
+    if (this.blends[alpha]) return this.blends[alpha];
+    const t = new Uint8Array(65536), fa = f32(1 - alpha), fb = f32(alpha);
+    for (let p = 0; p < 256; p++) for (let c = 0; c < 256; c++) {
+      const v = roundHalfEven(f32(p * fa + c * fb));
+      t[(p << 8) | c] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
+    return (this.blends[alpha] = t);
+  };
+  /** Geometry.grid_to_image's bilinear sampling for one grid, per display column and row. */
   Painter.prototype.sampler = function (grid) {
     const key = grid.join("x");
     if (this.samplers[key]) return this.samplers[key];
     const g = this.model.geometry, axis = (nOut, ax, nGrid) => {
       const {coord, inside} = g.displayToGrid(nOut, ax, nGrid);
       const i0 = new Int32Array(nOut), i1 = new Int32Array(nOut), wt = new Float64Array(nOut);
+      let from = nOut, to = 0;  // the pixels the model saw: one contiguous run
       for (let i = 0; i < nOut; i++) {
         const fl = Math.floor(coord[i]);
         wt[i] = f32(coord[i] - fl);
         i0[i] = Math.min(Math.max(fl, 0), nGrid - 1); i1[i] = Math.min(Math.max(fl + 1, 0), nGrid - 1);
+        if (inside[i]) { from = Math.min(from, i); to = i + 1; }
       }
-      return {i0, i1, wt, inside};
+      return {i0, i1, wt, from, to};
     };
     return (this.samplers[key] = {x: axis(this.w, 0, grid[1]), y: axis(this.h, 1, grid[0]),
                                    tmp: new Float64Array(grid[0] * this.w),
-                                   heat: new Float64Array(this.w * this.h)});
+                                   heat: new Float32Array(this.w * this.h)});
   };
-  /** Blend row (grid values) over the photo into imageData; returns the row's [min, max]. */
+  /** render.map_on_image + overlay: the row resampled onto the photo (float32, as
+   * cv2.remap gives it), min-max over the seen pixels, lookup table, blend; unseen dimmed. */
   Painter.prototype.paint = function (row, grid, alpha, lut, out) {
     const S = this.sampler(grid), W = this.w, H = this.h, wg = grid[1];
-    const {x: sx, y: sy, tmp, heat} = S;
+    const {x: sx, y: sy, tmp, heat} = S, x0 = sx.from, x1 = sx.to;
     for (let r = 0; r < grid[0]; r++) {
       const base = r * wg, o = r * W;
-      for (let x = 0; x < W; x++) tmp[o + x] = row[base + sx.i0[x]] * (1 - sx.wt[x]) + row[base + sx.i1[x]] * sx.wt[x];
+      for (let x = x0; x < x1; x++) tmp[o + x] = row[base + sx.i0[x]] * (1 - sx.wt[x]) + row[base + sx.i1[x]] * sx.wt[x];
     }
     let lo = Infinity, hi = -Infinity;
-    for (let y = 0; y < H; y++) {
-      const a = sy.i0[y] * W, b = sy.i1[y] * W, wy = sy.wt[y], o = y * W, iny = sy.inside[y];
-      for (let x = 0; x < W; x++) {
-        const v = tmp[a + x] * (1 - wy) + tmp[b + x] * wy;
-        heat[o + x] = v;
-        if (iny && sx.inside[x]) { if (v < lo) lo = v; if (v > hi) hi = v; }
+    for (let y = sy.from; y < sy.to; y++) {
+      const a = sy.i0[y] * W, b = sy.i1[y] * W, wy = sy.wt[y], o = y * W;
+      for (let x = x0; x < x1; x++) {
+        heat[o + x] = tmp[a + x] * (1 - wy) + tmp[b + x] * wy;
+        const h = heat[o + x];  // float32, as cv2.remap gives it
+        if (h < lo) lo = h;
+        if (h > hi) hi = h;
       }
     }
-    const fa = f32(1 - alpha), fb = f32(alpha), span = hi - lo, flat = !(span >= 1e-12);
-    const colour = new Float64Array(768);
-    for (let k = 0; k < 768; k++) colour[k] = lut[k] * fb;
-    const data = out.data, photo = this.photo, dim = this.dim;
-    for (let y = 0; y < H; y++) {
-      const iny = sy.inside[y];
-      for (let x = 0; x < W; x++) {
-        const p = y * W + x, o4 = p * 4;
-        if (iny && sx.inside[x]) {
-          const v01 = flat ? 0.5 : f32(f32(heat[p] - lo) / span);
-          let k = roundHalfEven(f32(v01 * 255));
-          k = (k < 0 ? 0 : k > 255 ? 255 : k) * 3;
-          for (let ch = 0; ch < 3; ch++) data[o4 + ch] = roundHalfEven(f32(photo[o4 + ch] * fa + colour[k + ch]));
-        } else {
-          data[o4] = dim[p * 3]; data[o4 + 1] = dim[p * 3 + 1]; data[o4 + 2] = dim[p * 3 + 2];
-        }
-        data[o4 + 3] = 255;
+    const span = f32(hi - lo), flat = !(hi - lo >= 1e-12), table = this.blend(alpha);
+    const lr = new Uint8Array(256), lg = new Uint8Array(256), lb = new Uint8Array(256);
+    for (let k = 0; k < 256; k++) { lr[k] = lut[3 * k]; lg[k] = lut[3 * k + 1]; lb[k] = lut[3 * k + 2]; }
+    const px = new Uint32Array(out.data.buffer), dim = this.dim, R = this.r, G = this.g, B = this.b;
+    px.set(dim);
+    // normalize + convertScaleAbs(255): round((v - lo) / span * 255); a constant map -> 128.
+    // (Double rather than float32 arithmetic: a level differs only within ~1e-7 of a rounding
+    // boundary, and it halves the cost of a frame.)
+    const toLevel = flat ? 0 : 255 / span, base = flat ? 128 : 0;
+    for (let y = sy.from; y < sy.to; y++) {
+      for (let p = y * W + x0, end = y * W + x1; p < end; p++) {
+        let k = (base + (heat[p] - lo) * toLevel + 0.5) | 0;  // >= 0 here: | 0 floors
+        k = k < 0 ? 0 : k > 255 ? 255 : k;
+        px[p] = 0xff000000 | (table[B[p] | lb[k]] << 16) | (table[G[p] | lg[k]] << 8) | table[R[p] | lr[k]];
       }
     }
   };
@@ -418,18 +437,23 @@
   HoverView.prototype.setColormap = function (c) { this.cmap = c; this.q(".va-cmap").value = c; this.redraw(); };
   HoverView.prototype.redraw = function () { if (this.last) { this.last = Object.assign({}, this.last, {stale: true}); this.request({photo: [this.last.x, this.last.y], t0: null}); } };
 
-  /** Coalesce pointer events: the newest wins, one draw per animation frame. */
+  /** Coalesce pointer events to one draw per animation frame, the newest winning: the
+   * first event of a frame draws at once (browsers deliver pointer moves aligned with
+   * frames), later ones wait for the next frame. */
   HoverView.prototype.request = function (where) {
     if (!this.model) return;
     this.pending = where;
-    if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
+    if (!this.busy) { this.flush(); return; }
+    if (!this.frame) this.frame = requestAnimationFrame(() => { this.frame = 0; this.busy = false; this.request(this.pending); });
   };
   HoverView.prototype.flush = function () {
-    if (this.frame) { cancelAnimationFrame(this.frame); this.frame = 0; }
     const where = this.pending; this.pending = null;
     if (!where || !this.model) return;
     const xy = where.photo || this.photoPixel(where.client);
-    if (xy) this.draw(xy[0], xy[1], where.t0);
+    if (!xy) return;
+    this.draw(xy[0], xy[1], where.t0);
+    this.busy = true;  // until the next frame
+    if (!this.frame) this.frame = requestAnimationFrame(() => { this.frame = 0; this.busy = false; if (this.pending) this.request(this.pending); });
   };
   /** Client coordinates -> photo pixel, through the canvas's on-screen box. */
   HoverView.prototype.photoPixel = function (client) {

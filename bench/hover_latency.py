@@ -1,0 +1,178 @@
+"""The hover view's latency in headless Chromium, next to the server round trips, in one run:
+
+  pointer move -> row drawn   measured in the page: the move event's timeStamp to the end of
+                              the animation frame that drew its row (performance.now()), for
+                              moves across different cells (every move computes a new row)
+  pin (click -> server)       measured in the page: the click's timeStamp to the pinned-queries
+                              panel changing (a queue round trip with the server's numbers)
+  /affinity (server image)    gradio_client call: row + 768 px overlay + PNG, the old click path
+  payload                     bytes sent once per analysis, per layer (JSON, base64 arrays)
+
+    python bench/hover_latency.py [--moves 60] [--quick]
+
+Networks: tiny_nl (bundled weights), BoTNet and the ADE20K Non-local, DANet and CCNet networks
+(random weights: same cost) at processing sizes 256 and 512. Writes bench/hover_latency.txt.
+"""
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT  # noqa: E402  (threads and sys.path first)
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests"))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from visattn import hover, zoo  # noqa: E402
+from visattn.pipeline import analyze  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+RUNS = [("tiny_nl", True, None), ("botnet26t_256", False, None),
+        ("nonlocal_r50_d8_ade20k", False, 256), ("nonlocal_r50_d8_ade20k", False, 512),
+        ("danet_r50_d8_ade20k", False, 256), ("danet_r50_d8_ade20k", False, 512),
+        ("ccnet_r50_d8_ade20k", False, 256), ("ccnet_r50_d8_ade20k", False, 512)]
+
+PIN_TIMER = """() => { const c = document.querySelector('#nl-hover canvas');
+  const info = document.querySelector('#nl-info');
+  window.__pin = {t0: null, dt: null};
+  c.addEventListener('click', e => { window.__pin.t0 = e.timeStamp; window.__pin.text = info.innerText; }, {capture: true});
+  new MutationObserver(() => { const p = window.__pin;
+    if (p.t0 !== null && p.dt === null && info.innerText !== p.text && /Pinned/.test(info.innerText))
+      p.dt = performance.now() - p.t0; }).observe(info, {subtree: true, childList: true, characterData: true}); }"""
+
+
+def pct(values, q):
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def photo(tmp: Path) -> Path:
+    """A 640 x 480 photo-like test image (smooth gradients + texture)."""
+    rng = np.random.default_rng(0)
+    img = np.cumsum(rng.integers(0, 4, (480, 640, 3)), axis=1).clip(0, 255).astype(np.uint8)
+    path = tmp / "photo.png"
+    Image.fromarray(img).save(path)
+    return path
+
+
+def analyse(page, url, path, model, pretrained, size):
+    from playwright.sync_api import expect
+    import re
+    page.goto(url)
+    page.locator("#photo input[type=file]").set_input_files(str(path))
+    page.locator("#model input").click()
+    page.get_by_role("option", name=f"{zoo.get(model).family} · {model} —").click()
+    if not pretrained:
+        page.locator("#pretrained input").uncheck()
+    if size:
+        page.locator("#seg-size label").filter(has_text=re.compile(rf"^\s*{size}")).first.click()
+    page.locator("#analyse").click()
+    expect(page.locator("#summary")).to_contain_text(re.compile("captured"), timeout=180_000)
+    page.get_by_role("tab", name="Non-local").click()
+    page.wait_for_function("() => window.visattn && window.visattn.lastRow", timeout=120_000)
+
+
+def hover_latencies(page, layer, moves):
+    """Move across `moves` different cells, one at a time; the page's own latencies."""
+    page.locator("#nl-hover .va-layer").select_option(layer)
+    canvas = page.locator("#nl-hover canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    page.evaluate("window.visattn.view.latencies = []")
+    rng = np.random.default_rng(1)
+    for fx, fy in rng.uniform(0.05, 0.95, (moves, 2)):
+        before = page.evaluate("window.visattn.drawn")
+        page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+        page.wait_for_function("n => window.visattn.drawn > n", arg=before)
+        page.wait_for_timeout(20)
+    return page.evaluate("window.visattn.view.latencies")
+
+
+def pin_round_trip(page, reps):
+    page.evaluate(PIN_TIMER)
+    canvas = page.locator("#nl-hover canvas")
+    box = canvas.bounding_box()
+    out = []
+    for k in range(reps):
+        page.evaluate("window.__pin.t0 = null; window.__pin.dt = null")
+        page.mouse.click(box["x"] + (0.2 + 0.6 * k / reps) * box["width"], box["y"] + 0.5 * box["height"])
+        page.wait_for_function("() => window.__pin.dt !== null", timeout=30_000)
+        out.append(page.evaluate("window.__pin.dt"))
+    return out
+
+
+def server_image(client, layer, reps):
+    out = []
+    for k in range(reps):
+        start = time.perf_counter()
+        client.predict(layer, "", 100 + 20 * k, 200, 0.5, "jet", api_name="/affinity")
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--moves", type=int, default=60)
+    parser.add_argument("--quick", action="store_true", help="256 px only, 20 moves")
+    args = parser.parse_args()
+    runs = [r for r in RUNS if not (args.quick and r[2] == 512)]
+    moves = 20 if args.quick else args.moves
+    from gradio_client import Client, handle_file
+    from playwright.sync_api import sync_playwright
+    from conftest import free_port
+    from visattn.ui import LAUNCH_OPTIONS, build
+    demo = build()
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
+                quiet=True, **LAUNCH_OPTIONS)
+    url = demo.local_url.rstrip("/")
+    lines = [f"hover latency, headless Chromium ({CHROMIUM}), 2 vCPU; photo 640x480; "
+             f"{moves} moves per layer",
+             f"{'network (size)':34s} {'layer':44s} {'grid':>7s} {'payload':>9s} {'prec':>7s} "
+             f"{'hover p50':>9s} {'p95':>6s} {'pin p50':>8s} {'/affinity p50':>13s}"]
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
+        path = photo(Path(tmp))
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        for model, pretrained, size in runs:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            analyse(page, url, path, model, pretrained, size)
+            card = zoo.get(model)
+            pre = dataclasses.replace(card.preprocess, size=(size, 4 * size)) if size else None
+            trace = analyze(path, model, pretrained=pretrained, preprocess=pre)
+            payload = {l["key"]: l for l in hover.payload(trace)["layers"]}
+            client = Client(url, verbose=False, analytics_enabled=False, download_files=tmp)
+            client.predict(handle_file(str(path)), model, pretrained, size or 384, api_name="/analyze")
+            keys = page.evaluate("Array.from(document.querySelectorAll('#nl-hover .va-layer option'), o => o.value)")
+            pins = pin_round_trip(page, 5)
+            for key in keys:
+                lat = hover_latencies(page, key, moves)
+                srv = server_image(client, key, 5)
+                layer = payload[key]
+                nbytes = len(json.dumps(layer))
+                if layer["kind"] == "twohop":
+                    nbytes = 0  # made of its two hops, sent with them
+                name = f"{model}" + (f" ({size})" if size else "")
+                lines.append(f"{name:34s} {key[-44:]:44s} {'x'.join(map(str, layer['grid'])):>7s} "
+                             f"{nbytes / 1e6:7.2f}MB {layer.get('precision', '-'):>7s} "
+                             f"{pct(lat, 50):7.1f}ms {pct(lat, 95):4.1f}ms {pct(pins, 50):6.0f}ms "
+                             f"{pct(srv, 50):11.0f}ms")
+                print(lines[-1], flush=True)
+            page.close()
+        browser.close()
+    demo.close()
+    out = Path(__file__).with_suffix(".txt")
+    out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
