@@ -61,6 +61,11 @@ def _kind(rec) -> Optional[str]:
     return None
 
 
+def mirrored(rec) -> bool:
+    """Can the page compute this record's rows itself?"""
+    return _kind(rec) is not None
+
+
 def layer_payload(rec, max_float32_bytes: int = MAX_FLOAT32_BYTES) -> dict:
     """One pairwise record for the page: its kind, grid, heads, the reference cells of the
     query-dependence score, and the inputs of its rows."""

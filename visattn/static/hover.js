@@ -263,7 +263,7 @@
   const rgba = (r, g, b) => (0xff000000 | (b << 16) | (g << 8) | r) >>> 0;
 
   function Painter(model, photo) {
-    this.model = model;  // photo: Uint8ClampedArray RGBA of the shown image
+    this.model = model; this.photo = photo;  // Uint8ClampedArray RGBA of the shown image
     this.w = model.payload.photo.width; this.h = model.payload.photo.height;
     const n = this.w * this.h, gain = f32(model.payload.unseen_gain);
     this.samplers = {}; this.blends = {};
@@ -467,7 +467,13 @@
   };
   HoverView.prototype.draw = function (x, y, t0) {
     const m = this.model, L = m.layers[this.layerKey];
-    if (L.kind === "server") return;
+    if (L.kind === "server") {  // the photo alone; a click asks the server for the row
+      this.image.data.set(this.painter.photo);
+      this.ctx.putImageData(this.image, 0, 0);
+      this.last = {x, y, cell: null, key: this.layerKey, head: this.head};
+      this.q(".va-numbers").innerHTML = `<p>Photo pixel <b>(${x}, ${y})</b>: click to have the server draw its row.</p>`;
+      return;
+    }
     let cell = m.geometry.toGrid(x, y, L.grid, false);
     const outside = cell === null;
     if (outside) cell = m.geometry.toGrid(x, y, L.grid, true);
