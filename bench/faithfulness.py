@@ -43,14 +43,20 @@ def twin_section(entries: dict, n: int) -> list[str]:
     labels = torch.from_numpy(np.stack([scenes.twin_labels(m, [tuple(t)])
                                         for m, t in zip(masks, pairs)]))
     bars = ", ".join(f"{k} {op} {v:g}" for k, (op, v) in BARS.items())
+    trained = ", ".join(f"`{k}` {e['train_cpu_seconds'] / 60:.1f} CPU minutes"
+                        for k, e in sorted(twins.items()))
     lines = [TWINS_BEGIN, "## Twin scenes: do the rows follow the query?\n",
+             f"`python bench/faithfulness.py --only twins --n {n}`: "
              f"{n} held-out twin scenes (`visattn.scenes.make_twin_batch`, data seed {seed}); "
              "per pixel: background / unique object / twin object. Twin-vs-unique accuracy "
              "counts object pixels only (chance is about 0.5). Row scores are medians over "
              "queries (two per object, four background pixels per scene): twin mass ratio = "
              "row mass on the other twin / its area fraction (1 = uniform), query dependence "
              "= mean Jensen-Shannon divergence to the rows of the reference cells (bits), "
-             f"background = mass on both twins / their area from background pixels. Bars: {bars}.\n",
+             f"background = mass on both twins / their area from background pixels. Bars: {bars}. "
+             "The control rows zero the Non-local block's query embedding (every row the same "
+             "softmax); `tiny_nl` was trained to classify the other scenes and is shown for "
+             f"contrast. Training (`python -m visattn.train_twins`, one thread): {trained}.\n",
              "| network | twin-vs-unique accuracy | pixel accuracy | twin mass ratio | "
              "query dependence | background mass on twins |", "|---|---|---|---|---|---|"]
     for name, entry in sorted(twins.items(), key=lambda kv: kv[1]["attention"] != "nl"):

@@ -1,0 +1,98 @@
+"""The twin-scene labellers: the training script runs (a few steps, into a scratch folder),
+and the shipped weights give the manifest's held-out accuracies: with its Non-local block
+the network tells twins from unique objects, without it (the control) it cannot."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from visattn import scenes, train, train_twins, zoo
+from visattn.train import MANIFEST, to_tensor
+
+ENTRIES = {k: e for k, e in json.loads(MANIFEST.read_text()).items() if e.get("task") == "segment"}
+
+
+def test_both_labellers_are_shipped_small_with_their_recipe():
+    assert set(ENTRIES) == set(train_twins.MODELS)
+    for name, e in ENTRIES.items():
+        assert (MANIFEST.parent / e["file"]).stat().st_size < 1e6
+        assert e["command"].startswith(f"python -m visattn.train_twins --model {name}")
+        assert e["train_data_seed"] != e["val_data_seed"] and e["code_revision"]
+        assert e["train_cpu_seconds"] <= 15 * 60 and e["threads"] == 1
+        assert zoo.get(name).availability() == "bundled" and zoo.get(name).task == "segment"
+    # the same network, with and without the Non-local block
+    nl = load_file(str(MANIFEST.parent / ENTRIES["tiny_nl_twins"]["file"]))
+    none = load_file(str(MANIFEST.parent / ENTRIES["tiny_none_twins"]["file"]))
+    assert {k for k in nl if not k.startswith("nl.")} == set(none)
+    assert {k.split(".")[1] for k in nl if k.startswith("nl.")} == {"g", "theta", "phi", "conv_out"}
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    e = ENTRIES["tiny_nl_twins"]
+    images, masks, twins = scenes.make_twin_batch(e["val_data_seed"], e["val_size"])
+    labels = np.zeros(images.shape[:3], np.int64)  # 0 background, 1 unique, 2 twin
+    for k, (m, (i, j)) in enumerate(zip(masks, twins)):
+        labels[k][m.any(0)] = 1
+        labels[k][m[i] | m[j]] = 2
+    return images, labels
+
+
+def accuracies(name, images, labels):
+    e = ENTRIES[name]
+    model = zoo.build(zoo.get(name), pretrained=True)
+    x = to_tensor(images, np.array(e["mean"], np.float32), np.array(e["std"], np.float32))
+    with torch.no_grad():
+        logits = torch.cat([model(x[i:i + 200]) for i in range(0, len(x), 200)]).numpy()
+    on = labels > 0
+    said_twin = (logits[:, 2] > logits[:, 1])[on]
+    return float((logits.argmax(1) == labels).mean()), float((said_twin == (labels[on] == 2)).mean())
+
+
+@pytest.mark.parametrize("name", sorted(ENTRIES))
+def test_manifest_accuracies_are_recomputed_from_the_shipped_weights(name, held_out):
+    pixels, twin_vs_unique = accuracies(name, *held_out)
+    e = ENTRIES[name]
+    n = held_out[1].size
+    assert pixels == pytest.approx(e["val_pixel_accuracy"], abs=20 / n)
+    assert twin_vs_unique == pytest.approx(e["val_twin_vs_unique_accuracy"], abs=1e-3)
+    twin_share = (held_out[1] == 2).sum() / (held_out[1] > 0).sum()
+    chance = max(twin_share, 1 - twin_share)  # always saying the commoner label
+    print(f"\n{name}: pixels {pixels:.3f}, twin-vs-unique {twin_vs_unique:.3f} "
+          f"(chance {chance:.3f})")
+    if name == "tiny_nl_twins":
+        assert twin_vs_unique >= 0.90
+    else:  # without the block: near chance
+        assert twin_vs_unique <= chance + 0.1
+
+
+def test_training_runs_a_few_steps_and_ships_a_manifest_entry(tmp_path, monkeypatch):
+    from visattn import labels
+    monkeypatch.setattr(train, "MANIFEST", tmp_path / "manifest.json")
+    monkeypatch.setattr(train_twins, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr(labels, "LABELS_DIR", tmp_path / "labels")
+    train_twins.main(["--model", "tiny_nl_twins", "--epochs", "1", "--train-size", "64",
+                      "--val-size", "16", "--batch", "32", "--rows-n", "3",
+                      "--out", str(tmp_path / "out")])
+    entry = json.loads((tmp_path / "manifest.json").read_text())["tiny_nl_twins"]
+    weights = tmp_path / "weights" / entry["file"]
+    assert weights.stat().st_size < 1e6
+    assert all(v.dtype == torch.float16 for k, v in load_file(str(weights)).items()
+               if "num_batches" not in k)
+    assert 0 <= entry["val_twin_vs_unique_accuracy"] <= 1 and entry["rows"]["scenes"] == 3
+    assert (tmp_path / "out" / "tiny_nl_twins" / "last.pt").exists()
+    assert (tmp_path / "labels" / "twins.txt").read_text().split("\n")[:3] == list(scenes.TWIN_LABELS)
+
+
+def test_the_families_page_opens_non_local_on_a_twin_scene():
+    from visattn import families
+    fam = next(f for f in families.FAMILIES if f.name == "Non-local")
+    network, image = families.example(fam)
+    assert network == "tiny_nl_twins" and zoo.get(network).family in fam.card_families
+    assert image.endswith(".png") and "twins_" in image
+    from PIL import Image
+    scene = scenes.twin_scene(int(image.split("twins_")[1].split(".")[0]))
+    assert np.array_equal(np.asarray(Image.open(image).convert("RGB")), scene.image)
+    assert (scene.label_map() == 2).any()  # the example is that twin scene
