@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from . import hover, render
+from . import analysis, hover, render
 from .records import (PAIRWISE, Affinity, AxisGate, BranchWeights, ChannelWeights, Distribute,
                       Segmentation, SpatialMap, Trace)
 
@@ -42,61 +42,90 @@ def centre_cell(rec) -> int:
     return (h // 2) * w + w // 2
 
 
+def _record_files(trace: Trace, rec, stem: str, cmap: str, cap: int):
+    """One record -> (its PNG files, its arrays, extra meta)."""
+    files, arrays, extra = {}, {}, {}
+    if isinstance(rec, SpatialMap):
+        files[stem + ".png"] = _png(render.spatial_view(trace, rec, cap=cap, cmap=cmap))
+        arrays[rec.key] = rec.values
+    elif isinstance(rec, (ChannelWeights, BranchWeights)):
+        chart = render.bars(rec.values, 768, 200) if isinstance(rec, ChannelWeights) \
+            else render.heatmap(rec.values, 768)
+        files[stem + ".png"] = _png(chart)
+        arrays[rec.key] = rec.values
+        if isinstance(rec, ChannelWeights) and rec.top_channels is not None:
+            arrays[rec.key + "/top_channels"] = rec.top_channels
+            arrays[rec.key + "/top_features"] = rec.top_features
+    elif isinstance(rec, AxisGate):
+        files[stem + ".png"] = _png(render.axis_gate_view(rec))
+        arrays[rec.key] = rec.values
+        extra["axes"] = list(rec.axes)
+    elif isinstance(rec, PAIRWISE):
+        extra["heads"] = rec.heads
+        if isinstance(rec, Affinity):  # TwoHop rows are made from its two hops' arrays
+            arrays[rec.key + "/queries"], arrays[rec.key + "/keys"] = rec.queries, rec.keys
+            extra["scale"] = rec.scale
+        if isinstance(rec, Distribute):
+            arrays[rec.key + "/gather"] = rec.gather
+            arrays[rec.key + "/distribute"] = rec.distribute
+    return files, arrays, extra
+
+
+def _with_automatic(trace: Trace, queries: Sequence[Query], layers: str) -> list[tuple[Query, bool]]:
+    """The queries without repeats, in order; a pairwise layer nobody queried gets its
+    centre cell's pixel, marked automatic."""
+    out = [(q, False) for q in dict.fromkeys(queries)]
+    asked = {q.layer for q in queries}
+    for rec in trace:
+        if isinstance(rec, PAIRWISE) and rec.key not in asked and fnmatch.fnmatchcase(rec.key, layers):
+            x0, y0, x1, y1 = trace.geometry.cell_box(centre_cell(rec), rec.grid)
+            out.append((Query(rec.key, (x0 + x1) // 2, (y0 + y1) // 2), True))
+    return out
+
+
+def _query_files(trace: Trace, q: Query, automatic: bool, cmap: str, cap: int):
+    """One query -> (PNG name, PNG, row name, row, meta)."""
+    rec = trace[q.layer]
+    cell = trace.geometry.to_grid(q.x, q.y, rec.grid, clamp=True)
+    tag = f"x{q.x}_y{q.y}" + (f"_head{q.head}" if q.head is not None else "")
+    png = _png(render.affinity_view(trace, rec, cell, q.head, cap=cap, cmap=cmap))
+    meta = {**dataclasses.asdict(q), "cell": cell, "automatic": automatic,
+            "cell_box": list(trace.geometry.cell_box(cell, rec.grid)),
+            "query_dependence": analysis.query_dependence(rec, cell, q.head)}
+    return (f"queries/{safe_name(q.layer)}_{tag}.png", png, f"{q.layer}/row_{tag}",
+            rec.row(cell, q.head), meta)
+
+
 def export_files(trace: Trace, queries: Sequence[Query] = (), cmap: str = "jet",
                  layers: str = "*", viewer: bool = False) -> dict[str, bytes]:
-    """Every export file by relative path: overlays/*.png (network order), queries/*.png,
-    segmentation.png, arrays.npz, meta.json, and with `viewer` viewer.html (the hover view
-    of every pairwise layer in one offline file). `layers` is a shell pattern on record
-    keys."""
+    """Every export file by relative path: overlays/*.png (network order), queries/*.png
+    (each query once; a pairwise layer without one gets its centre pixel, marked automatic
+    in meta.json), segmentation.png, arrays.npz, meta.json, and with `viewer` viewer.html
+    (the hover view of every pairwise layer in one offline file). Maps on the photo are at
+    the photo's own size. `layers` is a shell pattern on record keys."""
+    cap = max(trace.image.shape[:2])
     arrays: dict[str, np.ndarray] = {"image": trace.image}
     files: dict[str, bytes] = {}
     records = []
     for n, rec in enumerate(trace, 1):
         if not fnmatch.fnmatchcase(rec.key, layers):
             continue
-        stem = f"overlays/{n:03d}_{safe_name(rec.key)}"
-        entry = {"key": rec.key, "kind": type(rec).__name__, "family": rec.family,
-                 "layer": rec.layer, "name": rec.name, "grid": list(rec.grid),
-                 "stage": rec.stage, "call": rec.call, "value_kind": rec.value_kind}
-        if isinstance(rec, SpatialMap):
-            files[stem + ".png"] = _png(render.spatial_view(trace, rec, cmap=cmap))
-            arrays[rec.key] = rec.values
-        elif isinstance(rec, (ChannelWeights, BranchWeights)):
-            chart = render.bars(rec.values, 768, 200) if isinstance(rec, ChannelWeights) \
-                else render.heatmap(rec.values, 768)
-            files[stem + ".png"] = _png(chart)
-            arrays[rec.key] = rec.values
-            if isinstance(rec, ChannelWeights) and rec.top_channels is not None:
-                arrays[rec.key + "/top_channels"] = rec.top_channels
-                arrays[rec.key + "/top_features"] = rec.top_features
-        elif isinstance(rec, AxisGate):
-            files[stem + ".png"] = _png(render.axis_gate_view(rec))
-            arrays[rec.key] = rec.values
-            entry.update(axes=list(rec.axes))
-        elif isinstance(rec, PAIRWISE):
-            cell = centre_cell(rec)
-            files[stem + "_centre_query.png"] = _png(render.affinity_view(trace, rec, cell, cmap=cmap))
-            entry.update(heads=rec.heads, centre_query_cell=cell)
-            if isinstance(rec, Affinity):  # TwoHop rows are made from its two hops' arrays
-                arrays[rec.key + "/queries"], arrays[rec.key + "/keys"] = rec.queries, rec.keys
-                entry.update(scale=rec.scale)
-            if isinstance(rec, Distribute):
-                arrays[rec.key + "/gather"] = rec.gather
-                arrays[rec.key + "/distribute"] = rec.distribute
-        records.append(entry)
+        more, data, extra = _record_files(trace, rec, f"overlays/{n:03d}_{safe_name(rec.key)}",
+                                          cmap, cap)
+        files.update(more)
+        arrays.update(data)
+        records.append({"key": rec.key, "kind": type(rec).__name__, "family": rec.family,
+                        "layer": rec.layer, "name": rec.name, "grid": list(rec.grid),
+                        "stage": rec.stage, "call": rec.call, "value_kind": rec.value_kind,
+                        **extra})
     if isinstance(trace.prediction, Segmentation):
-        files["segmentation.png"] = _png(render.segmentation_view(trace))
+        files["segmentation.png"] = _png(render.segmentation_view(trace, cap=cap))
         arrays["class_map"] = trace.prediction.class_map
     query_meta = []
-    for q in queries:
-        rec = trace[q.layer]
-        cell = trace.geometry.to_grid(q.x, q.y, rec.grid, clamp=True)
-        name = f"queries/{safe_name(q.layer)}_x{q.x}_y{q.y}" + (f"_head{q.head}" if q.head is not None else "")
-        files[name + ".png"] = _png(render.affinity_view(trace, rec, cell, q.head, cmap=cmap))
-        arrays[f"{q.layer}/row_x{q.x}_y{q.y}" + (f"_head{q.head}" if q.head is not None else "")] = \
-            rec.row(cell, q.head)
-        query_meta.append({**dataclasses.asdict(q), "cell": cell,
-                           "cell_box": list(trace.geometry.cell_box(cell, rec.grid))})
+    for q, automatic in _with_automatic(trace, queries, layers):
+        png_name, png, row_name, row, meta = _query_files(trace, q, automatic, cmap, cap)
+        files[png_name], arrays[row_name] = png, row
+        query_meta.append(meta)
     npz = io.BytesIO()
     np.savez_compressed(npz, **arrays)
     meta = {

@@ -1,0 +1,46 @@
+"""What an export holds: each query once, the automatic centre query only where nothing was
+pinned, the scores, maps at the photo's own size, and the offline viewer."""
+import io
+import json
+import zipfile
+
+import numpy as np
+from PIL import Image
+
+import visattn
+from visattn import analysis
+from visattn.export import Query, export_files, export_zip
+
+
+def trace_of(w=150, h=110):
+    rgb = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    return visattn.analyze(rgb, "tiny_nl")
+
+
+def test_queries_once_with_their_scores_and_the_centre_only_when_nothing_is_pinned():
+    trace = trace_of()
+    rec = trace.select(visattn.Affinity)[0]
+    meta = json.loads(export_files(trace)["meta.json"])
+    (auto,) = meta["queries"]
+    x0, y0, x1, y1 = trace.geometry.cell_box(auto["cell"], rec.grid)
+    assert auto["automatic"] and auto["cell"] == (rec.grid[0] // 2) * rec.grid[1] + rec.grid[1] // 2
+    assert x0 <= auto["x"] < x1 and y0 <= auto["y"] < y1
+    q = Query(rec.key, 40, 30)
+    files = export_files(trace, [q, Query(rec.key, 100, 80), q])
+    meta = json.loads(files["meta.json"])
+    assert [(p["x"], p["y"], p["automatic"]) for p in meta["queries"]] == [(40, 30, False), (100, 80, False)]
+    cell = trace.geometry.to_grid(40, 30, rec.grid)
+    assert meta["queries"][0]["query_dependence"] == analysis.query_dependence(rec, cell)
+    assert sum(name.startswith("queries/") for name in files) == 2
+
+
+def test_maps_are_at_the_photo_size_and_the_zip_has_the_viewer():
+    trace = trace_of(150, 110)
+    rec = trace.select(visattn.Affinity)[0]
+    data = export_zip(trace, [Query(rec.key, 10, 20)])
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        png = [n for n in zf.namelist() if n.startswith("queries/")][0]
+        image = Image.open(io.BytesIO(zf.read(png)))
+        assert image.size[0] == 150 and image.size[1] == 110 + 34  # photo + colour bar
+        assert zf.read("viewer.html").startswith(b"<!doctype html>")
+    assert "viewer.html" not in export_files(trace)  # the command line writes it on request
