@@ -137,6 +137,7 @@ def ship(name: str, model, mean, std, val, n_params: int, seconds: float, args) 
         "epochs": args.epochs, "batch": args.batch, "lr": args.lr,
         "class_weights": list(CLASS_WEIGHTS),
         **{f"val_{k}": v for k, v in pixel_scores(shipped, *val).items()},
+        "rows_scenes": args.rows_n if MODELS[name] else 0,
         "train_cpu_seconds": round(seconds),
         "threads": args.threads,
         "command": f"python -m visattn.train_twins --model {name} --epochs {args.epochs} "
@@ -146,6 +147,8 @@ def ship(name: str, model, mean, std, val, n_params: int, seconds: float, args) 
         "trained": datetime.date.today().isoformat(),
         "trained_on": "generated twin scenes (visattn.scenes.twin_scene), CPU",
     }
+    if MODELS[name]:
+        entry["rows"] = measure_rows(shipped, entry, args.rows_n)
     write_manifest_entry(entry)
     print(f"[{name}] shipped {path} ({path.stat().st_size / 1e6:.2f} MB), held-out pixel "
           f"accuracy {entry['val_pixel_accuracy']:.3f}, twin-vs-unique "
@@ -153,22 +156,22 @@ def ship(name: str, model, mean, std, val, n_params: int, seconds: float, args) 
     return entry
 
 
-def measure_rows(name: str, n: int, seed: int) -> dict:
-    """Medians of the twin-row scores (visattn.twin_faithfulness) of the shipped network on
-    the first n held-out twin scenes of `seed`, recorded in its manifest entry."""
+def measure_rows(model: torch.nn.Module, entry: dict, n: int) -> dict:
+    """Medians of the twin-row scores (visattn.twin_faithfulness) of a Non-local network on
+    the first n held-out twin scenes of its manifest entry, through the app's own flow."""
     from .twin_faithfulness import twin_rows
-    images, masks, twins = scenes.make_twin_batch(seed, n)
-    return twin_rows(name, images, masks, twins).medians()
+    from .zoo import bundled_source
+    images, masks, twins = scenes.make_twin_batch(entry["val_data_seed"], n)
+    return twin_rows(model, images, masks, twins,
+                     preprocess=bundled_source(entry).preprocess()).medians()
 
 
-def add_rows_to_manifest(name: str, n: int) -> dict:
-    """Measure a shipped network's rows and write them into its manifest entry."""
-    entry = json.loads(MANIFEST.read_text())[name]
-    entry["rows"] = measure_rows(name, n, entry["val_data_seed"])
-    entry["rows_command"] = f"python -m visattn.train_twins --model {name} --rows-only --rows-n {n}"
-    write_manifest_entry(entry)
-    print(f"[{name}] rows on {n} held-out scenes: {entry['rows']}", flush=True)
-    return entry
+def load_shipped(entry: dict) -> torch.nn.Module:
+    from safetensors.torch import load_file
+    model = tiny_twin_net(MODELS[entry["name"]])
+    state = load_file(str(WEIGHTS_DIR / entry["file"]))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return model.eval()
 
 
 def write_labels() -> None:
@@ -194,7 +197,7 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(ROOT / "out" / "train"))
     p.add_argument("--rows-only", action="store_true",
-                   help="only measure the shipped Non-local network's rows into the manifest")
+                   help="only re-measure the shipped Non-local network's rows (manifest 'rows')")
     p.add_argument("--rows-n", type=int, default=500, help="held-out scenes for the rows")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -202,8 +205,12 @@ def main(argv=None) -> None:
     for name in MODELS if args.model == "all" else [args.model]:
         if not args.rows_only:
             train(name, args)
-        if MODELS[name]:  # (the zoo, imported from here on, reads the new manifest entry)
-            add_rows_to_manifest(name, args.rows_n)
+        elif MODELS[name]:
+            entry = json.loads(MANIFEST.read_text())[name]
+            entry["rows"] = measure_rows(load_shipped(entry), entry, args.rows_n)
+            entry["rows_scenes"] = args.rows_n
+            write_manifest_entry(entry)
+            print(f"[{name}] rows on {args.rows_n} held-out scenes: {entry['rows']}")
 
 
 if __name__ == "__main__":
