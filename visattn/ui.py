@@ -139,7 +139,7 @@ def run_analysis(image_path: Optional[str], model_name: str, pretrained: bool = 
         raise gr.Error("Upload a photo first (or pick an example).")
     card = zoo.get(model_name)
     preprocess = None
-    if card.task == "segment":
+    if card.task == "segment" and card.preprocess.mode == "keep_ratio":  # not fixed-size labellers
         preprocess = dataclasses.replace(card.preprocess, size=(int(seg_size), 4 * int(seg_size)))
 
     def report(done: int, total: Optional[int]) -> None:
@@ -220,6 +220,10 @@ def show_affinity(session: Optional[Session], layer: str, head: str,
         cell = trace.geometry.to_grid(x, y, rec.grid, clamp=True)
     start = time.perf_counter()
     image = render.affinity_view(trace, rec, cell, h, alpha=alpha, cmap=cmap)
+    unary = _unary_of(trace, rec)
+    if unary is not None:  # DNL: the pixel's pairwise row beside the unary map
+        image = render.side_by_side(image, render.spatial_view(trace, unary, alpha=alpha,
+                                                               cmap=cmap))
     score = analysis.query_dependence(rec, cell, h)
     ms = (time.perf_counter() - start) * 1000
     r, c = divmod(cell, rec.grid[1])
@@ -228,8 +232,28 @@ def show_affinity(session: Optional[Session], layer: str, head: str,
             f"{rec.grid[1]} grid, box {trace.geometry.cell_box(cell, rec.grid)}"
             + (" — outside the region the model saw; the nearest cell is shown" if outside else "")
             + f". Query dependence **{score:.2f}** (0 = same row for every pixel, 1 = specific). "
-            f"{analysis.QUERY_DEPENDENCE_NOTE} _Drawn in {ms:.0f} ms, no forward pass._")
+            f"{analysis.QUERY_DEPENDENCE_NOTE} _Drawn in {ms:.0f} ms, no forward pass._"
+            + (f" {UNARY_NOTE}" if unary is not None else "")
+            + (f" {NONLOCAL_NOTES[trace.model]}" if trace.model in NONLOCAL_NOTES else ""))
     return image, info, session
+
+
+UNARY_NOTE = ("Left: this pixel's whitened pairwise row; right: DNL's unary map, one "
+              "softmax over positions that every pixel adds in alike.")
+NONLOCAL_NOTES = {  # what a network's Non-local block was trained for, said on its tab
+    "tiny_nl_twins": "`tiny_nl_twins` was trained to tell, for every pixel, whether its object "
+                     "has an identical twin elsewhere in the scene, so a pixel on one twin has "
+                     "learned to look at the other.",
+    "dnl_r50_d8_ade20k": "DNL splits its attention in two: the row under the pointer is the "
+                         "whitened pairwise term; the unary map, one softmax over positions "
+                         "added in alike for every pixel, is shown beside a pinned pixel's row "
+                         "(and on the Spatial tab)."}
+
+
+def _unary_of(trace: Trace, rec):
+    """The unary map that a disentangled Non-local block (DNL) made beside `rec`, if any."""
+    return next((r for r in trace if isinstance(r, SpatialMap) and r.layer == rec.layer
+                 and r.name == "unary map"), None)
 
 
 @readable
@@ -244,8 +268,8 @@ def on_click(session: Optional[Session], layer: str, head: str, alpha: float, cm
     shown_w = render.display_size(*session.trace.geometry.image_size, enlarge=True)[0]
     scale = w0 / shown_w
     x, y = int(evt.index[0] * scale), int(evt.index[1] * scale)
-    if y >= session.trace.geometry.image_size[1]:
-        return gr.skip(), gr.skip(), session  # a click on the colour bar under the photo
+    if y >= session.trace.geometry.image_size[1] or x >= w0:
+        return gr.skip(), gr.skip(), session  # the colour bar under the photo, DNL's unary map
     return show_affinity(session, rec.key, head, (x, y), alpha, cmap)
 
 
