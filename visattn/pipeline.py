@@ -33,7 +33,8 @@ def analyze(image: ImageSource, model: Union[str, nn.Module], *,
     your own, `preprocess` defaults to ImageNet 224 px centre crop.
     """
     start = time.perf_counter()
-    rgb = load_image(image, max_pixels=max_pixels)
+    image_notes: list[str] = []  # what decoding did to the pixels (transparency filled)
+    rgb = load_image(image, max_pixels=max_pixels, notes=image_notes)
     if isinstance(model, str):
         card = zoo.get(model)
         net, name = zoo.load(model, pretrained, progress), card.name
@@ -47,6 +48,6 @@ def analyze(image: ImageSource, model: Union[str, nn.Module], *,
     trace = capture.run(net, x, geometry=geometry, labels=labels, name=name)
     if isinstance(trace.prediction, Segmentation) and isinstance(model, str):
         trace.prediction = dataclasses.replace(trace.prediction, palette=zoo.get(model).palette)
-    trace.image, trace.notes, trace.preprocess = rgb, notes, preprocess
+    trace.image, trace.notes, trace.preprocess = rgb, image_notes + notes, preprocess
     trace.elapsed_s = time.perf_counter() - start
     return trace

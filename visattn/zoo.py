@@ -101,7 +101,7 @@ def pytorchcv_source(arch: str) -> Source:
     return Source("pytorchcv", arch, build, preprocess, weight_file, extra_keys_ok=True)
 
 
-def mmseg_source(head: str, url: str, short_side: int = 384) -> Source:
+def mmseg_source(head: str, url: str, short_side: int = 512) -> Source:
     """mmsegmentation's R-50-D8 ADE20K networks, re-implemented in models/mmseg_r50d8 with
     mmseg's module names. Test pipeline: keep-ratio resize to (2048, 512) scaled to
     `short_side` (cv2 bilinear), RGB mean/std, whole-image inference (checked against
