@@ -51,6 +51,9 @@ def faith(name, held_out):
 
 
 def test_non_local_rows_at_object_pixels_concentrate_on_the_object(held_out):
+    """Mass on the object only: tiny_nl's rows do that from background pixels too (they
+    hardly depend on the query), so this cannot tell a query-specific row from a fixed
+    one; tests/test_twin_faithfulness.py does, on tiny_nl_twins."""
     s = faith("tiny_nl", held_out)
     (key, on_object), = s["affinity_object_query"].items()
     background = s["affinity_background_query"][key]
