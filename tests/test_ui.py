@@ -89,14 +89,14 @@ def test_views_of_every_tab_for_one_analysis(tmp_path):
     path = tmp_path / "p.png"
     Image.fromarray(np.random.default_rng(2).integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(path)
     session, *_ = ui.run_analysis(str(path), "cbam_resnet50", pretrained=False)
-    (nl_layer, nl_head, nl_view, nl_info, session, sp_record, sp_view, ch_record, chart, matrix,
+    (nl_hover, nl_info, nl_view, session, sp_record, sp_view, ch_record, chart, matrix,
      tiles, gc_record) = ui.refresh_views(session, "overview", 0.5, "jet", 100)
     assert gc_record.value == "features.stage1.unit1.cbam:spatial gate"
-    assert nl_view is sp_view is chart is None  # only the open tab is drawn
-    nl_view, nl_info, _ = ui.refresh_views(session, "nonlocal", 0.5, "jet", 100)[2:5]
-    assert nl_view is None and "no pairwise" in nl_info
-    sp_view = ui.refresh_views(session, "spatial", 0.5, "jet", 100)[6]
-    chart, matrix, tiles = ui.refresh_views(session, "channel", 0.5, "jet", 100)[8:11]
+    assert nl_hover is sp_view is chart is None  # only the open tab is drawn
+    nl_hover = ui.refresh_views(session, "nonlocal", 0.5, "jet", 100)[0]
+    assert "no pairwise" in nl_hover["message"] and "layers" not in nl_hover
+    sp_view = ui.refresh_views(session, "spatial", 0.5, "jet", 100)[5]
+    chart, matrix, tiles = ui.refresh_views(session, "channel", 0.5, "jet", 100)[7:10]
     assert sp_record.value == "features.stage1.unit1.cbam:spatial gate"
     assert sp_view.shape[1] == 768 and sp_view.shape[0] == 512 + 34  # photo + colour bar
     assert ch_record.value == "features.stage1.unit1.cbam:channel gate"
@@ -114,15 +114,22 @@ def test_export_zip_holds_overlays_arrays_and_queries(tmp_path):
     Image.fromarray(np.random.default_rng(3).integers(0, 256, (180, 240, 3), dtype=np.uint8)).save(path)
     session, *_ = ui.run_analysis(str(path), "botnet26t_256", pretrained=False)
     layer = session.trace.select(visattn.Affinity)[1].key
-    ui.show_affinity(session, layer, "head 2", (100, 90), 0.5, "jet")
+    pin = ui.gr.EventData(None, {"layer": layer, "head": 2, "x": 100, "y": 90})
+    for _ in range(2):  # pinned twice, listed once
+        info, fallback, session = ui.pin_query(session, 0.5, "jet", pin)
+    assert info.count("pixel (100, 90)") == 1 and fallback["visible"] is False
     with zipfile.ZipFile(ui.export(session, "jet")) as zf:
         names = zf.namelist()
         meta = json.loads(zf.read("meta.json"))
         arrays = np.load(io.BytesIO(zf.read("arrays.npz")))
-        assert sum(n.startswith("overlays/") for n in names) == len(session.trace)
+        pairwise = [r for r in session.trace if isinstance(r, visattn.records.PAIRWISE)]
+        assert sum(n.startswith("overlays/") for n in names) == len(session.trace) - len(pairwise)
+        assert "viewer.html" in names
         assert meta["model"] == "botnet26t_256" and len(meta["records"]) == 3
         assert meta["preprocess"]["size"] == [256, 256]
-        q = meta["queries"][-1]
+        pinned = [q for q in meta["queries"] if not q["automatic"]]
+        assert len(pinned) == 1 and len(meta["queries"]) == len(pairwise)  # + centres of the rest
+        q = pinned[0]
         assert (q["layer"], q["x"], q["y"], q["head"]) == (layer, 100, 90, 2)
         x0, y0, x1, y1 = q["cell_box"]
         assert x0 <= 100 < x1 and y0 <= 90 < y1
@@ -140,7 +147,12 @@ def test_segmentation_network_overview_and_clicks(tmp_path):
     assert gallery[0][1].startswith("classes") and len(gallery) == len(session.trace) + 1
     geo = session.trace.geometry
     assert min(geo.input_size) == 256  # the processing-size setting reached the model
-    nl_layer, *_ = ui.refresh_views(session, "nonlocal", 0.5, "jet", 100)
-    hop = [k for k, _ in nl_layer.choices if "two-hop" in k][0]
+    payload, *_ = ui.refresh_views(session, "nonlocal", 0.5, "jet", 100)
+    kinds = {layer["key"]: layer["kind"] for layer in payload["layers"]}
+    hop = [k for k in kinds if "two-hop" in k][0]
+    assert kinds == {"decode_head.cca:criss-cross": "crisscross",
+                     "decode_head.cca:criss-cross#1": "crisscross",
+                     hop: "twohop"}
+    assert ui.nonlocal_tab(session, 0.5, "jet")[0] == ui.gr.skip()  # sent once per analysis
     image, info, _ = ui.show_affinity(session, hop, ui.MEAN_OF_HEADS, (80, 60), 0.5, "jet")
     assert "Query pixel **(80, 60)**" in info and image.shape[1] == 768

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import tempfile
+import os
 
 import numpy as np
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import gradio as gr
 
-from . import analysis, families, render, zoo
+from . import analysis, families, hover, render, sessions, zoo
 from .export import Query, centre_cell, export_zip, safe_name
-from .image import ImageError
+from .image import DEFAULT_MAX_BYTES, ImageError, bytes_from_data_url
 from .pipeline import analyze
 from .records import (PAIRWISE, AxisGate, BranchWeights, ChannelWeights, Segmentation, SpatialMap,
                       Trace)
@@ -39,27 +39,37 @@ OWN_MODELS_NOTE = ("No pretrained weights are cached on this machine, so VisAttn
                    "download): try them on the example scenes. Choosing a pretrained network "
                    "downloads its weights where there is network.")
 PREFERRED_OWN = "tiny_cbam"
-MAX_UPLOAD = "25mb"  # refused by the server before anything is decoded
-LAUNCH_OPTIONS = dict(max_file_size=MAX_UPLOAD)
-COLORMAPS = ["jet", "viridis", "inferno", "turbo"]
+MAX_UPLOAD = f"{DEFAULT_MAX_BYTES // 2**20}mb"  # refused by the server before anything is decoded
+LAUNCH_OPTIONS = dict(max_file_size=MAX_UPLOAD, state_session_capacity=sessions.MAX_SESSIONS)
+COLORMAPS = list(render.COLORMAPS)
 MEAN_OF_HEADS = "mean of heads"
 
 
 def photo_upload(**kwargs) -> gr.Image:
-    """A gr.Image whose upload reaches VisAttn's own loader untouched (size cap before
-    decode, EXIF, every mode), so a broken or hostile file gets a readable error instead
-    of failing inside Gradio's decoding. (Replacing the instance's preprocess, not
-    subclassing: Gradio writes a .pyi stub beside every module defining a component.)"""
+    """A gr.Image whose every input reaches VisAttn's own loader untouched: an uploaded
+    file as its path, a `data:` URL (paste, webcam, API clients) as its bytes, refused by
+    size before its base64 is decoded. Gradio's own decoder never runs, so a broken or
+    hostile file gets load_image's sentence and caps, and 16-bit, alpha, CMYK and EXIF
+    behave as in the library. (Replacing the instance's preprocess, not subclassing:
+    Gradio writes a .pyi stub beside every module defining a component.)"""
     image = gr.Image(type="filepath", **kwargs)
-    decode = image.preprocess
-
-    def raw_path(payload):
-        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
-            return payload.path
-        return decode(payload)
-
-    image.preprocess = raw_path
+    image.preprocess = photo_input
     return image
+
+
+def photo_input(payload) -> Optional[Union[str, bytes]]:
+    """The Image component's payload -> a file path or the bytes of a data: URL."""
+    if payload is None:
+        return None
+    url = payload.url or ""
+    if url.startswith("data:"):
+        try:
+            return bytes_from_data_url(url)
+        except ImageError as exc:
+            raise gr.Error(str(exc)) from None
+    if payload.path:
+        return payload.path
+    raise gr.Error("The photo did not arrive; upload it again.")
 
 
 @dataclass
@@ -67,6 +77,7 @@ class Session:
     trace: Trace
     queries: list[Query] = field(default_factory=list)
     pretrained: bool = True
+    hover_sent: bool = False  # the page holds this trace's hover payload
 
 
 # ----- choices ----------------------------------------------------------------------------
@@ -114,32 +125,79 @@ def readable(fn):
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except (ImageError, WeightsError, KeyError, ValueError, IndexError) as exc:
+        except WeightsError as exc:
+            raise gr.Error(weights_message(exc), duration=None) from None
+        except (ImageError, KeyError, ValueError, IndexError) as exc:
             raise gr.Error(str(exc.args[0] if isinstance(exc, KeyError) else exc)) from None
         except Exception as exc:  # noqa: BLE001 - last resort, still a sentence
             raise gr.Error(f"Something went wrong ({type(exc).__name__}: {exc}).") from None
     return wrapper
 
 
+def on_space() -> bool:
+    """Running as a Hugging Face Space: visitors cannot see this machine or run commands."""
+    return bool(os.environ.get("SPACE_ID") or os.environ.get("SYSTEM") == "spaces")
+
+
+def weights_message(exc: WeightsError) -> str:
+    """Missing or broken weights, said for the audience: a Space visitor hears what they
+    can do in the page; someone running VisAttn locally also gets the paths and the fetch
+    command."""
+    if on_space():
+        return (f"{exc.public} Choose a network marked “ready” or “bundled”, or untick "
+                "'Pretrained weights' to explore this architecture with random weights.")
+    return f"{exc} Or untick 'Pretrained weights' to explore the architecture with random weights."
+
+
 def _need(session: Optional[Session]) -> Session:
     if session is None:
+        if sessions.VISITORS.had_analysis(_session_id()):
+            raise gr.Error(sessions.DROPPED)
         raise gr.Error("Analyse a photo first.")
     return session
 
 
-SEG_SIZES = [256, 384, 512]
+def _session_id() -> Optional[str]:
+    """The visitor's session id inside an event handler (None outside one)."""
+    from gradio.context import LocalContext
+    return getattr(LocalContext.request.get(None), "session_hash", None)
+
+
+def session_closed(request: gr.Request) -> None:
+    """A visitor closed the page: free the session within the app's time-to-live, not
+    Gradio's hour for closed sessions."""
+    from gradio.context import LocalContext
+    holder = getattr(LocalContext.blocks.get(None), "state_holder", None)
+    state = getattr(holder, "session_data", {}).get(getattr(request, "session_hash", None))
+    if state is not None:
+        state.STATE_TTL_WHEN_CLOSED = sessions.TTL_S
+
+
+SEG_SIZES = [512, 384, 256]  # short side; 512 is mmsegmentation's test size (short side 512)
+SEG_DEFAULT = 512
+SEG_CHOICES = [(f"{size} px" + (" (published test size)" if size == SEG_DEFAULT
+                                else " (faster, approximate)"), size) for size in SEG_SIZES]
+
+
+def seg_size_note(size: int) -> str:
+    """Which size the segmentation maps were computed at, in one clause."""
+    return (f"computed at short side {size} px, the networks' published test size"
+            if int(size) == SEG_DEFAULT else
+            f"computed at short side {size} px (faster, approximate: the networks were "
+            f"evaluated at {SEG_DEFAULT})")
 
 
 @readable
-def run_analysis(image_path: Optional[str], model_name: str, pretrained: bool = True,
-                 seg_size: int = 384, progress: gr.Progress = gr.Progress()):
+def run_analysis(image_path: Optional[Union[str, bytes]], model_name: str, pretrained: bool = True,
+                 seg_size: int = SEG_DEFAULT, progress: gr.Progress = gr.Progress()):
     """Upload + model -> (session, top-5, summary, gallery, model picker refreshed).
     `seg_size` is the short side segmentation networks process (mmseg tests at 512)."""
     if not image_path:
         raise gr.Error("Upload a photo first (or pick an example).")
     card = zoo.get(model_name)
     preprocess = None
-    if card.task == "segment" and card.preprocess.mode == "keep_ratio":  # not fixed-size labellers
+    scaled = card.task == "segment" and card.preprocess.mode == "keep_ratio"  # not fixed-size labellers
+    if scaled:
         preprocess = dataclasses.replace(card.preprocess, size=(int(seg_size), 4 * int(seg_size)))
 
     def report(done: int, total: Optional[int]) -> None:
@@ -151,10 +209,10 @@ def run_analysis(image_path: Optional[str], model_name: str, pretrained: bool = 
         trace = analyze(image_path, model_name, pretrained=pretrained, progress=report,
                         preprocess=preprocess)
     except WeightsError as exc:
-        raise gr.Error(f"{exc} Or untick 'Pretrained weights' to explore the architecture "
-                       "with random weights.", duration=None) from None
+        raise gr.Error(weights_message(exc), duration=None) from None
     top = dict(trace.prediction.top(5)) if trace.prediction else {}
-    kind = "classes by share of the photo" if isinstance(trace.prediction, Segmentation) else ""
+    kind = ("classes by share of the photo" + ("; " + seg_size_note(seg_size) if scaled else "")) \
+        if isinstance(trace.prediction, Segmentation) else ""
     w, h = trace.geometry.image_size
     maps = f"{len(trace)} map" + ("" if len(trace) == 1 else "s")
     lines = [f"**{trace.model}** on a {w}×{h} image: {maps} captured "
@@ -163,7 +221,11 @@ def run_analysis(image_path: Optional[str], model_name: str, pretrained: bool = 
     if not len(trace):
         lines.append("This network has no attention modules (it is the baseline).")
     picker = gr.Dropdown(choices=model_choices(), value=model_name)
-    return Session(trace, pretrained=pretrained), top, "\n\n".join(lines), render.gallery(trace), picker
+    kept = sessions.display_copy(trace)  # what the views need, not the full photo
+    del trace
+    sessions.release_memory()  # the decoded photo and the forward's buffers
+    sessions.VISITORS.analysed(_session_id())
+    return Session(kept, pretrained=pretrained), top, "\n\n".join(lines), render.gallery(kept), picker
 
 
 def refresh_views(session: Optional[Session], tab: str, alpha: float, cmap: str, keep: float):
@@ -173,12 +235,9 @@ def refresh_views(session: Optional[Session], tab: str, alpha: float, cmap: str,
     nl = _keys(trace, *PAIRWISE)
     sp = _keys(trace, SpatialMap)
     ch = _keys(trace, ChannelWeights, BranchWeights, AxisGate)
-    nl_first = trace[nl[0]] if nl else None
-    nl_view = (None, "", session)
-    if tab == "nonlocal":
-        nl_view = nonlocal_tab(session, nl[0] if nl else None, MEAN_OF_HEADS, alpha, cmap)
-    return (gr.Dropdown(choices=nl, value=nl[0] if nl else None),
-            gr.Dropdown(choices=_heads(nl_first), value=MEAN_OF_HEADS), *nl_view,
+    nl_view = nonlocal_tab(session, alpha, cmap) if tab == "nonlocal" else \
+        (None, "", gr.update(visible=False), session)  # sent when the tab is opened
+    return (*nl_view,
             gr.Dropdown(choices=sp, value=sp[0] if sp else None),
             show_spatial(session, sp[0], alpha, cmap, keep) if sp and tab == "spatial" else None,
             gr.Dropdown(choices=ch, value=ch[0] if ch else None),
@@ -186,15 +245,80 @@ def refresh_views(session: Optional[Session], tab: str, alpha: float, cmap: str,
             gr.Dropdown(choices=sp + nl, value=(sp + nl)[0] if sp + nl else None))
 
 
-def nonlocal_tab(session: Optional[Session], layer: Optional[str], head: str, alpha: float,
-                 cmap: str):
-    """The Non-local tab opened: the centre query's row, or why there is none."""
+NO_PAIRWISE = ("This network has no pairwise (Non-local) attention: try `tiny_nl`, BoTNet "
+               "(`botnet26t_256`) or the ADE20K Non-local, CCNet and DANet networks.")
+PIN_NOTE = ("Point at the photo: the row of the pixel under the pointer is computed in your "
+            "browser. Click (or press Enter) to pin a query: pinned queries are listed here "
+            "and saved in the export.")
+
+
+@readable
+def nonlocal_tab(session: Optional[Session], alpha: float, cmap: str):
+    """The Non-local tab opened: send the page the hover payload of this analysis, once
+    -> (hover payload, pinned-queries text, fallback image, session)."""
     if session is None:
-        return None, "", session
-    if not layer:
-        return None, ("This network has no pairwise (Non-local) attention; try BoTNet, "
-                      "`tiny_nl` or the ADE20K networks."), session
-    return show_affinity(session, layer, head, None, alpha, cmap)
+        return None, "", gr.update(visible=False), session
+    if session.hover_sent:
+        return gr.skip(), gr.skip(), gr.skip(), session
+    session.hover_sent = True
+    if not _keys(session.trace, *PAIRWISE):
+        return {"message": NO_PAIRWISE}, "", gr.update(visible=False), session
+    return (hover.payload(session.trace, alpha, cmap), pinned_text(session),
+            gr.update(visible=False), session)
+
+
+def pinned_text(session: Session) -> str:
+    """The pinned queries with the server's numbers for each."""
+    trace, lines = session.trace, [PIN_NOTE]
+    if trace.model in NONLOCAL_NOTES:
+        lines.insert(0, NONLOCAL_NOTES[trace.model])
+    if session.queries:
+        lines.append("**Pinned queries** (in the export):")
+    for n, q in enumerate(session.queries, 1):
+        rec = trace[q.layer]
+        cell = trace.geometry.to_grid(q.x, q.y, rec.grid, clamp=True)
+        r, c = divmod(cell, rec.grid[1])
+        head = "mean of heads" if q.head is None else f"head {q.head}"
+        lines.append(f"{n}. pixel ({q.x}, {q.y}) on `{q.layer}`, {head} → cell (row {r}, col {c}), "
+                     f"query dependence {analysis.query_dependence(rec, cell, q.head):.3f}")
+    return "\n".join(lines)
+
+
+@readable
+def pin_query(session: Optional[Session], alpha: float, cmap: str, evt: gr.EventData):
+    """A click on the hover view pins its query: add it to the session's queries (export,
+    numbers). For a layer the page cannot compute, the server draws the row instead."""
+    session = _need(session)
+    data = getattr(evt, "_data", None) or {}
+    layer, head = str(data.get("layer", ""))[:200], data.get("head")
+    rec = _pairwise(session, layer)
+    w0, h0 = session.trace.geometry.image_size
+    x, y = int(data.get("x", -1)), int(data.get("y", -1))
+    if not (0 <= x < w0 and 0 <= y < h0):
+        raise gr.Error(f"The pinned pixel is outside the {w0}×{h0} photo.")
+    if head is not None and not (isinstance(head, int) and 0 <= head < rec.heads):
+        raise gr.Error(f"{layer} has {rec.heads} head(s); head {head!r} does not exist.")
+    query = Query(rec.key, x, y, head)
+    session.queries = [q for q in session.queries if q != query][-49:] + [query]
+    fallback = gr.update(visible=False)
+    if not hover.mirrored(rec):
+        image, _, session = show_affinity(session, rec.key, _head_choice(head), (x, y), alpha, cmap)
+        fallback = gr.update(value=image, visible=True)
+    return pinned_text(session), fallback, session
+
+
+def _pairwise(session: Session, layer: str):
+    try:
+        rec = session.trace[layer]
+    except KeyError:
+        rec = None
+    if not isinstance(rec, PAIRWISE):
+        raise gr.Error("Choose one of this analysis' pairwise layers.")
+    return rec
+
+
+def _head_choice(head: Optional[int]) -> str:
+    return MEAN_OF_HEADS if head is None else f"head {head}"
 
 
 @readable
@@ -227,7 +351,6 @@ def show_affinity(session: Optional[Session], layer: str, head: str,
     score = analysis.query_dependence(rec, cell, h)
     ms = (time.perf_counter() - start) * 1000
     r, c = divmod(cell, rec.grid[1])
-    session.queries = (session.queries + [Query(layer, x, y, h)])[-50:]
     info = (f"Query pixel **({x}, {y})** → cell (row {r}, col {c}) of the {rec.grid[0]}×"
             f"{rec.grid[1]} grid, box {trace.geometry.cell_box(cell, rec.grid)}"
             + (" — outside the region the model saw; the nearest cell is shown" if outside else "")
@@ -256,21 +379,43 @@ def _unary_of(trace: Trace, rec):
                  and r.name == "unary map"), None)
 
 
-@readable
-def on_click(session: Optional[Session], layer: str, head: str, alpha: float, cmap: str,
-             evt: gr.SelectData):
-    """A click on the shown image: its index is in displayed pixels; map to the photo."""
-    session = _need(session)
-    if not layer:
-        raise gr.Error("This network has no pairwise attention layer to click.")
-    rec = session.trace[layer]
-    w0 = session.trace.geometry.image_size[0]
-    shown_w = render.display_size(*session.trace.geometry.image_size, enlarge=True)[0]
-    scale = w0 / shown_w
-    x, y = int(evt.index[0] * scale), int(evt.index[1] * scale)
-    if y >= session.trace.geometry.image_size[1] or x >= w0:
-        return gr.skip(), gr.skip(), session  # the colour bar under the photo, DNL's unary map
-    return show_affinity(session, rec.key, head, (x, y), alpha, cmap)
+def _quoted(text: str, limit: int = 40) -> str:
+    """User input quoted in a message, never long."""
+    text = str(text)
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def affinity_args(trace: Trace, layer, head, x, y) -> tuple[str, Optional[int], int, int]:
+    """Checked /affinity arguments -> (layer key, head index or None for the mean, x, y);
+    each mistake is a sentence listing what is allowed, echoing at most 40 characters."""
+    layers = _keys(trace, *PAIRWISE)
+    if not layers:
+        raise gr.Error("This analysis has no pairwise (Non-local) layer; analyse with a "
+                       "network that has one, e.g. tiny_nl or botnet26t_256.")
+    layer = str(layer or "") or layers[0]
+    if layer not in layers:
+        raise gr.Error(f"No pairwise layer {_quoted(layer)} in this analysis; layer is one of: "
+                       + ", ".join(layers[:12]) + (" …" if len(layers) > 12 else "") + ".")
+    heads = trace[layer].heads
+    text = str(head or MEAN_OF_HEADS).strip()
+    index = None
+    if text != MEAN_OF_HEADS:
+        parts = text.split()
+        if len(parts) != 2 or parts[0] != "head" or not parts[1].isdigit() or int(parts[1]) >= heads:
+            raise gr.Error(f"head {_quoted(text)} does not exist: {layer} has {heads} head(s); "
+                           f"give '{MEAN_OF_HEADS}' or 'head N' with N from 0 to {heads - 1}.")
+        index = int(parts[1])
+    try:
+        px, py = float(x), float(y)
+    except (TypeError, ValueError):
+        raise gr.Error("x and y are photo pixel coordinates (numbers).") from None
+    if not (np.isfinite(px) and np.isfinite(py)):
+        raise gr.Error("x and y must be finite numbers (photo pixels).")
+    w0, h0 = trace.geometry.image_size
+    if not (0 <= px < w0 and 0 <= py < h0):
+        raise gr.Error(f"({px:g}, {py:g}) is outside the {w0}×{h0} photo: x from 0 to "
+                       f"{w0 - 1}, y from 0 to {h0 - 1}.")
+    return layer, index, int(px), int(py)
 
 
 @readable
@@ -279,16 +424,19 @@ def affinity_api(session: Optional[Session], layer: str, head: str, x: float, y:
     """API twin of a click: explicit photo pixel (x, y) -> (image, numbers). `layer` is an
     affinity record key ('' = the first), `head` 'mean of heads' (or '') or 'head N'."""
     session = _need(session)
-    layer = layer or _keys(session.trace, *PAIRWISE)[0]
-    image, info, session = show_affinity(session, layer, head or MEAN_OF_HEADS,
-                                         (int(x), int(y)), alpha, cmap)
-    rec, q = session.trace[layer], session.queries[-1]
+    layer, head_index, x, y = affinity_args(session.trace, layer, head, x, y)
+    head = MEAN_OF_HEADS if head_index is None else f"head {head_index}"
+    if cmap not in COLORMAPS or not (0.0 <= float(alpha) <= 1.0):
+        raise gr.Error(f"cmap is one of {', '.join(COLORMAPS)} and alpha lies in 0..1.")
+    image, info, session = show_affinity(session, layer, head, (x, y), alpha, cmap)
+    rec, q = session.trace[layer], Query(layer, x, y, head_index)
+    session.queries = [p for p in session.queries if p != q][-49:] + [q]
     cell = session.trace.geometry.to_grid(q.x, q.y, rec.grid, clamp=True)
     row = rec.row(cell, q.head)
     numbers = {"layer": layer, "x": q.x, "y": q.y, "head": q.head, "grid": list(rec.grid),
                "cell": cell, "cell_box": list(session.trace.geometry.cell_box(cell, rec.grid)),
                "query_dependence": analysis.query_dependence(rec, cell, q.head),
-               "row": row.round(6).tolist()}
+               "row": row.astype(float).tolist()}
     return image, numbers, session
 
 
@@ -354,7 +502,7 @@ def compare(session: Optional[Session], models: list[str], stage: int, pretraine
 def export(session: Optional[Session], cmap: str) -> str:
     session = _need(session)
     data = export_zip(session.trace, session.queries[-20:], cmap=cmap)
-    folder = Path(tempfile.mkdtemp(prefix="visattn-export-"))
+    folder = sessions.temp_folder("export")
     path = folder / f"visattn_{safe_name(session.trace.model)}.zip"
     path.write_bytes(data)
     return str(path)
@@ -378,7 +526,7 @@ def run_stats(files, use_examples: bool, model_name: str, pretrained: bool,
             skipped += 1
     if not stats.blocks():
         raise gr.Error(f"{model_name} has no channel gates; choose SE, ECA, CBAM, GSoP, ...")
-    folder = Path(tempfile.mkdtemp(prefix="visattn-stats-"))
+    folder = sessions.temp_folder("stats")
     csv_path = folder / f"excitation_{safe_name(model_name)}.csv"
     csv_path.write_text(stats.to_csv())
     top = max(stats.blocks(), key=stats.divergence)
@@ -417,7 +565,7 @@ def attention_vs_gradcam(session: Optional[Session], key: str, top_pct: float, c
     scores = agreement(attention_in, cam, top=top_pct / 100.0)
     left = render.map_on_image(trace, attention, 384, 0.6, cmap, enlarge=True)
     right = render.map_on_image(trace, cam, 384, 0.6, cmap, enlarge=True)
-    folder = Path(tempfile.mkdtemp(prefix="visattn-gradcam-"))
+    folder = sessions.temp_folder("gradcam")
     report = folder / "agreement.json"
     report.write_text(json.dumps({"model": trace.model, "record": key,
                                   "gradcam_layer": target_layer(rec.layer), **scores}, indent=2))
@@ -457,7 +605,7 @@ def family_row(fam: families.Family) -> str:
             f"trained by VisAttn: {names(own)}" + (f"  \n_{fam.note}_" if fam.note else ""))
 
 
-def open_family(name: str, seg_size: int = 384, progress: gr.Progress = gr.Progress()):
+def open_family(name: str, seg_size: int = SEG_DEFAULT, progress: gr.Progress = gr.Progress()):
     """One click: the family's example network on a sample image, with pretrained weights
     where they are on this machine or can be fetched, else random weights, said plainly."""
     fam = next(f for f in families.FAMILIES if f.name == name)
@@ -482,11 +630,23 @@ def open_family(name: str, seg_size: int = 384, progress: gr.Progress = gr.Progr
 
 # ----- page -------------------------------------------------------------------------------
 
+def hover_view() -> gr.HTML:
+    """The Non-local tab's hover surface: photo + row of the pixel under the pointer, drawn
+    by visattn/static/hover.js from the payload of `hover.payload` (its value)."""
+    return gr.HTML(None, html_template=hover.asset("hover.html"), css_template=hover.asset("hover.css"),
+                   js_on_load=hover.asset("hover.js")
+                   + "\nVisAttnHover.mountGradio(element, props, trigger, watch); // 'pin'",
+                   elem_id="nl-hover")
+
+
 def build() -> gr.Blocks:
+    sessions.limit_heaps()  # freed session memory must go back to the system
     start, note = default_model()
     own = [c.name for c in zoo.cards() if c.availability() == "bundled"]
-    with gr.Blocks(title="VisAttn", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-        session = gr.State(None, time_to_live=1800)
+    with gr.Blocks(title="VisAttn", analytics_enabled=False,
+                   delete_cache=(600, int(sessions.TTL_S))) as demo:
+        session = gr.State(None, time_to_live=sessions.TTL_S,
+                           delete_callback=sessions.release_memory)
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Row():
             with gr.Column(scale=3):
@@ -501,9 +661,8 @@ def build() -> gr.Blocks:
                 pretrained = gr.Checkbox(value=True, label="Pretrained weights",
                                          info="Untick to see the architecture with random "
                                               "weights (no download).", elem_id="pretrained")
-                seg_size = gr.Radio(SEG_SIZES, value=384, label="Processing size (segmentation "
-                                    "networks, short side in px; larger is finer and slower)",
-                                    elem_id="seg-size")
+                seg_size = gr.Radio(SEG_CHOICES, value=SEG_DEFAULT, label="Processing size "
+                                    "(segmentation networks, short side)", elem_id="seg-size")
                 go = gr.Button("Analyse", variant="primary", elem_id="analyse")
                 top5 = gr.Label(num_top_classes=5, label="Prediction", elem_id="top5")
                 summary = gr.Markdown(elem_id="summary")
@@ -517,12 +676,9 @@ def build() -> gr.Blocks:
                                   height="auto", object_fit="contain", format="jpeg",
                                   elem_id="maps")
             with gr.Tab("Non-local", id="nonlocal", elem_id="tab-nonlocal") as tab_nonlocal:
-                with gr.Row():
-                    nl_layer = gr.Dropdown([], label="Layer", elem_id="nl-layer")
-                    nl_head = gr.Dropdown([MEAN_OF_HEADS], value=MEAN_OF_HEADS, label="Head",
-                                          elem_id="nl-head")
-                nl_view = gr.Image(label="Click a pixel: where does it look?", interactive=False,
-                                   format="jpeg", elem_id="nl-view")
+                nl_hover = hover_view()
+                nl_view = gr.Image(label="The server's row of the pinned pixel", interactive=False,
+                                   format="jpeg", visible=False, elem_id="nl-view")
                 nl_info = gr.Markdown(elem_id="nl-info")
                 with gr.Row(visible=False):  # API twin of a click (clients cannot send clicks)
                     api_layer = gr.Textbox(label="layer")
@@ -600,7 +756,7 @@ def build() -> gr.Blocks:
                 ex_go = gr.Button("Build the zip", elem_id="export-go")
                 ex_file = gr.File(label="Download", elem_id="export-file")
 
-        view_outputs = [nl_layer, nl_head, nl_view, nl_info, session, sp_record, sp_view,
+        view_outputs = [nl_hover, nl_info, nl_view, session, sp_record, sp_view,
                         ch_record, ch_chart, ch_matrix, ch_tiles, gc_record]
         go.click(run_analysis, [image, model, pretrained, seg_size],
                  [session, top5, summary, maps, model],
@@ -610,19 +766,14 @@ def build() -> gr.Blocks:
         fast = dict(concurrency_id="view", concurrency_limit=8, api_visibility="private")
         tab_overview.select(lambda: "overview", None, tab_open, **fast)
         tab_nonlocal.select(lambda: "nonlocal", None, tab_open, **fast).then(
-            nonlocal_tab, [session, nl_layer, nl_head, alpha, cmap], [nl_view, nl_info, session], **fast)
+            nonlocal_tab, [session, alpha, cmap], [nl_hover, nl_info, nl_view, session], **fast)
         tab_spatial.select(lambda: "spatial", None, tab_open, **fast).then(
             show_spatial, [session, sp_record, alpha, cmap, keep], [sp_view], **fast)
         tab_channel.select(lambda: "channel", None, tab_open, **fast).then(
             show_channels, [session, ch_record], [ch_chart, ch_matrix, ch_tiles], **fast)
-        nl_view.select(on_click, [session, nl_layer, nl_head, alpha, cmap],
-                       [nl_view, nl_info, session], trigger_mode="always_last", **fast)
-        nl_layer.input(lambda s, l: gr.Dropdown(choices=_heads(s.trace[l] if s and l else None),
-                                                value=MEAN_OF_HEADS),
-                       [session, nl_layer], [nl_head], **fast)
-        for trigger in (nl_layer.input, nl_head.input):
-            trigger(lambda s, l, h, a, c: show_affinity(s, l, h, None, a, c),
-                    [session, nl_layer, nl_head, alpha, cmap], [nl_view, nl_info, session], **fast)
+        nl_hover.pin(pin_query, [session, alpha, cmap], [nl_info, nl_view, session], **fast)
+        alpha.change(None, [alpha], None, js="(a) => window.visattn?.setAlpha?.(a)")
+        cmap.change(None, [cmap], None, js="(c) => window.visattn?.setColormap?.(c)")
         api_go.click(affinity_api, [session, api_layer, api_head, api_x, api_y, alpha, cmap],
                      [api_image, api_numbers, session], api_name="affinity",
                      concurrency_id="view", concurrency_limit=8)
@@ -647,5 +798,6 @@ def build() -> gr.Blocks:
                          concurrency_id="model", concurrency_limit=1, api_visibility="private") \
                 .success(lambda: "overview", None, tab_open, **fast) \
                 .success(refresh_views, [session, tab_open, alpha, cmap, keep], view_outputs, **fast)
+    demo.unload(session_closed)
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo

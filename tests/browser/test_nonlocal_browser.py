@@ -1,18 +1,23 @@
-"""The signature interaction in a real browser: click pixels on the Non-local view and check,
-from the image the app sends back, that the marked query cell holds each clicked pixel."""
+"""The signature interaction in a real browser: point at pixels of the Non-local tab and check
+that the row the page computed and drew is the server's row of the same pixel (/affinity),
+that the outlined cell holds the pointer, that hovering sends nothing to the server, that
+arrow keys move one cell, and that a click pins the query into the export."""
 import io
-import os
+import json
 import re
+import zipfile
+import os
 
 import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-import visattn
 from visattn import zoo
 
 pytestmark = pytest.mark.browser
+
+SEG_SIZE = 256  # the ADE20K networks at their smallest processing size: fast on 2 cores
 
 
 def make_photo(tmp_path, w=300, h=200, name="photo.png"):
@@ -30,89 +35,131 @@ def analyse(page, url, photo, model, pretrained=True):
     page.get_by_role("option", name=f"{zoo.get(model).family} · {model} —").click()
     if not pretrained:
         page.locator("#pretrained input").uncheck()
+    if zoo.get(model).task == "segment":
+        page.locator("#seg-size label").filter(has_text=re.compile(rf"^\s*{SEG_SIZE}")).first.click()
     page.locator("#analyse").click()
-    expect(page.locator("#summary")).to_contain_text(re.compile(r"maps? captured"), timeout=60_000)
+    expect(page.locator("#summary")).to_contain_text(re.compile(r"maps? captured"), timeout=90_000)
 
 
-def shown_image(page, selector):
-    """The <img> of a Gradio image output: (PIL image, its box on screen, natural size)."""
-    img = page.locator(f"{selector} img").first
-    expect(img).to_be_visible(timeout=60_000)
-    page.wait_for_function(
-        "s => { const i = document.querySelector(s + ' img'); return i && i.complete && i.naturalWidth > 0 }",
-        arg=selector, timeout=60_000)
-    src = img.get_attribute("src")
-    data = page.request.get(src).body()
-    return src, Image.open(io.BytesIO(data)).convert("RGB"), img
-
-
-def click_original_pixel(page, img_locator, natural, original_size, x, y):
-    """Click where photo pixel (x, y) is drawn: the <img> shows the natural-size picture
-    scaled down to fit (object-fit: contain), photo rows first, colour bar below."""
-    img_locator.scroll_into_view_if_needed()
-    box = img_locator.bounding_box()
-    nw, nh = natural
-    scale = min(box["width"] / nw, box["height"] / nh)
-    ox, oy = (box["width"] - nw * scale) / 2, (box["height"] - nh * scale) / 2
-    shown_per_original = nw / original_size[0]
-    sx = box["x"] + ox + (x + 0.5) * shown_per_original * scale
-    sy = box["y"] + oy + (y + 0.5) * shown_per_original * scale
-    page.mouse.click(sx, sy)
-
-
-def marker_box(image: Image.Image):
-    """Bounding box of the magenta query-cell outline in a returned view."""
-    a = np.asarray(image).astype(int)
-    hit = (a[..., 0] > 170) & (a[..., 2] > 170) & (a[..., 1] < 100)
-    ys, xs = np.nonzero(hit)
-    assert len(xs) > 8, "no query marker in the returned image"
-    return xs.min(), ys.min(), xs.max(), ys.max()
-
-
-@pytest.mark.parametrize("model, pretrained", [("tiny_nl", True), ("botnet26t_256", False)])
-def test_clicked_pixels_are_marked_in_their_own_cell(server_url, page, tmp_path, artifacts,
-                                                     model, pretrained):
-    photo = make_photo(tmp_path, 300, 200)
-    analyse(page, server_url, photo, model, pretrained)
+def open_hover(page):
+    """Open the Non-local tab; wait for the page's first drawn row. -> the canvas locator."""
     page.get_by_role("tab", name="Non-local").click()
-    trace = visattn.analyze(photo, model, pretrained=pretrained)
-    aff = trace.select(visattn.Affinity)[0]
-    src, first, img = shown_image(page, "#nl-view")
-    natural = first.size
-    per_original = natural[0] / 300
+    page.wait_for_function("() => window.visattn && window.visattn.lastRow", timeout=60_000)
+    canvas = page.locator("#nl-hover canvas")
+    expect(canvas).to_have_count(1)
+    canvas.scroll_into_view_if_needed()
+    return canvas
+
+
+def hover_to(page, canvas, fx, fy):
+    """Move the pointer to a fraction of the canvas' box; wait for the row of that pixel.
+    -> (lastRow, the pointer in canvas pixels)."""
+    box = canvas.bounding_box()
+    before = page.evaluate("window.visattn.drawn")
+    cx, cy = box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+    page.mouse.move(cx, cy)
+    page.wait_for_function("n => window.visattn.drawn > n", arg=before, timeout=10_000)
+    size = page.evaluate("() => { const c = document.querySelector('#nl-hover canvas');"
+                         " return [c.width, c.height]; }")
+    pointer = ((cx - box["x"]) * size[0] / box["width"], (cy - box["y"]) * size[1] / box["height"])
+    return page.evaluate("window.visattn.lastRow"), pointer, size
+
+
+MARKER_BOX = """() => { const c = document.querySelector('#nl-hover canvas');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let x0 = 1e9, y0 = 1e9, x1 = -1, y1 = -1;
+  for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) {
+    const o = (y * c.width + x) * 4;
+    if (d[o] === 255 && d[o + 1] === 0 && d[o + 2] === 255) {
+      x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x); y1 = Math.max(y1, y); } }
+  return [x0, y0, x1, y1]; }"""
+
+
+def client_for(server_url, tmp_path, photo, model, pretrained):
     from gradio_client import Client, handle_file
     client = Client(server_url, verbose=False, analytics_enabled=False,
                     download_files=str(tmp_path / "dl"))
-    client.predict(handle_file(str(photo)), model, pretrained, api_name="/analyze")
-    for target in [(120, 70), (170, 140)]:  # both inside the centre crop
-        click_original_pixel(page, img, natural, (300, 200), *target)
-        page.wait_for_function(
-            "([s, old]) => { const i = document.querySelector(s + ' img');"
-            " return i && i.src !== old && i.complete && i.naturalWidth > 0 }",
-            arg=["#nl-view", src])
-        src, shown, img = shown_image(page, "#nl-view")
-        info = page.locator("#nl-info").inner_text()
-        x, y = map(int, re.search(r"Query pixel \((\d+), (\d+)\)", info).groups())
-        assert abs(x - target[0]) <= 2 and abs(y - target[1]) <= 2, (info, target)
-        cell = trace.geometry.to_grid(x, y, aff.grid)
-        bx0, by0, bx1, by1 = trace.geometry.cell_box(cell, aff.grid)
-        mx0, my0, mx1, my1 = marker_box(shown)
-        # the outline drawn around the cell holds the clicked pixel, in displayed pixels
-        assert mx0 - 2 <= x * per_original <= mx1 + 2 and my0 - 2 <= y * per_original <= my1 + 2
-        assert abs(mx0 - bx0 * per_original) <= 3 and abs(my0 - by0 * per_original) <= 3
-        assert abs(mx1 - (bx1 * per_original - 1)) <= 3 and abs(my1 - (by1 * per_original - 1)) <= 3
-        # the API, given the pixel the browser click produced, answers with the same cell
-        box_text = re.search(r"box \((\d+), (\d+), (\d+), (\d+)\)", info).groups()
-        head = None if model == "tiny_nl" else "mean of heads"
-        _, numbers = client.predict(aff.key, head or "", x, y, 0.5, "jet", api_name="/affinity")
-        assert numbers["cell"] == cell and numbers["cell_box"] == [int(v) for v in box_text]
-    page.screenshot(path=os.path.join(artifacts, f"nonlocal_{model}.png"), full_page=True)
+    client.predict(handle_file(str(photo)), model, pretrained, SEG_SIZE, api_name="/analyze")
+    return client
+
+
+NETWORKS = [("tiny_nl", True), ("botnet26t_256", False), ("nonlocal_r50_d8_ade20k", False),
+            ("danet_r50_d8_ade20k", False), ("ccnet_r50_d8_ade20k", False)]
+
+
+@pytest.mark.parametrize("model, pretrained", NETWORKS)
+def test_hovered_rows_are_the_servers_rows(server_url, page, tmp_path, artifacts, model, pretrained):
+    photo = make_photo(tmp_path, 300, 200)
+    analyse(page, server_url, photo, model, pretrained)
+    canvas = open_hover(page)
+    client = client_for(server_url, tmp_path, photo, model, pretrained)
+    layers = page.evaluate("Array.from(document.querySelectorAll('#nl-hover .va-layer option'), o => o.value)")
+    api_calls = []
+    page.on("request", lambda r: api_calls.append(r.url) if "/gradio_api/" in r.url else None)
+    rng = np.random.default_rng(7)
+    checked = 0
+    for layer in layers[:1] + layers[-1:] if len(layers) > 1 else layers:
+        page.locator("#nl-hover .va-layer").select_option(layer)
+        for fx, fy in rng.uniform(0.03, 0.97, (6, 2)):
+            row, pointer, size = hover_to(page, canvas, fx, fy)
+            assert row["layer"] == layer
+            # the photo pixel under the pointer, by the display scale
+            assert abs(row["x"] - pointer[0] * 300 / size[0]) <= 1
+            assert abs(row["y"] - pointer[1] * 200 / size[1]) <= 1
+            calls_before = len(api_calls)
+            _, numbers = client.predict(layer, "", row["x"], row["y"], 0.5, "jet", api_name="/affinity")
+            del api_calls[calls_before:]  # the client's calls are not the page's
+            want = np.asarray(numbers["row"], np.float64).ravel()
+            assert row["cell"] == numbers["cell"] and row["grid"] == numbers["grid"]
+            assert np.abs(np.asarray(row["row"]) - want).max() <= 2e-3 * want.max(), (layer, row["cell"])
+            assert abs(row["queryDependence"] - numbers["query_dependence"]) <= 1e-3
+            # the outline drawn on the canvas is the query cell, and holds the pointer
+            mx0, my0, mx1, my1 = page.evaluate(MARKER_BOX)
+            scale = size[0] / 300
+            bx0, by0, bx1, by1 = (v * scale for v in numbers["cell_box"])
+            assert abs(mx0 - bx0) <= 2 and abs(my0 - by0) <= 2
+            assert abs(mx1 - (bx1 - 1)) <= 2 and abs(my1 - (by1 - 1)) <= 2
+            if row["x"] == int(row["x"]) and numbers["cell_box"][0] <= row["x"] < numbers["cell_box"][2]:
+                assert mx0 - 1 <= pointer[0] <= mx1 + 1 and my0 - 1 <= pointer[1] <= my1 + 1
+            checked += 1
+    assert checked >= 6
+    assert not api_calls, f"hovering sent requests: {api_calls[:3]}"
+    page.screenshot(path=os.path.join(artifacts, f"hover_{model}.png"))
+
+
+def test_arrow_keys_move_one_cell_and_a_click_pins_the_query(server_url, page, tmp_path):
+    photo = make_photo(tmp_path, 300, 200)
+    analyse(page, server_url, photo, "tiny_nl")
+    canvas = open_hover(page)
+    row, _, _ = hover_to(page, canvas, 0.5, 0.5)
+    w = row["grid"][1]
+    for key, step in (("ArrowRight", 1), ("ArrowDown", w), ("ArrowLeft", -1), ("ArrowUp", -w)):
+        before = page.evaluate("window.visattn.drawn")
+        canvas.press(key)
+        page.wait_for_function("n => window.visattn.drawn > n", arg=before)
+        moved = page.evaluate("window.visattn.lastRow")
+        assert moved["cell"] == row["cell"] + step, key
+        row = moved
+    pinned, _, _ = hover_to(page, canvas, 0.35, 0.45)
+    page.mouse.down()  # a click where the pointer is
+    page.mouse.up()
+    expect(page.locator("#nl-info")).to_contain_text(f"pixel ({pinned['x']}, {pinned['y']})",
+                                                     timeout=20_000)
+    page.get_by_role("tab", name="Export").click()
+    page.locator("#export-go").click()
+    link = page.locator("#export-file a").first
+    expect(link).to_be_visible(timeout=30_000)
+    data = page.request.get(link.get_attribute("href")).body()
+    meta = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("meta.json"))
+    assert [(q["x"], q["y"]) for q in meta["queries"]] == [(pinned["x"], pinned["y"])]
 
 
 def test_switching_models_and_a_broken_file(server_url, page, tmp_path):
     photo = make_photo(tmp_path)
     analyse(page, server_url, photo, "tiny_cbam")
     expect(page.locator("#summary")).to_contain_text("tiny_cbam")
+    page.get_by_role("tab", name="Non-local").click()  # no pairwise layer: a sentence says so
+    expect(page.locator("#nl-hover")).to_contain_text("no pairwise", timeout=20_000)
     page.locator("#model input").click()
     page.get_by_role("option", name="SE · tiny_se —").click()
     page.locator("#analyse").click()
@@ -134,8 +181,23 @@ def test_two_browser_contexts_keep_their_own_state(server_url, browser, tmp_path
         pages.append((ctx, page, size))
     for ctx, page, (w, h) in pages:  # each still answers about its own photo
         expect(page.locator("#summary")).to_contain_text(f"{w}×{h}")
-        page.get_by_role("tab", name="Non-local").click()
-        src, shown, img = shown_image(page, "#nl-view")
-        click_original_pixel(page, img, shown.size, (w, h), w // 2, h // 2)
-        expect(page.locator("#nl-info")).to_contain_text(f"Query pixel ({w // 2}", timeout=20_000)
+        canvas = open_hover(page)
+        row, _, _ = hover_to(page, canvas, 0.999, 0.999)
+        assert (row["x"], row["y"]) == (w - 1, h - 1)
         ctx.close()
+
+
+def test_a_layer_the_page_cannot_compute_is_drawn_by_the_server_on_click(server_url, page, tmp_path,
+                                                                         monkeypatch):
+    from visattn import hover
+    monkeypatch.setattr(hover, "_kind", lambda rec: None)  # as for a record kind added later
+    analyse(page, server_url, make_photo(tmp_path, 300, 200), "tiny_nl")
+    page.get_by_role("tab", name="Non-local").click()
+    expect(page.locator("#nl-hover .va-msg")).to_contain_text("not computed in the page",
+                                                              timeout=20_000)
+    canvas = page.locator("#nl-hover canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    page.mouse.click(box["x"] + 0.5 * box["width"], box["y"] + 0.5 * box["height"])
+    expect(page.locator("#nl-view img")).to_be_visible(timeout=20_000)
+    expect(page.locator("#nl-info")).to_contain_text("Pinned queries")
