@@ -1,0 +1,177 @@
+"""Bounded sessions: a display-size photo per session with the views unchanged, temp files
+swept, a sentence for a visitor whose session was dropped, closed sessions freed within
+the app's time-to-live; /affinity arguments checked; errors worded for the audience."""
+import os
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from visattn import render, sessions, ui, weights
+from visattn.weights import WeightsError
+
+
+@pytest.fixture(scope="module")
+def big_analysis(tmp_path_factory):
+    """tiny_nl on a 3000 x 2000 photo: the full trace and the session's copy."""
+    path = tmp_path_factory.mktemp("photo") / "big.png"
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(small).resize((3000, 2000), Image.BILINEAR).save(path)
+    import visattn
+    full = visattn.analyze(path, "tiny_nl")
+    session, *_ = ui.run_analysis(str(path), "tiny_nl")
+    return full, session
+
+
+def test_a_session_keeps_a_display_size_photo(big_analysis):
+    full, session = big_analysis
+    kept = session.trace
+    assert max(kept.image.shape[:2]) == sessions.DISPLAY_MAX
+    assert kept.image.shape[:2] == (683, 1024)  # 2000 x 3000 scaled, ratio kept
+    assert kept.geometry == full.geometry  # clicks still speak original pixels
+    assert kept.image.nbytes * 8 < full.image.nbytes  # (3000 / 1024)^2 = 8.6 times smaller
+
+
+def test_views_from_the_copy_match_views_from_the_full_photo(big_analysis):
+    full, session = big_analysis
+    layer = "nl2:affinity"
+    cell = full.geometry.to_grid(2100, 700, full[layer].grid)
+    a = render.affinity_view(full, full[layer], cell)
+    b = render.affinity_view(session.trace, session.trace[layer], cell)
+    assert a.shape == b.shape
+    magenta = lambda img: np.argwhere((img == render.MARKER).all(-1)).mean(0)  # noqa: E731
+    np.testing.assert_allclose(magenta(a), magenta(b), atol=0.5)  # the query box, same place
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 2  # same picture up to resampling
+
+
+def test_old_temp_folders_are_swept(tmp_path):
+    old, new = tmp_path / "visattn-export-old", tmp_path / "visattn-stats-new"
+    other = tmp_path / "someone-else"
+    for d in (old, new, other):
+        d.mkdir()
+        (d / "f").write_text("x")
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    os.utime(other, (past, past))
+    assert sessions.sweep(older_than_s=60, root=tmp_path) == 1
+    assert not old.exists() and new.exists() and other.exists()
+
+
+def test_export_files_go_to_swept_folders(big_analysis):
+    _, session = big_analysis
+    path = ui.export(session, "jet")
+    assert os.path.basename(os.path.dirname(path)).startswith(sessions.TEMP_PREFIX + "export-")
+
+
+def test_a_dropped_session_hears_why(monkeypatch):
+    import gradio as gr
+    monkeypatch.setattr(ui, "_session_id", lambda: "visitor-1")
+    with pytest.raises(gr.Error, match="Analyse a photo first"):
+        ui._need(None)
+    sessions.VISITORS.analysed("visitor-1")
+    with pytest.raises(gr.Error) as err:
+        ui._need(None)
+    assert "no longer kept" in str(err.value) and str(sessions.MAX_SESSIONS) in str(err.value)
+
+
+def test_visitors_are_remembered_in_bounded_number():
+    v = sessions.Visitors(size=3)
+    for k in range(5):
+        v.analysed(f"s{k}")
+    assert [v.had_analysis(f"s{k}") for k in range(5)] == [False, False, True, True, True]
+
+
+def test_a_closed_session_lives_only_the_apps_time_to_live(monkeypatch):
+    from gradio.context import LocalContext
+
+    class State:
+        STATE_TTL_WHEN_CLOSED = 3600
+
+    class Holder:
+        session_data = {"abc": State()}
+
+    class Blocks:
+        state_holder = Holder()
+
+    class Request:
+        session_hash = "abc"
+
+    token = LocalContext.blocks.set(Blocks())
+    try:
+        ui.session_closed(Request())
+    finally:
+        LocalContext.blocks.reset(token)
+    assert Holder.session_data["abc"].STATE_TTL_WHEN_CLOSED == sessions.TTL_S
+
+
+def test_server_options_cap_sessions_and_uploads():
+    assert ui.LAUNCH_OPTIONS["state_session_capacity"] == sessions.MAX_SESSIONS
+    assert ui.MAX_UPLOAD == "25mb"
+
+
+# ----- /affinity arguments ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bot_session(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bot") / "p.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (180, 240, 3), dtype=np.uint8)).save(path)
+    session, *_ = ui.run_analysis(str(path), "botnet26t_256", pretrained=False)
+    return session
+
+
+@pytest.mark.parametrize("head, words", [
+    ("head -1", "does not exist"), ("head 99", "does not exist"), ("head x", "does not exist"),
+    ("head 1.5", "does not exist"), ("2", "does not exist")])
+def test_affinity_refuses_heads_that_do_not_exist(bot_session, head, words):
+    import gradio as gr
+    layer = ui._keys(bot_session.trace, *ui.PAIRWISE)[0]
+    with pytest.raises(gr.Error, match=words) as err:
+        ui.affinity_api(bot_session, layer, head, 10, 10)
+    assert "head N with N from 0 to 3" in str(err.value).replace("'", "")
+
+
+def test_affinity_accepts_every_real_head_and_the_mean(bot_session):
+    layer = ui._keys(bot_session.trace, *ui.PAIRWISE)[0]
+    rec = bot_session.trace[layer]
+    for head, index in [("", None), ("mean of heads", None), ("head 0", 0), ("head 3", 3)]:
+        _, numbers, _ = ui.affinity_api(bot_session, layer, head, 10, 10)
+        np.testing.assert_allclose(numbers["row"], rec.row(numbers["cell"], index), atol=1e-6)
+        assert numbers["head"] == index
+
+
+def test_affinity_never_echoes_long_input(bot_session):
+    import gradio as gr
+    long_name = "layer" + "x" * 100_000
+    with pytest.raises(gr.Error) as err:
+        ui.affinity_api(bot_session, long_name, "", 10, 10)
+    message = str(err.value)
+    assert len(message) < 400 and "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" not in message
+    assert "layer is one of" in message
+    with pytest.raises(gr.Error) as err:
+        ui.affinity_api(bot_session, "", "head " + "9" * 100_000, 10, 10)
+    assert len(str(err.value)) < 400
+
+
+@pytest.mark.parametrize("x, y", [(-1, 5), (240, 5), (5, 180), (float("nan"), 5), (5, float("inf"))])
+def test_affinity_refuses_pixels_outside_the_photo(bot_session, x, y):
+    import gradio as gr
+    with pytest.raises(gr.Error, match=r"outside the 240×180 photo|finite"):
+        ui.affinity_api(bot_session, "", "", x, y)
+
+
+# ----- errors for the audience ----------------------------------------------------------------
+
+def test_weights_errors_on_a_space_carry_no_paths_or_commands(monkeypatch):
+    monkeypatch.setenv("VISATTN_OFFLINE", "1")
+    with pytest.raises(WeightsError) as err:
+        weights.fetch(ui.zoo.get("cbam_resnet50").weights, who="cbam_resnet50")
+    exc = err.value
+    local = ui.weights_message(exc)
+    assert "python -m visattn download cbam_resnet50" in local and str(weights.cache_dir()) in local
+    monkeypatch.setenv("SPACE_ID", "someone/visattn")
+    public = ui.weights_message(exc)
+    assert "python -m" not in public and str(weights.cache_dir()) not in public
+    assert "/tmp" not in public and "untick 'Pretrained weights'" in public
+    assert "ready" in public  # what the visitor can do instead
