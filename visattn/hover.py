@@ -23,7 +23,8 @@ from PIL import Image
 
 from . import render
 from .analysis import reference_cells
-from .records import PAIRWISE, Affinity, CrissCross, Distribute, RelativePosition, Trace, TwoHop
+from .records import (PAIRWISE, Affinity, CrissCross, Distribute, RelativePosition, SpatialMap,
+                      Trace, TwoHop)
 
 MAX_FLOAT32_BYTES = 2 * 2 ** 20  # a layer's inputs up to this size go as float32
 UNSEEN_GAIN = 0.35  # render.overlay darkens pixels the model did not see by this factor
@@ -59,6 +60,13 @@ def _kind(rec) -> Optional[str]:
     if type(rec) is Distribute:
         return "distribute"
     return None
+
+
+def companion(trace: Trace, rec) -> Optional[SpatialMap]:
+    """A map the block made beside its rows, shown next to them: a disentangled Non-local
+    block's (DNL) unary map, one softmax over positions that every pixel adds in alike."""
+    return next((r for r in trace if isinstance(r, SpatialMap) and r.layer == rec.layer
+                 and r.name == "unary map"), None)
 
 
 def mirrored(rec) -> bool:
@@ -104,6 +112,11 @@ def payload(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
     shown = render.fit(trace.image, render.DISPLAY_CAP, enlarge=True)
     records = [r for r in trace if isinstance(r, PAIRWISE)]
     layers = [layer_payload(r, max_float32_bytes) for r in records]
+    for layer, rec in zip(layers, records):
+        beside = companion(trace, rec)
+        if beside is not None and list(beside.grid) == layer["grid"]:
+            layer["beside"] = {"title": "unary map (the same for every pixel)",
+                               "values": encode(beside.values)}
     have = {r.key for r in records}
     for rec in records:
         for hop in ((rec.first, rec.second) if isinstance(rec, TwoHop) else ()):

@@ -344,7 +344,7 @@ def show_affinity(session: Optional[Session], layer: str, head: str,
         cell = trace.geometry.to_grid(x, y, rec.grid, clamp=True)
     start = time.perf_counter()
     image = render.affinity_view(trace, rec, cell, h, alpha=alpha, cmap=cmap)
-    unary = _unary_of(trace, rec)
+    unary = hover.companion(trace, rec)
     if unary is not None:  # DNL: the pixel's pairwise row beside the unary map
         image = render.side_by_side(image, render.spatial_view(trace, unary, alpha=alpha,
                                                                cmap=cmap))
@@ -371,12 +371,6 @@ NONLOCAL_NOTES = {  # what a network's Non-local block was trained for, said on 
                          "whitened pairwise term; the unary map, one softmax over positions "
                          "added in alike for every pixel, is shown beside a pinned pixel's row "
                          "(and on the Spatial tab)."}
-
-
-def _unary_of(trace: Trace, rec):
-    """The unary map that a disentangled Non-local block (DNL) made beside `rec`, if any."""
-    return next((r for r in trace if isinstance(r, SpatialMap) and r.layer == rec.layer
-                 and r.name == "unary map"), None)
 
 
 def _quoted(text: str, limit: int = 40) -> str:

@@ -145,3 +145,27 @@ def test_unmirrored_kind_falls_back_to_the_server():
                     name="custom", grid=rec.grid)
     layer = hover.layer_payload(custom)
     assert layer["kind"] == "server" and "server" in layer["reason"] and "arrays" not in layer
+
+
+def test_a_dnl_unary_map_is_drawn_beside_the_rows(js_page):
+    """A disentangled Non-local block's unary map travels with its rows and is drawn, like
+    the Spatial tab draws it, in the side panel."""
+    from visattn.records import SpatialMap
+    trace = random_trace(seed=3)
+    rec = trace.records[0]
+    unary = np.random.default_rng(5).dirichlet(np.ones(rec.grid[0] * rec.grid[1]))
+    trace.records.append(SpatialMap(values=unary.reshape(rec.grid).astype(np.float32),
+                                    value_kind="probability", layer=rec.layer, family="test",
+                                    name="unary map", grid=rec.grid))
+    data = hover.payload(trace, alpha=0.4, cmap="inferno")
+    assert "beside" in data["layers"][0] and all("beside" not in l for l in data["layers"][1:])
+    js_page.set_content(f"<html><body>{hover.asset('hover.html')}</body></html>")
+    js_page.add_script_tag(content=hover.asset("hover.js"))
+    js_page.evaluate("p => VisAttnHover.mountStandalone(document.querySelector('.va-hover'), p)", data)
+    js_page.wait_for_function("() => window.visattn.lastRow && document.querySelector('.va-beside img').src")
+    assert js_page.locator(".va-beside").is_visible()
+    got = png_pixels(js_page.evaluate("document.querySelector('.va-beside img').src"))
+    want = render.map_on_image(trace, trace.records[-1].values, alpha=0.4, cmap="inferno", enlarge=True)
+    assert np.abs(got - want.astype(np.int16)).max() <= 2
+    js_page.locator(".va-layer").select_option(trace.records[1].key)  # a layer without one
+    assert not js_page.locator(".va-beside").is_visible()

@@ -84,7 +84,8 @@ def client_for(server_url, tmp_path, photo, model, pretrained):
 
 
 NETWORKS = [("tiny_nl", True), ("botnet26t_256", False), ("nonlocal_r50_d8_ade20k", False),
-            ("danet_r50_d8_ade20k", False), ("ccnet_r50_d8_ade20k", False)]
+            ("danet_r50_d8_ade20k", False), ("ccnet_r50_d8_ade20k", False),
+            ("dnl_r50_d8_ade20k", False)]
 
 
 @pytest.mark.parametrize("model, pretrained", NETWORKS)
@@ -93,6 +94,8 @@ def test_hovered_rows_are_the_servers_rows(server_url, page, tmp_path, artifacts
     analyse(page, server_url, photo, model, pretrained)
     canvas = open_hover(page)
     client = client_for(server_url, tmp_path, photo, model, pretrained)
+    if model.startswith("dnl"):  # its unary map beside the pairwise rows
+        expect(page.locator("#nl-hover .va-beside img")).to_be_visible()
     layers = page.evaluate("Array.from(document.querySelectorAll('#nl-hover .va-layer option'), o => o.value)")
     api_calls = []
     page.on("request", lambda r: api_calls.append(r.url) if "/gradio_api/" in r.url else None)

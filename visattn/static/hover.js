@@ -236,6 +236,7 @@
     for (const spec of payload.layers) {
       const L = Object.assign({}, spec);
       for (const [name, enc] of Object.entries(spec.arrays || {})) L[name] = decode(enc);
+      if (spec.beside) L.besideValues = decode(spec.beside.values);
       if (L.queries) L.d = spec.arrays.queries.shape[2];
       L.refRows = {};
       layers[spec.key] = L;
@@ -431,11 +432,28 @@
     const [h, w] = L.grid, centre = Math.floor(h / 2) * w + Math.floor(w / 2);
     const box = this.model.geometry.cellBox(centre, L.grid);
     this.last = null;
+    this.drawBeside();
     this.request({photo: [Math.floor((box[0] + box[2]) / 2), Math.floor((box[1] + box[3]) / 2)], t0: null});
   };
   HoverView.prototype.setAlpha = function (a) { this.alpha = Number(a); this.redraw(); };
   HoverView.prototype.setColormap = function (c) { this.cmap = c; this.q(".va-cmap").value = c; this.redraw(); };
-  HoverView.prototype.redraw = function () { if (this.last) { this.last = Object.assign({}, this.last, {stale: true}); this.request({photo: [this.last.x, this.last.y], t0: null}); } };
+  HoverView.prototype.redraw = function () {
+    this.drawBeside();
+    if (this.last) { this.last = Object.assign({}, this.last, {stale: true}); this.request({photo: [this.last.x, this.last.y], t0: null}); }
+  };
+  /** A map the layer made beside its rows (DNL's unary map), on the photo like a row. */
+  HoverView.prototype.drawBeside = function () {
+    const fig = this.q(".va-beside"), L = this.model && this.model.layers[this.layerKey];
+    fig.hidden = !(L && L.besideValues);
+    if (fig.hidden) return;
+    const p = this.model.payload.photo, out = new ImageData(p.width, p.height);
+    this.painter.paint(L.besideValues, L.grid, this.alpha, this.model.payload.luts[this.cmap], out);
+    const c = document.createElement("canvas");
+    c.width = p.width; c.height = p.height;
+    c.getContext("2d").putImageData(out, 0, 0);
+    fig.querySelector("img").src = c.toDataURL();
+    fig.querySelector("figcaption").textContent = L.beside.title;
+  };
 
   /** Coalesce pointer events to one draw per animation frame, the newest winning: the
    * first event of a frame draws at once (browsers deliver pointer moves aligned with
