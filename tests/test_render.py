@@ -40,3 +40,32 @@ def test_bars_are_as_tall_as_their_values():
     chart = render.bars(np.array([0.0, 0.5, 1.0, 0.25]), width=40, height=21)
     heights = (chart != 255).any(axis=2).sum(axis=0)[[5, 15, 25, 35]]
     assert list(heights) == [1, 11, 21, 6]
+
+
+def test_gate_charts_use_the_value_axis_not_the_data_range():
+    gates = np.random.default_rng(0).uniform(0.40, 0.66, 48)  # all mid-range: none is "off"
+    fig, ax = render.gate_figure(gates, "gate")
+    assert ax.get_ylim() == (0.0, 1.0) and "gate" in ax.get_ylabel()
+    assert ax.get_xlim() == (-0.5, 47.5) and "channel" in ax.get_xlabel()
+    heights = sorted(p.get_height() for p in ax.patches)
+    np.testing.assert_allclose(heights, np.sort(gates))  # bars from 0, at the gate values
+    logits = np.array([-2.0, 0.5, 3.0])
+    lo, hi, label = render.value_axis(logits, "logit")
+    assert (lo, hi) == (-2.0, 3.0) and "logit" in label
+    assert render.value_axis(np.array([0.2, 0.9]), "vector")[:2] == (0.0, 0.9)
+    import matplotlib.pyplot as plt
+    plt.close("all")
+
+
+def test_blocks_by_channels_rows_are_labelled_by_block():
+    from visattn.records import ChannelWeights
+    recs = [ChannelWeights(values=np.linspace(0.1, 0.9, c), layer=f"layer{i}.se", family="SE",
+                           name="channel gate", grid=(4, 4)) for i, c in enumerate((8, 16, 32), 1)]
+    img = render.gate_matrix(recs)
+    assert img.ndim == 3 and img.shape[2] == 3
+    fig, ax = render.matrix_figure(np.zeros((3, 5)), ["layer1.se", "layer2.se", "layer3.se"], "gate",
+                                   ("first channel", "last channel"))
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["layer1.se", "layer2.se", "layer3.se"]
+    assert ax.images[0].get_clim() == (0.0, 1.0)
+    import matplotlib.pyplot as plt
+    plt.close("all")

@@ -49,8 +49,8 @@ def _record_files(trace: Trace, rec, stem: str, cmap: str, cap: int):
         files[stem + ".png"] = _png(render.spatial_view(trace, rec, cap=cap, cmap=cmap))
         arrays[rec.key] = rec.values
     elif isinstance(rec, (ChannelWeights, BranchWeights)):
-        chart = render.bars(rec.values, 768, 200) if isinstance(rec, ChannelWeights) \
-            else render.heatmap(rec.values, 768)
+        chart = render.gate_chart(rec.values, rec.value_kind, rec.key) \
+            if isinstance(rec, ChannelWeights) else render.branch_chart(rec)
         files[stem + ".png"] = _png(chart)
         arrays[rec.key] = rec.values
         if isinstance(rec, ChannelWeights) and rec.top_channels is not None:

@@ -151,16 +151,88 @@ def affinity_view(trace: Trace, rec, cell: int, head: Optional[int] = None,
     return with_colorbar(boxed, row, cmap, "attention weight")
 
 
-def gate_matrix(records: list, width: int = 512, row_height: int = 14,
-                cmap: str = "viridis") -> np.ndarray:
-    """Blocks x channels: one row per channel-weight record (network order), each row's
-    channels resampled to `width` columns, coloured on a shared scale."""
+VALUE_LABELS = {"gate": "gate (0 = channel off, 1 = kept)", "probability": "weight (sums to 1)",
+                "logit": "logit (before the sigmoid)", "vector": "added value"}
+
+
+def value_axis(values: np.ndarray, value_kind: str) -> tuple[float, float, str]:
+    """(lo, hi, label) of the axis a chart of these values should use: 0..1 for gates and
+    probabilities, so 0.4 never looks like 'off'; otherwise from 0 (or the minimum, if
+    negative) to the maximum."""
+    v = np.asarray(values, np.float64)
+    if value_kind in ("gate", "probability"):
+        return 0.0, 1.0, VALUE_LABELS[value_kind]
+    lo, hi = min(0.0, float(v.min())), max(0.0, float(v.max()))
+    return lo, (hi if hi > lo else lo + 1.0), VALUE_LABELS.get(value_kind, value_kind)
+
+
+def _figure(width: int, height: int):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt.subplots(figsize=(width / 100, height / 100), dpi=100)
+
+
+def gate_figure(values: np.ndarray, value_kind: str = "gate", title: str = "",
+                width: int = 768, height: int = 240):
+    """A bar per channel on a labelled axis (`value_axis`), channel index below; bars
+    coloured by value on the same scale. -> (figure, axes)."""
+    lo, hi, label = value_axis(values, value_kind)
+    fig, ax = _figure(width, height)
+    v = np.asarray(values, np.float64)
+    colours = lut("viridis")[np.clip(np.round((v - lo) / (hi - lo) * 255), 0, 255).astype(int)] / 255
+    ax.bar(np.arange(len(v)), v, width=1.0, color=colours, linewidth=0)
+    ax.set_xlim(-0.5, len(v) - 0.5)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel(f"channel (0-{len(v) - 1})", fontsize=8)
+    ax.set_ylabel(label, fontsize=8)
+    ax.tick_params(labelsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig, ax
+
+
+def gate_chart(values: np.ndarray, value_kind: str = "gate", title: str = "",
+               width: int = 768, height: int = 240) -> np.ndarray:
+    """`gate_figure` as an RGB image."""
+    return _figure_rgb(gate_figure(values, value_kind, title, width, height)[0])
+
+
+def matrix_figure(m: np.ndarray, row_labels: list, value_kind: str, columns_label: tuple,
+                  width: int = 768):
+    """A matrix as a heat map with every row labelled, its colour bar in the values' own
+    units (`value_axis`). -> (figure, axes)."""
+    lo, hi, label = value_axis(m, value_kind)
+    fig, ax = _figure(width, 60 + 14 * len(row_labels))
+    shown = ax.imshow(m, aspect="auto", cmap="viridis", vmin=lo, vmax=hi, interpolation="nearest")
+    ax.set_yticks(range(len(row_labels)))
+    ax.set_yticklabels(row_labels, fontsize=6)
+    ax.set_xticks([0, m.shape[1] - 1])
+    ax.set_xticklabels(columns_label, fontsize=7)
+    bar = fig.colorbar(shown, ax=ax, fraction=0.03, pad=0.01)
+    bar.set_label(label.split(" (")[0], fontsize=7)  # the unit, without the explanation
+    bar.ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    return fig, ax
+
+
+def gate_matrix(records: list, width: int = 768, columns: int = 256) -> np.ndarray:
+    """Blocks x channels: one row per channel-weight record (network order, labelled by its
+    block), each block's channels resampled to `columns`, on one colour scale."""
     rows = [np.asarray(r.values, np.float32)[np.minimum(
-        (np.arange(width) * len(r.values)) // width, len(r.values) - 1)] for r in records]
-    m = np.stack(rows)
-    img = colorize(normalize(m), cmap)
-    img = np.repeat(img, row_height, axis=0)
-    return with_colorbar(img, m, cmap, "weight")
+        (np.arange(columns) * len(r.values)) // columns, len(r.values) - 1)] for r in records]
+    fig, _ = matrix_figure(np.stack(rows), [r.layer for r in records], records[0].value_kind,
+                           ("first channel", "last channel"), width)
+    return _figure_rgb(fig)
+
+
+def branch_chart(rec: BranchWeights, width: int = 768) -> np.ndarray:
+    """Branches x channels of one SK / ResNeSt block, rows labelled by branch."""
+    k, c = rec.values.shape
+    fig, _ = matrix_figure(rec.values, [f"branch {i}" for i in range(k)], rec.value_kind,
+                           ("channel 0", f"channel {c - 1}"), width)
+    return _figure_rgb(fig)
 
 
 def feature_tiles(trace: Trace, rec: ChannelWeights, cap: int = 192,
@@ -250,7 +322,8 @@ def thumbnail(trace: Trace, rec: Record, cap: int = 256) -> np.ndarray:
         scale = shown.shape[1] / trace.geometry.image_size[0]  # the photo may be a display copy
         return draw_box(shown, trace.geometry.cell_box(cell, rec.grid), scale)
     if isinstance(rec, ChannelWeights):
-        return bars(rec.values, width=cap, height=cap // 2)
+        lo, hi, _ = value_axis(rec.values, rec.value_kind)
+        return bars(rec.values, width=cap, height=cap // 2, lo=lo, hi=hi)
     if isinstance(rec, BranchWeights):
         return heatmap(rec.values, width=cap, row_height=max(8, cap // (2 * len(rec.values))))
     if isinstance(rec, AxisGate):

@@ -453,13 +453,12 @@ def show_channels(session: Optional[Session], key: str):
         return render.axis_gate_view(rec), None, [(render.axis_gate_view(r, 384), r.key)
                                                   for r in peers]
     if isinstance(rec, BranchWeights):
-        chart = render.heatmap(rec.values, width=768, row_height=40)
+        chart = render.branch_chart(rec)
         peers = [r for r in trace if isinstance(r, BranchWeights) and r.name == rec.name]
         matrix = render.gate_matrix([_first_branch(r) for r in peers])
         return chart, matrix, []
     peers = [r for r in trace if isinstance(r, ChannelWeights) and r.name == rec.name]
-    return (render.with_colorbar(render.bars(rec.values, 768, 200), rec.values, "viridis",
-                                 rec.value_kind),
+    return (render.gate_chart(rec.values, rec.value_kind, f"{rec.layer} · {rec.name}"),
             render.gate_matrix(peers), render.feature_tiles(trace, rec))
 
 
