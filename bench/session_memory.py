@@ -160,12 +160,15 @@ def run(n: int, megapixels: float, keep_full: bool) -> dict:
         time.sleep(TTL_S + 4)  # heartbeats notice the closed tabs; states expire each second
         gc.collect()
         after, states_left = rss_mb(), holding()
+        closed = [s for s in demo.state_holder.session_data.values() if s.is_closed]
+        short = sum(1 for s in closed if s.STATE_TTL_WHEN_CLOSED == sessions.TTL_S)
     finally:
         demo.close()
     return {"sessions": n, "photo": f"{width}x{height}", "keep_full": keep_full,
             "rss_before_mb": before, "rss_alive_mb": alive, "rss_after_ttl_mb": after,
             "per_session_mb": (alive - before) / n, "back_within_mb": after - before,
             "states_alive": states_alive, "states_left": states_left,
+            "closed": len(closed), "closed_with_app_ttl": short,
             "analysis_s_median": float(np.median(seconds))}
 
 
@@ -189,7 +192,9 @@ def main() -> None:
           f"-> {result['per_session_mb']:.2f} MB per session")
     print(f"  after the tabs closed and the {TTL_S:.0f} s time-to-live passed: "
           f"{result['rss_after_ttl_mb']:.0f} MB ({result['back_within_mb']:+.0f} MB vs before), "
-          f"{result['states_left']} sessions still holding state")
+          f"{result['states_left']} sessions still holding state; {result['closed']} tabs seen "
+          f"closed, {result['closed_with_app_ttl']} of them kept for the app's time-to-live "
+          "(not Gradio's hour)")
     print(f"  analysis round trip (upload + analyse), median {result['analysis_s_median']:.2f} s")
 
 

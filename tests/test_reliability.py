@@ -241,5 +241,7 @@ def test_session_memory_benchmark_small_version():
     result = json.loads(done.stdout.strip().splitlines()[-1])
     print("\n", result)
     assert result["states_alive"] == result["sessions"] and result["states_left"] == 0
+    assert result["closed"] >= result["sessions"]  # the tabs' heartbeats ended
+    assert result["closed_with_app_ttl"] == result["closed"]  # not Gradio's hour
     assert result["per_session_mb"] <= 6.0  # target 3 MB; full photos kept were ~35 MB
     assert result["back_within_mb"] <= 100
