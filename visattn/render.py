@@ -332,7 +332,9 @@ def thumbnail(trace: Trace, rec: Record, cap: int = 256) -> np.ndarray:
 
 
 def caption(rec: Record) -> str:
-    extra = f" (centre query, {rec.heads} heads)" if isinstance(rec, PAIRWISE) else ""
+    extra = ""
+    if isinstance(rec, PAIRWISE):
+        extra = f" (centre query, {rec.heads} head{'s' if rec.heads != 1 else ''})"
     return f"{rec.layer} · {rec.name}{extra} · {rec.grid[0]}×{rec.grid[1]}"
 
 
