@@ -156,3 +156,16 @@ def test_segmentation_network_overview_and_clicks(tmp_path):
     assert ui.nonlocal_tab(session, 0.5, "jet")[0] == ui.gr.skip()  # sent once per analysis
     image, info, _ = ui.show_affinity(session, hop, ui.MEAN_OF_HEADS, (80, 60), 0.5, "jet")
     assert "Query pixel **(80, 60)**" in info and image.shape[1] == 768
+
+
+def test_affinity_api_colours_from_zero_on_request(tmp_path):
+    path = tmp_path / "p.png"
+    Image.fromarray(np.random.default_rng(7).integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(path)
+    session, *_ = ui.run_analysis(str(path), "tiny_nl")
+    rec = session.trace.select(visattn.Affinity)[0]
+    stretched, numbers, _ = ui.affinity_api(session, rec.key, "", 30, 40)
+    from_zero, _, _ = ui.affinity_api(session, rec.key, "", 30, 40, 0.5, "jet", True)
+    cell = numbers["cell"]
+    want = visattn.render.affinity_view(session.trace, rec, cell, None, from_zero=True)
+    np.testing.assert_array_equal(from_zero, want)
+    assert (from_zero != stretched).any() and isinstance(numbers["nearly_uniform"], bool)

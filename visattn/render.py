@@ -28,12 +28,14 @@ def lut(cmap: str = "jet") -> np.ndarray:
     return np.round(rgba[:, :3] * 255).astype(np.uint8)
 
 
-def normalize(values: np.ndarray) -> np.ndarray:
-    """Min-max to [0, 1], ignoring NaN; a constant map becomes 0.5."""
+def normalize(values: np.ndarray, from_zero: bool = False) -> np.ndarray:
+    """Min-max to [0, 1], ignoring NaN; a constant map becomes 0.5. `from_zero`: 0 to the
+    maximum instead, so a nearly flat map is not stretched into full colour."""
     finite = np.isfinite(values)
     if not finite.any():
         return np.full(values.shape, np.nan, np.float32)
     lo, hi = float(values[finite].min()), float(values[finite].max())
+    lo = min(lo, 0.0) if from_zero else lo
     if hi - lo < 1e-12:
         return np.where(finite, 0.5, np.nan).astype(np.float32)
     return ((values - lo) / (hi - lo)).astype(np.float32)
@@ -99,11 +101,12 @@ def overlay(image: np.ndarray, heat01: np.ndarray, alpha: float = 0.5,
 
 def map_on_image(trace: Trace, values: np.ndarray, cap: int = DISPLAY_CAP,
                  alpha: float = 0.5, cmap: str = "jet", enlarge: bool = False,
-                 keep_mass: float = 1.0) -> np.ndarray:
+                 keep_mass: float = 1.0, from_zero: bool = False) -> np.ndarray:
     """A (Hg, Wg) map of this trace's geometry, normalised and overlaid on its image;
     `keep_mass` < 1 colours only the top pixels holding that share of the map's mass."""
     shown = fit(trace.image, cap, enlarge)
-    heat = normalize(trace.geometry.grid_to_image(values, (shown.shape[1], shown.shape[0])))
+    heat = normalize(trace.geometry.grid_to_image(values, (shown.shape[1], shown.shape[0])),
+                     from_zero)
     keep = keep_top_mass(heat, keep_mass) if keep_mass < 1.0 else None
     return overlay(shown, heat, alpha, cmap, keep)
 
@@ -127,10 +130,13 @@ def colorbar(cmap: str, width: int, lo: float, hi: float, label: str = "",
     return bar
 
 
-def with_colorbar(image: np.ndarray, values: np.ndarray, cmap: str, label: str = "") -> np.ndarray:
-    """Stack a colorbar for the value range of `values` under an overlay."""
+def with_colorbar(image: np.ndarray, values: np.ndarray, cmap: str, label: str = "",
+                  from_zero: bool = False) -> np.ndarray:
+    """Stack a colorbar for the value range of `values` (from 0 with `from_zero`) under an
+    overlay."""
     finite = values[np.isfinite(values)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    lo = min(lo, 0.0) if from_zero else lo
     return np.vstack([image, colorbar(cmap, image.shape[1], lo, hi, label)])
 
 
@@ -142,13 +148,15 @@ def spatial_view(trace: Trace, rec: SpatialMap, cap: int = DISPLAY_CAP, alpha: f
 
 
 def affinity_view(trace: Trace, rec, cell: int, head: Optional[int] = None,
-                  cap: int = DISPLAY_CAP, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
-    """Row `cell` of an affinity on the photo, the query cell outlined."""
+                  cap: int = DISPLAY_CAP, alpha: float = 0.5, cmap: str = "jet",
+                  from_zero: bool = False) -> np.ndarray:
+    """Row `cell` of an affinity on the photo, the query cell outlined; colours from the
+    row's minimum to its maximum, or from 0 (`from_zero`)."""
     row = rec.row(cell, head)
-    shown = map_on_image(trace, row, cap, alpha, cmap, enlarge=True)
+    shown = map_on_image(trace, row, cap, alpha, cmap, enlarge=True, from_zero=from_zero)
     scale = shown.shape[1] / trace.geometry.image_size[0]  # the photo may be a display copy
     boxed = draw_box(shown, trace.geometry.cell_box(cell, rec.grid), scale)
-    return with_colorbar(boxed, row, cmap, "attention weight")
+    return with_colorbar(boxed, row, cmap, "attention weight", from_zero)
 
 
 VALUE_LABELS = {"gate": "gate (0 = channel off, 1 = kept)", "probability": "weight (sums to 1)",

@@ -323,7 +323,7 @@ def _head_choice(head: Optional[int]) -> str:
 
 @readable
 def show_affinity(session: Optional[Session], layer: str, head: str,
-                  xy: Optional[tuple[int, int]], alpha: float, cmap: str):
+                  xy: Optional[tuple[int, int]], alpha: float, cmap: str, from_zero: bool = False):
     """The row of photo pixel xy (the centre cell when None) -> (image, info, session)."""
     session = _need(session)
     trace, rec = session.trace, session.trace[layer]
@@ -343,7 +343,7 @@ def show_affinity(session: Optional[Session], layer: str, head: str,
     if outside:
         cell = trace.geometry.to_grid(x, y, rec.grid, clamp=True)
     start = time.perf_counter()
-    image = render.affinity_view(trace, rec, cell, h, alpha=alpha, cmap=cmap)
+    image = render.affinity_view(trace, rec, cell, h, alpha=alpha, cmap=cmap, from_zero=from_zero)
     unary = hover.companion(trace, rec)
     if unary is not None:  # DNL: the pixel's pairwise row beside the unary map
         image = render.side_by_side(image, render.spatial_view(trace, unary, alpha=alpha,
@@ -414,15 +414,16 @@ def affinity_args(trace: Trace, layer, head, x, y) -> tuple[str, Optional[int], 
 
 @readable
 def affinity_api(session: Optional[Session], layer: str, head: str, x: float, y: float,
-                 alpha: float = 0.5, cmap: str = "jet"):
+                 alpha: float = 0.5, cmap: str = "jet", from_zero: bool = False):
     """API twin of a click: explicit photo pixel (x, y) -> (image, numbers). `layer` is an
-    affinity record key ('' = the first), `head` 'mean of heads' (or '') or 'head N'."""
+    affinity record key ('' = the first), `head` 'mean of heads' (or '') or 'head N';
+    `from_zero` colours from 0 instead of the row's minimum (for nearly uniform rows)."""
     session = _need(session)
     layer, head_index, x, y = affinity_args(session.trace, layer, head, x, y)
     head = MEAN_OF_HEADS if head_index is None else f"head {head_index}"
     if cmap not in COLORMAPS or not (0.0 <= float(alpha) <= 1.0):
         raise gr.Error(f"cmap is one of {', '.join(COLORMAPS)} and alpha lies in 0..1.")
-    image, info, session = show_affinity(session, layer, head, (x, y), alpha, cmap)
+    image, info, session = show_affinity(session, layer, head, (x, y), alpha, cmap, bool(from_zero))
     rec, q = session.trace[layer], Query(layer, x, y, head_index)
     session.queries = [p for p in session.queries if p != q][-49:] + [q]
     cell = session.trace.geometry.to_grid(q.x, q.y, rec.grid, clamp=True)
@@ -430,6 +431,7 @@ def affinity_api(session: Optional[Session], layer: str, head: str, x: float, y:
     numbers = {"layer": layer, "x": q.x, "y": q.y, "head": q.head, "grid": list(rec.grid),
                "cell": cell, "cell_box": list(session.trace.geometry.cell_box(cell, rec.grid)),
                "query_dependence": analysis.query_dependence(rec, cell, q.head),
+               "nearly_uniform": bool(row.max() > 0 and (row.max() - row.min()) / row.max() < 0.01),
                "row": row.astype(float).tolist()}
     return image, numbers, session
 
@@ -678,6 +680,7 @@ def build() -> gr.Blocks:
                     api_head = gr.Textbox(label="head")
                     api_x = gr.Number(precision=0, label="x")
                     api_y = gr.Number(precision=0, label="y")
+                    api_zero = gr.Checkbox(False, label="from_zero")
                     api_image = gr.Image(format="png")
                     api_numbers = gr.JSON()
                     api_go = gr.Button("affinity")
@@ -767,7 +770,7 @@ def build() -> gr.Blocks:
         nl_hover.pin(pin_query, [session, alpha, cmap], [nl_info, nl_view, session], **fast)
         alpha.change(None, [alpha], None, js="(a) => window.visattn?.setAlpha?.(a)")
         cmap.change(None, [cmap], None, js="(c) => window.visattn?.setColormap?.(c)")
-        api_go.click(affinity_api, [session, api_layer, api_head, api_x, api_y, alpha, cmap],
+        api_go.click(affinity_api, [session, api_layer, api_head, api_x, api_y, alpha, cmap, api_zero],
                      [api_image, api_numbers, session], api_name="affinity",
                      concurrency_id="view", concurrency_limit=8)
         for trigger in (sp_record.input, alpha.release, cmap.input, keep.release):

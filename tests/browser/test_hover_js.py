@@ -100,12 +100,12 @@ def test_geometry_matches_python(js_page, geometry, grid):
     assert got[1] == [list(geometry.cell_box(c, grid)) for c in cells]
 
 
-PAINT = """async ([p, key, head, cell, alpha, cmap]) => {
+PAINT = """async ([p, key, head, cell, alpha, cmap, fromZero]) => {
   const m = VisAttnHover.loadPayload(p); const L = m.layers[key];
   const photo = await VisAttnHover.decodePhoto(p.photo);
   const painter = new VisAttnHover.Painter(m, photo);
   const out = new ImageData(p.photo.width, p.photo.height);
-  painter.paint(VisAttnHover.rowOf(m, L, cell, head), L.grid, alpha, p.luts[cmap], out);
+  painter.paint(VisAttnHover.rowOf(m, L, cell, head), L.grid, alpha, p.luts[cmap], out, fromZero);
   painter.box(m.geometry.cellBox(cell, L.grid), out, p.marker);
   const canvas = document.createElement("canvas");
   canvas.width = out.width; canvas.height = out.height;
@@ -118,18 +118,20 @@ def png_pixels(data_url: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), np.int16)
 
 
-@pytest.mark.parametrize("photo, cmap, alpha", [((230, 150), "jet", 0.5), ((900, 700), "viridis", 0.35),
-                                                ((120, 300), "turbo", 0.8)])
-def test_drawn_overlay_is_the_servers(js_page, photo, cmap, alpha):
+@pytest.mark.parametrize("photo, cmap, alpha, from_zero", [
+    ((230, 150), "jet", 0.5, False), ((900, 700), "viridis", 0.35, False),
+    ((120, 300), "turbo", 0.8, False), ((230, 150), "inferno", 0.6, True)])
+def test_drawn_overlay_is_the_servers(js_page, photo, cmap, alpha, from_zero):
     """The page's pixels against render.affinity_view (the /affinity image, without its
     colour bar): same upsampling, lookup table, blend, darkened crop and outline."""
     trace = random_trace(seed=2, photo=photo, geometry=Geometry.center_crop(photo, 160, (144, 176)))
     data = hover.payload(trace, max_float32_bytes=10 ** 9)
     for rec, head, cell in [(trace.records[0], None, 40), (trace.records[2], 1, 12),
                             (trace.records[6], None, 60)]:
-        want = render.affinity_view(trace, rec, cell, head, alpha=alpha, cmap=cmap)
+        want = render.affinity_view(trace, rec, cell, head, alpha=alpha, cmap=cmap,
+                                    from_zero=from_zero)
         h = data["photo"]["height"]
-        got = png_pixels(js_page.evaluate(PAINT, [data, rec.key, head, cell, alpha, cmap]))
+        got = png_pixels(js_page.evaluate(PAINT, [data, rec.key, head, cell, alpha, cmap, from_zero]))
         diff = np.abs(got - want[:h].astype(np.int16))
         assert diff.max() <= 2, (rec.key, diff.max())
         assert (diff > 0).mean() < 0.01, (rec.key, (diff > 0).mean())

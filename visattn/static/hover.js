@@ -308,7 +308,7 @@
   };
   /** render.map_on_image + overlay: the row resampled onto the photo (float32, as
    * cv2.remap gives it), min-max over the seen pixels, lookup table, blend; unseen dimmed. */
-  Painter.prototype.paint = function (row, grid, alpha, lut, out) {
+  Painter.prototype.paint = function (row, grid, alpha, lut, out, fromZero) {
     const S = this.sampler(grid), W = this.w, H = this.h, wg = grid[1];
     const {x: sx, y: sy, tmp, heat} = S, x0 = sx.from, x1 = sx.to;
     for (let r = 0; r < grid[0]; r++) {
@@ -325,6 +325,7 @@
         if (h > hi) hi = h;
       }
     }
+    if (fromZero) lo = Math.min(lo, 0);  // render.normalize(from_zero=True)
     const span = f32(hi - lo), flat = !(hi - lo >= 1e-12), table = this.blend(alpha);
     const lr = new Uint8Array(256), lg = new Uint8Array(256), lb = new Uint8Array(256);
     for (let k = 0; k < 256; k++) { lr[k] = lut[3 * k]; lg[k] = lut[3 * k + 1]; lb[k] = lut[3 * k + 2]; }
@@ -385,6 +386,7 @@
     this.q(".va-head").addEventListener("change", e => { this.head = e.target.value === "mean" ? null : Number(e.target.value); this.redraw(); });
     this.q(".va-cmap").addEventListener("change", e => this.setColormap(e.target.value));
     this.q(".va-alpha").addEventListener("input", e => this.setAlpha(Number(e.target.value)));
+    this.q(".va-zero").addEventListener("change", e => { this.fromZero = e.target.checked; this.redraw(); });
   };
   HoverView.prototype.message = function (text) { this.q(".va-msg").textContent = text || ""; };
 
@@ -498,7 +500,7 @@
     const same = this.last && !this.last.stale && this.last.cell === cell && this.last.key === this.layerKey && this.last.head === this.head;
     const row = same ? this.last.rowValues : rowOf(m, L, cell, this.head);
     if (!same) {
-      this.painter.paint(row, L.grid, this.alpha, m.payload.luts[this.cmap], this.image);
+      this.painter.paint(row, L.grid, this.alpha, m.payload.luts[this.cmap], this.image, this.fromZero);
       this.painter.box(m.geometry.cellBox(cell, L.grid), this.image, m.payload.marker);
       this.ctx.putImageData(this.image, 0, 0);
     }
@@ -516,17 +518,18 @@
     let best = 0, lo = Infinity;
     for (let j = 0; j < row.length; j++) { if (row[j] > row[best]) best = j; if (row[j] < lo) lo = row[j]; }
     const bb = m.geometry.cellBox(best, L.grid), r = Math.floor(cell / w), br = Math.floor(best / w);
-    const hi = row[best], flat = hi > 0 && (hi - lo) / hi < 0.01;
+    const hi = row[best], flat = hi > 0 && (hi - lo) / hi < 0.01, from = this.fromZero ? Math.min(lo, 0) : lo;
     this.q(".va-numbers").innerHTML =
       `<p>Photo pixel <b>(${x}, ${y})</b> → cell <b>(row ${r}, col ${cell - r * w})</b> of the ${h}×${w} grid` +
       (outside ? " — outside the region the model saw; the nearest cell is shown" : "") + ".</p>" +
       `<p>Row maximum <b>${fmt(hi)}</b> at cell (row ${br}, col ${best - br * w}), around pixel (${(bb[0] + bb[2]) >> 1}, ${(bb[1] + bb[3]) >> 1}).` +
-      (flat ? " The row is nearly uniform (spread under 1 % of its maximum): colours stretch tiny differences." : "") + "</p>" +
+      (flat ? (this.fromZero ? " The row is nearly uniform (spread under 1 % of its maximum)."
+                             : " The row is nearly uniform (spread under 1 % of its maximum): its colours stretch tiny differences; tick “Colours from 0” to see it as it is.") : "") + "</p>" +
       `<p>Query dependence <b>${score.toFixed(3)}</b> (0 = the same row wherever you point, 1 = specific to this pixel).</p>`;
     const bar = this.q(".va-ramp"), lut = m.payload.luts[this.cmap], stops = [];
     for (let k = 0; k <= 16; k++) { const i = Math.min(255, k * 16) * 3; stops.push(`rgb(${lut[i]},${lut[i + 1]},${lut[i + 2]})`); }
     bar.style.background = `linear-gradient(to right, ${stops.join(",")})`;
-    this.q(".va-lo").textContent = fmt(lo); this.q(".va-hi").textContent = fmt(hi);
+    this.q(".va-lo").textContent = fmt(from); this.q(".va-hi").textContent = fmt(hi);
   };
   /** Arrow keys: the query moves one cell; the new query is the cell's centre pixel. */
   HoverView.prototype.key = function (e) {
