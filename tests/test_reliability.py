@@ -16,6 +16,7 @@ from visattn import zoo
 
 from corpus import corpus
 from helpers import hook_count
+from page_requests import data_url_photo, join, png_bytes
 
 CORPUS = corpus()
 MODEL = "tiny_cbam"
@@ -177,41 +178,10 @@ def test_soak_200_analyses_keep_memory_flat_and_leave_no_hooks():
 
 # ----- data: URLs through the browser's own request path (queue join) ----------------------
 
-def _join(server_url: str, api_name: str, data: list, session: str, timeout: float = 120) -> dict:
-    """What the page does: POST queue/join, then read the event stream to its result."""
-    import json
-
-    import httpx
-    config = httpx.get(f"{server_url}/config", timeout=30).json()
-    fn = next(d["id"] for d in config["dependencies"] if d.get("api_name") == api_name)
-    body = {"data": data, "event_data": None, "fn_index": fn, "trigger_id": None,
-            "session_hash": session}
-    httpx.post(f"{server_url}/gradio_api/queue/join", json=body, timeout=timeout).raise_for_status()
-    with httpx.stream("GET", f"{server_url}/gradio_api/queue/data?session_hash={session}",
-                      timeout=timeout) as resp:
-        for line in resp.iter_lines():
-            if line.startswith("data:") and "process_completed" in line:
-                return json.loads(line[5:])
-    raise AssertionError("no result")
-
-
-def _data_url_photo(data: bytes, kind: str = "image/png") -> dict:
-    import base64
-    return {"path": None, "url": f"data:{kind};base64," + base64.b64encode(data).decode(),
-            "meta": {"_type": "gradio.FileData"}}
-
-
-def _png(img: Image.Image) -> bytes:
-    import io
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
-
-
 @pytest.mark.parametrize("case", ["text", "bomb", "over-size"])
 def test_data_urls_through_the_queue_get_the_loaders_sentences(server_url, case):
     import time
-    bomb = _png(Image.new("1", (12000, 12000)))  # 144 MP in ~150 kB
+    bomb = png_bytes(Image.new("1", (12000, 12000)))  # 144 MP in ~150 kB
     data, kind, words = {
         "text": (b"Dear reader, this is a letter.\n" * 40, "text/plain", "text or HTML"),
         "bomb": (bomb, "image/png", "144.0 megapixels, above the limit of 40 MP"),
@@ -219,13 +189,13 @@ def test_data_urls_through_the_queue_get_the_loaders_sentences(server_url, case)
                       "above the limit of 25 MB"),
     }[case]
     start = time.perf_counter()
-    out = _join(server_url, "analyze", [_data_url_photo(data, kind), MODEL, True, 512], f"du-{case}")
+    out = join(server_url, "analyze", [data_url_photo(data, kind), MODEL, True, 512], f"du-{case}")
     took = time.perf_counter() - start
     assert out["success"] is False
     assert out["output"]["error"] and words in out["output"]["error"], out["output"]
     if case == "bomb":
         assert took < 2.0, took  # refused from the header, not decoded
-    ok = _join(server_url, "analyze", [_data_url_photo(CORPUS["tiny_2x2.jpg"][0], "image/jpeg"),
+    ok = join(server_url, "analyze", [data_url_photo(CORPUS["tiny_2x2.jpg"][0], "image/jpeg"),
                                        MODEL, True, 512], f"du-ok-{case}")
     assert ok["success"] and "2×2" in ok["output"]["data"][2]  # the server keeps serving
 

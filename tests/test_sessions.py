@@ -175,3 +175,26 @@ def test_weights_errors_on_a_space_carry_no_paths_or_commands(monkeypatch):
     assert "python -m" not in public and str(weights.cache_dir()) not in public
     assert "/tmp" not in public and "untick 'Pretrained weights'" in public
     assert "ready" in public  # what the visitor can do instead
+
+
+def test_the_oldest_session_is_dropped_at_the_cap_and_its_visitor_hears_why():
+    """A server keeping 2 sessions; three visitors analyse; the first one's next request
+    (the /affinity API) is answered with why its analysis is gone."""
+    from conftest import free_port
+    from page_requests import data_url_photo, join, png_bytes
+    demo = ui.build()
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
+                quiet=True, **{**ui.LAUNCH_OPTIONS, "state_session_capacity": 2})
+    url = demo.local_url.rstrip("/")
+    photo = data_url_photo(png_bytes(Image.new("RGB", (40, 30), (9, 99, 199))))
+    try:
+        for k in range(3):
+            out = join(url, "analyze", [photo, "tiny_nl", True, 512], f"cap-visitor-{k}")
+            assert out["success"], out
+        last = join(url, "affinity", [None, "", "", 5, 5, 0.5, "jet", False], "cap-visitor-2")
+        assert last["success"], last  # the newest session is kept
+        first = join(url, "affinity", [None, "", "", 5, 5, 0.5, "jet", False], "cap-visitor-0")
+    finally:
+        demo.close()
+    assert first["success"] is False
+    assert "no longer kept on the server" in first["output"]["error"]
