@@ -262,3 +262,29 @@ def test_download_command_verifies_a_hashless_file_by_loading_it(tmp_path, monke
     assert "deleted" in done.stderr and "verified" not in done.stdout
     assert "Traceback" not in done.stderr
     assert not path.exists()
+
+
+@pytest.mark.parametrize("kind", ["url-with-hash", "hub-blob", "hub-plain-file"])
+def test_a_planted_random_checkpoint_of_the_right_layout_is_refused_where_a_hash_exists(
+        kind, monkeypatch):
+    """Random weights that would load strictly: only the hash can tell, and it does."""
+    _, data = random_checkpoint(zoo.get("tiny_se"), seed=7)
+    spec, path = KINDS[kind](data)
+    card = small_card(spec)
+    assert card.availability() == "download"
+    monkeypatch.setenv("VISATTN_OFFLINE", "1")
+    with pytest.raises(WeightsError, match="did not verify and was deleted"):
+        zoo.build(card, pretrained=True)
+    assert not path.exists()
+
+
+def test_without_a_published_hash_a_right_layout_file_is_vouched_for_by_loading_it():
+    """The limit of a source without a hash (the authors' Triplet file): a file of the right
+    layout loads strictly and is recorded; from then on any other bytes are refused."""
+    state, data = random_checkpoint(zoo.get("tiny_se"), seed=8)
+    spec, path = _url_hashless(data)
+    card = small_card(spec)
+    assert card.availability() == "download"
+    zoo.build(card, pretrained=True)
+    assert card.availability() == "cached"
+    assert checksums.recorded(spec.vouch_key) == hashlib.sha256(data).hexdigest()
