@@ -198,3 +198,17 @@ def test_the_oldest_session_is_dropped_at_the_cap_and_its_visitor_hears_why():
         demo.close()
     assert first["success"] is False
     assert "no longer kept on the server" in first["output"]["error"]
+
+
+def test_unexpected_errors_on_a_space_do_not_show_their_text(monkeypatch):
+    import gradio as gr
+
+    @ui.readable
+    def broken():
+        raise RuntimeError("/srv/secret/path/model.bin went missing")
+    with pytest.raises(gr.Error, match="/srv/secret"):
+        broken()
+    monkeypatch.setenv("SYSTEM", "spaces")
+    with pytest.raises(gr.Error) as err:
+        broken()
+    assert "/srv/secret" not in str(err.value) and "RuntimeError" in str(err.value)

@@ -130,7 +130,9 @@ def readable(fn):
         except (ImageError, KeyError, ValueError, IndexError) as exc:
             raise gr.Error(str(exc.args[0] if isinstance(exc, KeyError) else exc)) from None
         except Exception as exc:  # noqa: BLE001 - last resort, still a sentence
-            raise gr.Error(f"Something went wrong ({type(exc).__name__}: {exc}).") from None
+            detail = type(exc).__name__ if on_space() else f"{type(exc).__name__}: {exc}"
+            raise gr.Error(f"Something went wrong ({detail}). Try again, or another photo "
+                           "or network.") from None
     return wrapper
 
 
@@ -247,6 +249,10 @@ def refresh_views(session: Optional[Session], tab: str, alpha: float, cmap: str,
 
 NO_PAIRWISE = ("This network has no pairwise (Non-local) attention: try `tiny_nl`, BoTNet "
                "(`botnet26t_256`) or the ADE20K Non-local, CCNet and DANet networks.")
+QUERY_DEPENDENCE_NOTE = (
+    "Trained Non-local blocks often give nearly the same row for every query pixel (the "
+    "observation behind GCNet): a score near 0 means this row would look alike wherever "
+    "you click, near 1 that it is specific to this pixel.")
 PIN_NOTE = ("Point at the photo: the row of the pixel under the pointer is computed in your "
             "browser. Click (or press Enter) to pin a query: pinned queries are listed here "
             "and saved in the export.")
@@ -355,7 +361,7 @@ def show_affinity(session: Optional[Session], layer: str, head: str,
             f"{rec.grid[1]} grid, box {trace.geometry.cell_box(cell, rec.grid)}"
             + (" — outside the region the model saw; the nearest cell is shown" if outside else "")
             + f". Query dependence **{score:.2f}** (0 = same row for every pixel, 1 = specific). "
-            f"{analysis.QUERY_DEPENDENCE_NOTE} _Drawn in {ms:.0f} ms, no forward pass._"
+            f"{QUERY_DEPENDENCE_NOTE} _Drawn in {ms:.0f} ms, no forward pass._"
             + (f" {UNARY_NOTE}" if unary is not None else "")
             + (f" {NONLOCAL_NOTES[trace.model]}" if trace.model in NONLOCAL_NOTES else ""))
     return image, info, session
