@@ -178,8 +178,9 @@ def test_weights_errors_on_a_space_carry_no_paths_or_commands(monkeypatch):
 
 
 def test_the_oldest_session_is_dropped_at_the_cap_and_its_visitor_hears_why():
-    """A server keeping 2 sessions; three visitors analyse; the first one's next request
-    (the /affinity API) is answered with why its analysis is gone."""
+    """A server keeping 2 sessions; three visitors analyse (photos sent as data: URLs, which
+    Gradio would otherwise keep in each session's page config); the first one's next
+    request (the /affinity API) is answered with why its analysis is gone."""
     from conftest import free_port
     from page_requests import data_url_photo, join, png_bytes
     demo = ui.build()
@@ -193,6 +194,8 @@ def test_the_oldest_session_is_dropped_at_the_cap_and_its_visitor_hears_why():
             assert out["success"], out
         last = join(url, "affinity", [None, "", "", 5, 5, 0.5, "jet", False], "cap-visitor-2")
         assert last["success"], last  # the newest session is kept
+        page_config = demo.state_holder.session_data["cap-visitor-2"].config_values
+        assert "data:image" not in str(page_config)  # the photo's text is not kept as well
         first = join(url, "affinity", [None, "", "", 5, 5, 0.5, "jet", False], "cap-visitor-0")
     finally:
         demo.close()

@@ -165,14 +165,33 @@ def _session_id() -> Optional[str]:
     return getattr(LocalContext.request.get(None), "session_hash", None)
 
 
+def _gradio_session(session_id: Optional[str]):
+    """Gradio's own record of a visitor's session (inside an event handler), or None."""
+    from gradio.context import LocalContext
+    holder = getattr(LocalContext.blocks.get(None), "state_holder", None)
+    return getattr(holder, "session_data", {}).get(session_id)
+
+
 def session_closed(request: gr.Request) -> None:
     """A visitor closed the page: free the session within the app's time-to-live, not
     Gradio's hour for closed sessions."""
-    from gradio.context import LocalContext
-    holder = getattr(LocalContext.blocks.get(None), "state_holder", None)
-    state = getattr(holder, "session_data", {}).get(getattr(request, "session_hash", None))
+    state = _gradio_session(getattr(request, "session_hash", None))
     if state is not None:
         state.STATE_TTL_WHEN_CLOSED = sessions.TTL_S
+
+
+def forget_inline_photos(session_id: Optional[str]) -> int:
+    """Gradio keeps each input's last value in the session's page config, a photo sent as a
+    data: URL included (up to 33 MB of text, for as long as the session record lives):
+    drop those once the photo has been read. Returns how many were dropped."""
+    state = _gradio_session(session_id)
+    dropped = 0
+    for config in getattr(state, "config_values", {}).values():
+        value = (config or {}).get("props", {}).get("value")
+        if isinstance(value, dict) and str(value.get("url") or "").startswith("data:"):
+            config["props"]["value"] = None
+            dropped += 1
+    return dropped
 
 
 SEG_SIZES = [512, 384, 256]  # short side; 512 is mmsegmentation's test size (short side 512)
@@ -227,6 +246,7 @@ def run_analysis(image_path: Optional[Union[str, bytes]], model_name: str, pretr
     del trace
     sessions.release_memory()  # the decoded photo and the forward's buffers
     sessions.VISITORS.analysed(_session_id())
+    forget_inline_photos(_session_id())
     return Session(kept, pretrained=pretrained), top, "\n\n".join(lines), render.gallery(kept), picker
 
 
