@@ -68,3 +68,28 @@ def test_reupload_after_remove_goes_through_the_loader(server_url, page, tmp_pat
     assert got.shape == want.shape == (48, 64, 3)
     np.testing.assert_array_equal(got, want)  # 16-bit scaled as the library does
     assert abs(float(got.mean()) - float(np.round(grey16 / 257).mean())) < 0.5
+
+
+def test_transparent_areas_are_analysed_as_the_preview_shows_them_and_said(server_url, page,
+                                                                          tmp_path):
+    from visattn.image import TRANSPARENCY_NOTE
+    rgba = np.zeros((60, 90, 4), np.uint8)
+    rgba[..., 0] = 220
+    rgba[:, :45, 3] = 255  # left half opaque red, right half fully transparent
+    path = tmp_path / "cutout.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    page.goto(server_url)
+    page.locator("#model input").click()
+    page.get_by_role("option", name=f"{zoo.get(MODEL).family} · {MODEL} —").click()
+    upload(page, path)
+    preview = page.locator("#photo img").first
+    expect(preview).to_be_visible()
+    page.wait_for_function("() => document.querySelector('#photo img').complete")
+    shot = np.asarray(Image.open(io.BytesIO(preview.screenshot())).convert("RGB"))
+    h, w = shot.shape[:2]
+    shown = shot[h // 2, int(w * 0.8)]  # a transparent pixel as the page shows it
+    page.locator("#analyse").click()
+    expect(page.locator("#summary")).to_contain_text(TRANSPARENCY_NOTE, timeout=60_000)
+    analysed = analysed_image(page)
+    assert np.abs(analysed[30, 80].astype(int) - shown.astype(int)).max() <= 2, (analysed[30, 80], shown)
+    assert (analysed[30, 10] == [220, 0, 0]).all()
