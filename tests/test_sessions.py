@@ -215,3 +215,13 @@ def test_unexpected_errors_on_a_space_do_not_show_their_text(monkeypatch):
     with pytest.raises(gr.Error) as err:
         broken()
     assert "/srv/secret" not in str(err.value) and "RuntimeError" in str(err.value)
+
+
+def test_a_freed_session_sweeps_served_download_folders(tmp_path, monkeypatch):
+    monkeypatch.setattr(sessions.tempfile, "gettempdir", lambda: str(tmp_path))
+    served = tmp_path / "visattn-gradcam-x"
+    served.mkdir()
+    past = time.time() - 2 * sessions.SERVED_GRACE_S
+    os.utime(served, (past, past))
+    sessions.session_ended(object())
+    assert not served.exists()

@@ -94,11 +94,18 @@ def limit_heaps(heaps: int = 2) -> bool:
     return bool(libc is not None and libc.mallopt(M_ARENA_MAX, heaps))
 
 
-def release_memory(_state=None) -> None:
-    """Give freed heap memory back to the system (a Gradio State delete_callback)."""
+def release_memory() -> None:
+    """Give freed heap memory back to the system."""
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+def session_ended(_session=None) -> None:
+    """A session was freed (Gradio's State delete_callback): delete served download folders
+    and return the memory."""
+    sweep()
+    release_memory()
 
 
 class Visitors:

@@ -667,7 +667,7 @@ def build() -> gr.Blocks:
     with gr.Blocks(title="VisAttn", analytics_enabled=False,
                    delete_cache=(600, int(sessions.TTL_S))) as demo:
         session = gr.State(None, time_to_live=sessions.TTL_S,
-                           delete_callback=sessions.release_memory)
+                           delete_callback=sessions.session_ended)
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Row():
             with gr.Column(scale=3):
