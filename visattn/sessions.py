@@ -2,8 +2,8 @@
 
 A session keeps only what its views need: the records and a display-size copy of the
 photo (`display_copy`, at most DISPLAY_MAX px on the long side; every view draws at
-768 px or less). Sessions live TTL_S seconds after their last analysis, also after the
-visitor closes the tab (Gradio's own closed-session lifetime is an hour), and at most
+768 px or less). Sessions live TTL_S seconds after the last event that stored them, also
+after the visitor closes the tab (Gradio's own closed-session lifetime is an hour), and at most
 MAX_SESSIONS are kept (the oldest is dropped first). `Visitors` remembers, by session id
 only, who had an analysis, so a visitor whose session was dropped hears why.
 
@@ -134,5 +134,5 @@ class Visitors:
 VISITORS = Visitors()
 
 DROPPED = ("Your analysis is no longer kept on the server: sessions are freed after "
-           f"{TTL_S / 60:.0f} minutes without a new analysis, and the server keeps at most "
+           f"{TTL_S / 60:.0f} minutes without use, and the server keeps at most "
            f"{MAX_SESSIONS} at a time, dropping the oldest. Press Analyse to run it again.")
