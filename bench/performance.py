@@ -26,7 +26,7 @@ from PIL import Image  # noqa: E402
 import visattn  # noqa: E402
 from visattn import capture, render, ui, zoo  # noqa: E402
 from visattn.preprocess import prepare  # noqa: E402
-from visattn.records import PAIRWISE  # noqa: E402
+from visattn.records import Pairwise  # noqa: E402
 
 PHOTO = ROOT / "assets" / "examples" / "chelsea.jpg"
 CLASSIFIERS = ["seresnet50", "cbam_resnet50", "bam_resnet50", "ecaresnet50d", "gcresnet50t",
@@ -94,7 +94,7 @@ def section_c(reps):
         _, _, plain = plain_forward(name)
         fwd = med(plain, max(1, reps // 2))
         trace = visattn.analyze(PHOTO, name, pretrained=pretrained)
-        for rec in [r for r in trace if isinstance(r, PAIRWISE)]:
+        for rec in [r for r in trace if isinstance(r, Pairwise)]:
             n = rec.grid[0] * rec.grid[1]
             costs = []
             for i in np.random.default_rng(0).integers(0, n, 60):

@@ -16,7 +16,7 @@ import torch  # noqa: E402
 
 import visattn  # noqa: E402
 from visattn import render, zoo  # noqa: E402
-from visattn.records import PAIRWISE  # noqa: E402
+from visattn.records import Pairwise  # noqa: E402
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
             run = lambda: visattn.analyze(rgb, name, pretrained=False, preprocess=pre)  # noqa: E731
             trace = run()
             fwd = statistics.median(timed(run) for _ in range(args.reps))
-            for rec in [r for r in trace if isinstance(r, PAIRWISE)]:
+            for rec in [r for r in trace if isinstance(r, Pairwise)]:
                 n = rec.grid[0] * rec.grid[1]
                 cells = np.random.default_rng(0).integers(0, n, 20)
                 row = statistics.median(timed(lambda i=int(i): rec.row(i)) for i in cells)

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from visattn import pipeline, render, scenes  # noqa: E402
-from visattn.records import PAIRWISE  # noqa: E402
+from visattn.records import Pairwise  # noqa: E402
 
 SEED = 10  # assets/examples/twins_10.png
 
@@ -26,7 +26,7 @@ def main() -> None:
     panels = []
     for name in ("tiny_nl_twins", "tiny_nl"):
         trace = pipeline.analyze(ROOT / "assets" / "examples" / f"twins_{SEED}.png", name)
-        rec = next(r for r in trace if isinstance(r, PAIRWISE))
+        rec = next(r for r in trace if isinstance(r, Pairwise))
         cell = trace.geometry.to_grid(x, y, rec.grid, clamp=True)
         panels.append(render.affinity_view(trace, rec, cell))
     out = ROOT / "docs" / "twins.png"

@@ -21,6 +21,18 @@ def hook_count(model: torch.nn.Module) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
+def fill_random(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Every float tensor of the state dict drawn from one seeded generator: N(0, 0.25),
+    running variances in [0.5, 1.5). Returns the module in eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in module.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5 if "running_var" in name
+                        else torch.randn(t.shape, generator=g) * 0.5)
+    return module.eval()
+
+
 def liven(model: torch.nn.Module, seed: int = 0, size: int = 224) -> torch.nn.Module:
     """Make a random-init model's attention non-degenerate. Libraries zero-init the last
     BN of each block (the attention input is then all zeros) and some projections, and

@@ -134,7 +134,7 @@ def test_neutral_attention_equals_the_network_without_it(build, cls_name, make, 
             off = model(x)
         after = model(x)
         reference = _replace(copy.deepcopy(model), cls_name, make)(x)
-    assert n > 0 and hook_count(model) == 0
+    assert len(n) > 0 and hook_count(model) == 0
     assert torch.equal(before, after)  # bit-identical: the shared model is unchanged
     np.testing.assert_allclose(off.numpy(), reference.numpy(), atol=1e-4, rtol=1e-4)
     assert not np.allclose(off.numpy(), before.numpy(), atol=1e-3)  # it did switch something off

@@ -13,7 +13,7 @@ from models.triplet import TripletAttention
 from visattn import capture, families, ui, zoo
 from visattn.records import AxisGate, Distribute, SpatialMap
 
-from helpers import bn, conv
+from helpers import bn, conv, fill_random
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 
@@ -30,13 +30,7 @@ class Holder(torch.nn.Module):
 
 
 def randomised(block, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in block.state_dict().items():
-            if t.is_floating_point():
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5 if "running_var" in name
-                        else torch.randn(t.shape, generator=g) * 0.5)
-    return Holder(block).eval()
+    return Holder(fill_random(block, seed)).eval()
 
 
 def features(c=24, h=9, w=13, seed=1):

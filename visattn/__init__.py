@@ -5,14 +5,28 @@
     for rec in trace:            # records in network order
         print(rec.key, rec.grid)
     row = trace.select(visattn.Affinity)[0].row(0)   # where cell 0 looks
+
+Your own attention module, in your own network:
+
+    @visattn.register_attention(family="MyGate", kind="channel", tap="sigmoid")
+    class MyGate(nn.Module): ...
+
+    trace = visattn.analyze("cat.jpg", my_network)
+    with visattn.attention_off(my_network):
+        logits = my_network(x)           # every registered attention module neutral
 """
+from .ablation import AttentionError, AttentionLeftOn, attention_off
 from .geometry import Geometry
 from .image import ImageError, load_image
 from .pipeline import analyze
 from .preprocess import Preprocess, prepare
-from .records import (Affinity, BranchWeights, ChannelWeights, Prediction, Record, SpatialMap,
-                      Trace)
+from .records import (Affinity, AxisGate, BranchWeights, ChannelWeights, CrissCross, Distribute,
+                      Pairwise, Prediction, Record, RelativePosition, Segmentation, SpatialMap,
+                      Trace, TwoHop)
+from .registry import Family, register_attention
 
 __all__ = ["analyze", "load_image", "ImageError", "Geometry", "Preprocess", "prepare",
-           "Record", "ChannelWeights", "SpatialMap", "BranchWeights", "Affinity", "Prediction",
-           "Trace"]
+           "register_attention", "attention_off", "Family", "AttentionLeftOn", "AttentionError",
+           "Record", "ChannelWeights", "SpatialMap", "BranchWeights", "AxisGate", "Affinity",
+           "CrissCross", "TwoHop", "Distribute", "RelativePosition", "Pairwise", "Prediction",
+           "Segmentation", "Trace"]

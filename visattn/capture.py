@@ -17,8 +17,9 @@ import torch
 import torch.nn as nn
 
 from .geometry import Geometry
-from .probes import BlockCall, Probe, probe_for
+from .probes import BlockCall, Probe
 from .records import Prediction, Record, Segmentation, Trace
+from .registry import registered
 
 _ACTIVE: contextvars.ContextVar[Optional["_Sink"]] = contextvars.ContextVar(
     "visattn_sink", default=None)
@@ -52,13 +53,8 @@ class _Sink:
 
 
 def attachable(model: nn.Module) -> list[tuple[str, nn.Module, Probe]]:
-    """Every (path, module, probe) the table covers, in registration order."""
-    found = []
-    for path, module in model.named_modules():
-        probe = probe_for(module)
-        if probe is not None:
-            found.append((path, module, probe))
-    return found
+    """Every (path, module, probe) of a registered attention class, in module order."""
+    return [(path, module, entry.probe) for path, module, entry in registered(model)]
 
 
 def _attach(model: nn.Module, sink: _Sink) -> list[torch.utils.hooks.RemovableHandle]:

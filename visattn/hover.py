@@ -23,7 +23,7 @@ from PIL import Image
 
 from . import render
 from .analysis import reference_cells
-from .records import (PAIRWISE, Affinity, CrissCross, Distribute, RelativePosition, SpatialMap,
+from .records import (Affinity, CrissCross, Distribute, Pairwise, RelativePosition, SpatialMap,
                       Trace, TwoHop)
 
 MAX_FLOAT32_BYTES = 2 * 2 ** 20  # a layer's inputs up to this size go as float32
@@ -110,7 +110,7 @@ def payload(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
     it, the Geometry, the colour lookup tables, and every pairwise layer (with the hidden
     hops of two-hop records, so each can be computed)."""
     shown = render.fit(trace.image, render.DISPLAY_CAP, enlarge=True)
-    records = [r for r in trace if isinstance(r, PAIRWISE)]
+    records = [r for r in trace if isinstance(r, Pairwise)]
     layers = [layer_payload(r, max_float32_bytes) for r in records]
     for layer, rec in zip(layers, records):
         beside = companion(trace, rec)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Iterator, Literal, Optional, Protocol, Sequence, TypeVar, Union
+from typing import (Iterator, Literal, Optional, Protocol, Sequence, TypeVar, Union,
+                    runtime_checkable)
 
 import numpy as np
 
@@ -22,6 +23,8 @@ ValueKind = Literal["gate", "logit", "probability", "vector"]
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Record:
+    """One attention quantity of one call of one block. Subclasses hold float32 numpy
+    arrays whose shapes their docstrings state."""
     layer: str  # module path of the attention block, e.g. "layer3.2.se"
     family: str  # "SE", "ECA", "CBAM", "BAM", "GC", "SK", "ResNeSt", "Non-local", "BoT", ...
     name: str  # what this quantity is, e.g. "channel gate", "spatial gate"
@@ -97,7 +100,8 @@ class RelativePosition:
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Affinity(Record):
-    """Pairwise attention over the grid: row i is where position i looks.
+    """Pairwise attention over the grid: row i, (H, W), is where position i looks;
+    queries and keys (heads, N, d) with N = H * W.
 
     logits_i = scale * keys q_i  (+ extra.logits(q_i))      (times scale too if extra_scaled)
     row_i    = softmax(logits_i) over all N = H * W keys.
@@ -161,8 +165,8 @@ class CrissCross(Affinity):
 @dataclass(frozen=True, kw_only=True, eq=False)
 class TwoHop(Record):
     """Where a query reaches through two stacked sparse attentions (CCNet's recurrence):
-    row_i = sum_j second.row(i)[j] * first.row(j). Lazy; the second hop's row is sparse
-    (a cross), so a row costs (H + W) first-hop rows."""
+    row_i = sum_j second.row(i)[j] * first.row(j), an (H, W) distribution. Lazy; the
+    second hop's row is sparse (a cross), so a row costs (H + W) first-hop rows."""
     first: Affinity
     second: Affinity
     value_kind: ValueKind = "probability"
@@ -197,7 +201,8 @@ class AxisGate(Record):
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Distribute(Record):
-    """A^2-Nets double attention as rows: position i takes descriptor k with weight
+    """A^2-Nets double attention as (H, W) rows from gather and distribute, (n, N) each:
+    position i takes descriptor k with weight
     distribute[k, i], and descriptor k gathered position j with weight gather[k, j], so
     row_i = distribute[:, i] @ gather, a distribution over all positions (rank <= n)."""
     gather: np.ndarray  # (n, N), each row sums to 1 over positions
@@ -215,7 +220,26 @@ class Distribute(Record):
         return (self.distribute[:, i] @ self.gather).reshape(self.grid)
 
 
-PAIRWISE = (Affinity, TwoHop, Distribute)  # records with row(i, head), heads, grid: clickable
+@runtime_checkable
+class Pairwise(Protocol):
+    """A record that gives a row per query cell: where position i looks, a distribution
+    over the grid. `Affinity`, `CrissCross`, `TwoHop` and `Distribute` are Pairwise, and
+    so is any record type of a user that has these members:
+    `isinstance(rec, Pairwise)` selects the clickable records of a Trace."""
+    grid: Grid  # (H, W)
+    key: str
+
+    @property
+    def heads(self) -> int: ...
+
+    def row(self, i: int, head: Optional[int] = None) -> np.ndarray:
+        """(H, W) row of query cell i (0 <= i < H * W), summing to 1; head=None: the mean
+        of the heads' rows."""
+        ...
+
+
+# Deprecated: the built-in row-giving records as a tuple; use isinstance(rec, Pairwise).
+PAIRWISE = (Affinity, TwoHop, Distribute)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -70,11 +70,11 @@ def twin_rows(model: Union[str, nn.Module], images: np.ndarray, masks: np.ndarra
     (n, K, H, W) bool, twins (n, 2) the twin pair of each scene. `layer` picks one pairwise
     record by key (default: the first). Queries are drawn with a fixed seed."""
     from .pipeline import analyze
-    from .records import PAIRWISE
+    from .records import Pairwise
     rng, out = np.random.default_rng(seed), TwinRows()
     for image, scene_masks, pair in zip(images, masks, twins):
         trace = analyze(image, model, **analyze_kwargs)
-        recs = [r for r in trace if isinstance(r, PAIRWISE) and (layer is None or r.key == layer)]
+        recs = [r for r in trace if isinstance(r, Pairwise) and (layer is None or r.key == layer)]
         if not recs:
             raise ValueError(f"no pairwise record {layer or ''} in this network")
         score_scene(recs[0], trace.geometry, scene_masks, [tuple(pair)], out, rng)

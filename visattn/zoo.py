@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from . import labels as label_lists
-from . import weights
+from . import registry, weights
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from .weights import BundledFile, HubFile, Progress, UrlFile, WeightFile, WeightsError
 
@@ -328,41 +328,46 @@ def load(name: str, pretrained: bool = True, progress: Optional[Progress] = None
 
 
 # ----- the cards --------------------------------------------------------------------------
+def _family_paper(tag: str) -> str:
+    """The paper of a registered attention family (typed once, in its registry entry)."""
+    return registry.family(tag).link
+
+
 _TIMM_LICENCE = "Apache-2.0 (timm weights, trained by Ross Wightman / timm unless noted)"
 
 for _name, _family, _src, _paper, _licence, _summary in [
-    ("seresnet50", "SE", timm_source("seresnet50.ra2_in1k"), "https://arxiv.org/abs/1709.01507",
+    ("seresnet50", "SE", timm_source("seresnet50.ra2_in1k"), _family_paper("SE"),
      _TIMM_LICENCE, "SE-ResNet-50 (timm, RandAugment recipe): one channel gate per block."),
     ("legacy_seresnet50", "SE", timm_source("legacy_seresnet50.in1k"),
-     "https://arxiv.org/abs/1709.01507", "Apache-2.0 code; weights ported from the SENet "
+     _family_paper("SE"), "Apache-2.0 code; weights ported from the SENet "
      "authors' Caffe models (Cadene pretrainedmodels)",
      "SE-ResNet-50 with the SENet authors' own ImageNet weights (timm legacy)."),
     ("cbam_resnet50", "CBAM", pytorchcv_source("cbam_resnet50"),
-     "https://arxiv.org/abs/1807.06521", "MIT (pytorchcv / imgclsmob)",
+     _family_paper("CBAM"), "MIT (pytorchcv / imgclsmob)",
      "CBAM-ResNet-50 (pytorchcv): channel gate then spatial gate in every block."),
     ("bam_resnet50", "BAM", pytorchcv_source("bam_resnet50"),
-     "https://arxiv.org/abs/1807.06514", "MIT (pytorchcv / imgclsmob)",
+     _family_paper("BAM"), "MIT (pytorchcv / imgclsmob)",
      "BAM-ResNet-50 (pytorchcv): one 3-D gate between stages."),
     ("ecaresnet50d", "ECA", timm_source("ecaresnet50d.miil_in1k"),
-     "https://arxiv.org/abs/1910.03151", _TIMM_LICENCE + "; weights by Alibaba MIIL",
+     _family_paper("ECA"), _TIMM_LICENCE + "; weights by Alibaba MIIL",
      "ECA-ResNet-50-D (timm): channel gate from a 1-D convolution."),
     ("gcresnet50t", "GC", timm_source("gcresnet50t.ra2_in1k"),
-     "https://arxiv.org/abs/1904.11492", _TIMM_LICENCE,
+     _family_paper("GC"), _TIMM_LICENCE,
      "GC-ResNet-50-T (timm): global-context map and channel add term per block."),
     ("skresnet34", "SK", timm_source("skresnet34.ra_in1k"),
-     "https://arxiv.org/abs/1903.06586", _TIMM_LICENCE,
+     _family_paper("SK"), _TIMM_LICENCE,
      "SK-ResNet-34 (timm): per-channel choice between kernel branches."),
     ("resnest50d", "ResNeSt", timm_source("resnest50d.in1k"),
-     "https://arxiv.org/abs/2004.08955", "Apache-2.0; weights by the ResNeSt authors, ported",
+     _family_paper("ResNeSt"), "Apache-2.0; weights by the ResNeSt authors, ported",
      "ResNeSt-50-D (timm): split attention over radix groups."),
     ("botnet26t_256", "BoT", timm_source("botnet26t_256.c1_in1k"),
-     "https://arxiv.org/abs/2101.11605", _TIMM_LICENCE,
+     _family_paper("BoT"), _TIMM_LICENCE,
      "BoTNet-26-T (timm): multi-head self-attention with relative positions, 256 px input."),
 ]:
     register(ModelCard(_name, _family, "classify", _src, _paper, _summary, _licence))
 
 register(ModelCard(
-    "triplet_resnet50", "Triplet", "classify", triplet_source(), "https://arxiv.org/abs/2010.03045",
+    "triplet_resnet50", "Triplet", "classify", triplet_source(), _family_paper("Triplet"),
     "ResNet-50 with triplet attention in every block (the authors' ImageNet weights): gates "
     "over (C, W), (H, C) and (H, W).", "MIT (landskape-ai/triplet-attention)",
     notes=("Weights from the authors' Google Drive, which publishes no hash: the download "
@@ -374,7 +379,7 @@ _MMSEG_LICENCE = "Apache-2.0 (mmsegmentation weights)"
 for _head, _family, _path, _paper, _summary in [
     ("nonlocal", "Non-local", "nonlocal_net/nonlocal_r50-d8_512x512_80k_ade20k/"
      "nonlocal_r50-d8_512x512_80k_ade20k_20200615_015801-5ae0aa33.pth",
-     "https://arxiv.org/abs/1711.07971",
+     _family_paper("Non-local"),
      "NonLocalNet R-50-D8 (mmsegmentation, ADE20K): one embedded-Gaussian Non-local block "
      "on stride-8 features; click a pixel to see its row."),
     ("dnl", "Non-local", "dnlnet/dnl_r50-d8_512x512_80k_ade20k/"
@@ -384,12 +389,12 @@ for _head, _family, _path, _paper, _summary in [
      "a whitened pairwise row per pixel plus one unary map shared by all pixels."),
     ("ccnet", "CCNet", "ccnet/ccnet_r50-d8_512x512_80k_ade20k/"
      "ccnet_r50-d8_512x512_80k_ade20k_20200615_014848-aa37f61e.pth",
-     "https://arxiv.org/abs/1811.11721",
+     _family_paper("CCNet"),
      "CCNet R-50-D8 (mmsegmentation, ADE20K): criss-cross attention run twice; each pass "
      "sees a row and a column, the two together the whole image."),
     ("danet", "DANet", "danet/danet_r50-d8_512x512_80k_ade20k/"
      "danet_r50-d8_512x512_80k_ade20k_20200615_015125-edb18e08.pth",
-     "https://arxiv.org/abs/1809.02983",
+     _family_paper("DANet"),
      "DANet R-50-D8 (mmsegmentation, ADE20K): position attention over all pixels (and "
      "channel attention)."),
 ]:
@@ -397,16 +402,24 @@ for _head, _family, _path, _paper, _summary in [
                        _paper, _summary, _MMSEG_LICENCE, labels="ade20k"))
 
 # VisAttn's own networks, trained on generated scenes (python -m visattn.train), bundled
-_TINY_FAMILY = {"none": "Plain", "se": "SE", "cbam": "CBAM", "bam": "BAM", "nl": "Non-local",
-                "eca": "ECA", "gc": "GC", "sk": "SK", "triplet": "Triplet", "a2": "A2",
-                "gsop": "GSoP"}
-_TINY_PAPER = {"none": "https://arxiv.org/abs/1512.03385", "se": "https://arxiv.org/abs/1709.01507",
-               "cbam": "https://arxiv.org/abs/1807.06521", "bam": "https://arxiv.org/abs/1807.06514",
-               "nl": "https://arxiv.org/abs/1711.07971", "eca": "https://arxiv.org/abs/1910.03151",
-               "gc": "https://arxiv.org/abs/1904.11492", "sk": "https://arxiv.org/abs/1903.06586",
-               "triplet": "https://arxiv.org/abs/2010.03045",
-               "a2": "https://arxiv.org/abs/1810.11579",
-               "gsop": "https://arxiv.org/abs/1811.12006"}
+PLAIN = ("Plain", "https://arxiv.org/abs/1512.03385")  # no attention module: ResNet's paper
+
+
+def attention_family(model: nn.Module) -> tuple[str, str]:
+    """(family tag, paper link) of a network built from one registered attention family,
+    or PLAIN for a network without attention."""
+    found = {e.family.tag: e.family.link for _, _, e in registry.registered(model)}
+    if len(found) > 1:
+        raise ValueError(f"a network of several attention families: {', '.join(found)}")
+    return next(iter(found.items()), PLAIN)
+
+
+def _bundled_family(entry: dict) -> tuple[str, str]:
+    """The family of a bundled network, read from the modules it is built from."""
+    with torch.device("meta"):
+        return attention_family(bundled_source(entry).build())
+
+
 SCENES_NOTE = ("Trained by VisAttn on generated scenes (6 textured shapes in clutter), not on "
                "photos: on a photo its prediction means nothing, but its maps show what it "
                "learned to look for. Try the generated example scenes.")
@@ -419,10 +432,10 @@ TWINS_NOTE = ("Trained by VisAttn to label every pixel of a generated scene as b
 
 def _twin_card(entry: dict) -> ModelCard:
     """A twin-scene labeller (with or without its Non-local block) from its manifest entry."""
-    kind = entry["attention"]
-    what = "with a Non-local block" if kind == "nl" else "without attention (the control)"
+    what = "with a Non-local block" if entry["attention"] == "nl" else "without attention (the control)"
+    family, paper = _bundled_family(entry)
     return ModelCard(
-        entry["name"], _TINY_FAMILY[kind], "segment", bundled_source(entry), _TINY_PAPER[kind],
+        entry["name"], family, "segment", bundled_source(entry), paper,
         f"Tiny twin-scene labeller {what} ({entry['parameters'] / 1e6:.2f} M parameters); "
         f"tells twin from unique objects on {entry['val_twin_vs_unique_accuracy']:.1%} of "
         "held-out object pixels.",
@@ -430,13 +443,13 @@ def _twin_card(entry: dict) -> ModelCard:
 
 
 for _entry in (json.loads(MANIFEST.read_text()).values() if MANIFEST.exists() else []):
-    _kind = _entry["attention"]
     if _entry.get("task") == "segment":
         register(_twin_card(_entry))
         continue
+    _family, _paper_link = _bundled_family(_entry)
     register(ModelCard(
-        _entry["name"], _TINY_FAMILY[_kind], "classify", bundled_source(_entry), _TINY_PAPER[_kind],
-        f"Tiny {_TINY_FAMILY[_kind]} ResNet ({_entry['parameters'] / 1e6:.2f} M parameters) "
+        _entry["name"], _family, "classify", bundled_source(_entry), _paper_link,
+        f"Tiny {_family} ResNet ({_entry['parameters'] / 1e6:.2f} M parameters) "
         f"trained on generated scenes; held-out accuracy {_entry['val_accuracy']:.1%}.",
         "Same licence as VisAttn (trained by the project)", labels="scenes",
         notes=(SCENES_NOTE,)))
