@@ -17,7 +17,8 @@ import common  # noqa: E402,F401  (sets up threads and sys.path first)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from visattn import analysis, scenes, zoo  # noqa: E402
+from visattn import scenes, zoo  # noqa: E402
+from visattn.faithfulness import faithfulness  # noqa: E402
 from visattn.train import MANIFEST, to_tensor  # noqa: E402
 from visattn.train_twins import pixel_scores  # noqa: E402
 from visattn.twin_faithfulness import BARS, twin_rows  # noqa: E402
@@ -112,7 +113,7 @@ def main() -> None:
              f"(data seed {seed}), ground-truth object masks. Ratios: 1 = no better than uniform.\n",
              "| model | accuracy | record | metric | value |", "|---|---|---|---|---|"]
     for name, entry in sorted(entries.items()):
-        s = analysis.faithfulness(name, images, masks, labels).summary()
+        s = faithfulness(name, images, masks, labels).summary()
         acc = f"{s['accuracy']:.3f}"
         rows = []
         for key, auc in s["spatial_auc"].items():

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from models.tiny_resnet import ATTENTIONS
-from visattn import analysis, scenes, zoo
+from visattn import scenes, zoo
+from visattn.faithfulness import faithfulness
 from visattn.train import MANIFEST, to_tensor
 
 ENTRIES = {k: e for k, e in json.loads(MANIFEST.read_text()).items()  # the scene classifiers
@@ -47,7 +48,7 @@ def test_manifest_accuracy_is_recomputed_from_the_shipped_weights(name, held_out
 
 def faith(name, held_out):
     images, masks, labels = (a[:N_FAITH] for a in held_out)
-    return analysis.faithfulness(name, images, masks, labels).summary()
+    return faithfulness(name, images, masks, labels).summary()
 
 
 def test_non_local_rows_at_object_pixels_concentrate_on_the_object(held_out):

@@ -1,16 +1,18 @@
-"""Derived views of attention: faithfulness against ground-truth masks, class separation
-of channel gates.
+"""Attention metrics, pure functions of arrays and records (no model is run here; the
+drivers that run models over image sets live in `faithfulness.py`): faithfulness scores
+against ground-truth masks, class separation of channel gates, query dependence of
+pairwise rows, one comparable map per stage.
 
-All functions take maps in image space (H, W), e.g. `Geometry.grid_to_image(values)`;
-NaN marks pixels the model did not see and is left out. Masks are boolean, same shape.
+Map scores take maps in image space (H, W), e.g. `Geometry.grid_to_image(values)`; NaN
+marks pixels the model did not see and is left out. Masks are boolean, same shape.
 """
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+
+from .records import ChannelWeights, Pairwise, SpatialMap
 
 
 def _valid(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -84,66 +86,6 @@ def class_separation(vectors: np.ndarray, labels: np.ndarray) -> float:
     return float(between / within) if within > 0 else float("inf")
 
 
-@dataclass
-class Faithfulness:
-    """Per-record-key lists of scores over a set of images with masks."""
-    auc: dict = field(default_factory=lambda: defaultdict(list))
-    energy: dict = field(default_factory=lambda: defaultdict(list))
-    pointing: dict = field(default_factory=lambda: defaultdict(list))
-    row_object: dict = field(default_factory=lambda: defaultdict(list))
-    row_background: dict = field(default_factory=lambda: defaultdict(list))
-    gates: dict = field(default_factory=lambda: defaultdict(list))
-    labels: list = field(default_factory=list)
-    correct: int = 0
-
-    def summary(self) -> dict:
-        mean = lambda d: {k: float(np.nanmean(v)) for k, v in d.items()}  # noqa: E731
-        y = np.array(self.labels)
-        return {"accuracy": self.correct / max(1, len(self.labels)), "images": len(self.labels),
-                "spatial_auc": mean(self.auc), "spatial_energy_ratio": mean(self.energy),
-                "pointing_game": mean(self.pointing),
-                "affinity_object_query": mean(self.row_object),
-                "affinity_background_query": mean(self.row_background),
-                "gate_class_separation": {k: class_separation(np.stack(v), y)
-                                          for k, v in self.gates.items()}}
-
-
-def faithfulness(model, images, masks, labels, queries_per_image: int = 4,
-                 seed: int = 0, **analyze_kwargs) -> Faithfulness:
-    """Score a model's attention against ground-truth object masks, image by image
-    (memory does not grow with the set, beyond the scores and one gate vector per block
-    per image). For affinities, rows are queried at random object and background pixels."""
-    from .pipeline import analyze
-    from .records import PAIRWISE, ChannelWeights, SpatialMap
-    rng = np.random.default_rng(seed)
-    out = Faithfulness()
-    for image, mask, label in zip(images, masks, labels):
-        trace = analyze(image, model, **analyze_kwargs)
-        out.labels.append(int(label))
-        out.correct += int(np.argmax(trace.prediction.probs) == label)
-        geo = trace.geometry
-        for rec in trace.select(SpatialMap):
-            heat = geo.grid_to_image(rec.values)
-            out.auc[rec.key].append(roc_auc(heat, mask))
-            out.energy[rec.key].append(energy_ratio(heat, mask))
-            out.pointing[rec.key].append(pointing_game(heat, mask))
-        for rec in trace.select(ChannelWeights):
-            out.gates[rec.key].append(rec.values)
-        for rec in [r for r in trace if isinstance(r, PAIRWISE)]:
-            for where, store in ((mask, out.row_object), (~mask, out.row_background)):
-                ys, xs = np.nonzero(where)
-                for k in rng.choice(len(ys), min(queries_per_image, len(ys)), replace=False):
-                    cell = geo.to_grid(xs[k], ys[k], rec.grid, clamp=True)
-                    store[rec.key].append(mass_ratio(geo.grid_to_image(rec.row(cell)), mask))
-    return out
-
-
-QUERY_DEPENDENCE_NOTE = (
-    "Trained Non-local blocks often give nearly the same row for every query pixel (the "
-    "observation behind GCNet): a score near 0 means this row would look alike wherever "
-    "you click, near 1 that it is specific to this pixel.")
-
-
 def _js_divergence(p: np.ndarray, q: np.ndarray) -> float:
     """Jensen-Shannon divergence of two distributions, in bits (0..1)."""
     m = 0.5 * (p + q)
@@ -162,7 +104,7 @@ def reference_cells(grid, per_axis: int = 4) -> list[int]:
     return [r * w + c for r in rows for c in cols]
 
 
-def query_dependence(aff, cell: int, head=None) -> float:
+def query_dependence(aff: Pairwise, cell: int, head: Optional[int] = None) -> float:
     """How different the row of `cell` is from the rows of the reference cells
     (`reference_cells`, the query itself left out): their mean Jensen-Shannon divergence
     in bits, 0..1. 0 = every query looks at the same places."""
@@ -180,12 +122,11 @@ def stage_map(trace, stage: int) -> Optional[tuple[np.ndarray, str]]:
     else the mean affinity row (where the layer looks on average); else the block input's
     top channels weighted by their gates (channel-only families). None if the stage has
     no attention."""
-    from .records import PAIRWISE, ChannelWeights, SpatialMap
     at = [r for r in trace if r.stage == stage]
     spatial = [r for r in at if isinstance(r, SpatialMap) and "branch" not in r.name]
     if spatial:
         return spatial[-1].values, f"{spatial[-1].layer} · {spatial[-1].name}"
-    aff = [r for r in at if isinstance(r, PAIRWISE)]
+    aff = [r for r in at if isinstance(r, Pairwise)]
     if aff:
         rec = aff[-1]
         n = rec.grid[0] * rec.grid[1]
