@@ -1,6 +1,8 @@
 """Command line: python -m visattn COMMAND ...
 
     python -m visattn analyze photos/*.jpg --model cbam_resnet50 --out results/
+    python -m visattn analyze photo.jpg --model my_package.my_module:build_model \
+        --weights my.safetensors --out results/      your own network (also stats, ablate)
     python -m visattn list-models           what is available and whether it is cached
     python -m visattn download NAME ...     fetch pretrained weights for later offline use
     python -m visattn download --all
@@ -9,12 +11,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fnmatch
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
-from . import weights, zoo
+import torch.nn as nn
+
+from . import usermodel, weights, zoo
+from .preprocess import Preprocess
 
 
 class _ProgressBar:
@@ -89,6 +96,27 @@ def _query(text: str) -> tuple[int, int]:
     return x, y
 
 
+def _numbers(text: str, count: Sequence[int], cast=float) -> tuple:
+    try:
+        values = tuple(cast(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) not in count:
+        raise argparse.ArgumentTypeError(f"expected {' or '.join(map(str, count))} numbers "
+                                         f"separated by commas (got {text[:40]!r})")
+    return values
+
+
+def _pair(text: str) -> tuple[int, int]:
+    """'224' or '224,320' (H, W)."""
+    values = _numbers(text, (1, 2), int)
+    return (values[0], values[-1])
+
+
+def _triple(text: str) -> tuple[float, float, float]:
+    return _numbers(text, (3,))
+
+
 def _outside(queries: Sequence[tuple[int, int]], size: tuple[int, int]) -> list[tuple[int, int]]:
     """The queries that fall outside a photo of `size` (W, H)."""
     return [(x, y) for x, y in queries if not (0 <= x < size[0] and 0 <= y < size[1])]
@@ -120,6 +148,52 @@ class UserError(Exception):
         self.status = status
 
 
+@dataclass(frozen=True)
+class Network:
+    """What a command runs: a zoo card or a user's network, its input and class names."""
+    model: Union[str, nn.Module]  # what pipeline.analyze takes: a zoo name keeps the card's notes
+    module: nn.Module
+    preprocess: Preprocess
+    labels: tuple[str, ...]
+    task: Optional[str]  # None: a user's network, told by its output
+    pretrained: bool = True
+
+
+def _preprocess_flags(args) -> dict:
+    """Preprocess fields given on the command line."""
+    flags = dict(size=args.input_size, mode=args.resize, crop_pct=args.crop_pct,
+                 interpolation=args.interpolation, mean=args.mean, std=args.std)
+    return {k: v for k, v in flags.items() if v is not None}
+
+
+def _user_network(args) -> Network:
+    """package.module:function with --weights FILE (or --random)."""
+    if args.weights is None and not args.random:
+        raise UserError(f"give the weights of {args.model} with --weights FILE (safetensors "
+                        "or a torch state dict), or --random for random weights.", 2)
+    try:
+        module = usermodel.load_model(args.model, None if args.random else args.weights)
+        labels = usermodel.labels_of(module, args.labels)
+    except (ValueError, OSError) as exc:
+        raise UserError(str(exc), 2) from None
+    pre = usermodel.preprocess_of(module, **_preprocess_flags(args))
+    return Network(module, module, pre, labels, None, not args.random)
+
+
+def _open(args) -> Network:
+    """The network a command runs: a zoo name, or a user's factory and weights file."""
+    if usermodel.is_factory_spec(args.model):
+        return _user_network(args)
+    card = _card(args.model)
+    if args.weights is not None:
+        raise UserError("--weights goes with --model package.module:function; a zoo "
+                        "network loads its own published weights.", 2)
+    module = _network(args.model, not args.random)
+    pre = dataclasses.replace(card.preprocess, **_preprocess_flags(args))
+    labels = usermodel.labels_of(module, args.labels) if args.labels else card.class_names
+    return Network(args.model, module, pre, labels, card.task, not args.random)
+
+
 def _out_dirs(images: Sequence[str], out: Path) -> list[Path]:
     """One output folder per image, named after it; repeated names get a number."""
     seen: dict[str, int] = {}
@@ -137,22 +211,22 @@ def cmd_analyze(args) -> int:
     from .export import Query, export_folder
     from .image import ImageError
     from .pipeline import analyze
-    from .records import PAIRWISE
-    _card(args.model)
-    _network(args.model, not args.random)  # missing weights: said once, before any photo
+    from .records import Pairwise
+    net = _open(args)  # unknown model, missing weights: said once, before any photo
     out = Path(args.out)
     failed = 0
     images = list(args.images)
     bar = tqdm(images, desc=f"analysing with {args.model}", unit="image", disable=args.quiet)
     for image, folder in zip(bar, _out_dirs(images, out)):
         try:
-            trace = analyze(image, args.model, pretrained=not args.random)
+            trace = analyze(image, net.model, pretrained=net.pretrained,
+                            preprocess=net.preprocess, labels=net.labels)
             outside = _outside(args.query, trace.geometry.image_size)
             if outside:
                 w, h = trace.geometry.image_size
                 raise ValueError(f"query {outside[0][0]},{outside[0][1]} is outside the "
                                  f"{w}x{h} photo (x from 0 to {w - 1}, y from 0 to {h - 1})")
-            layers = [r.key for r in trace if isinstance(r, PAIRWISE)]
+            layers = [r.key for r in trace if isinstance(r, Pairwise)]
             queries = [Query(key, x, y) for key in layers for x, y in args.query
                        if fnmatch.fnmatchcase(key, args.layers)]
             written = export_folder(trace, folder, queries, args.cmap, args.layers, args.html)
@@ -177,7 +251,7 @@ def cmd_stats(args) -> int:
     from .excitation import ExcitationStats
     from .image import ImageError
     from .pipeline import analyze
-    card = _card(args.model)
+    net = _open(args)
     if not Path(args.folder).is_dir():
         raise UserError(f"{args.folder} is not a folder; give a folder of images.", 2)
     files = sorted(p for p in Path(args.folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -185,12 +259,12 @@ def cmd_stats(args) -> int:
         files = files[:args.limit]
     if not files:
         raise UserError(f"no images (JPEG, PNG, ...) in {args.folder}", 2)
-    _network(args.model, not args.random)
-    stats = ExcitationStats(labels=list(card.class_names))
+    stats = ExcitationStats(labels=list(net.labels))
     failed = 0
     for path in tqdm(files, desc="excitation statistics", unit="image", disable=args.quiet):
         try:
-            stats.add(analyze(path, args.model, pretrained=not args.random))
+            stats.add(analyze(path, net.model, pretrained=net.pretrained,
+                              preprocess=net.preprocess, labels=net.labels))
         except ImageError as exc:
             failed += 1
             tqdm.write(f"skipped {path}: {exc}", file=sys.stderr)
@@ -212,8 +286,8 @@ def cmd_stats(args) -> int:
 def cmd_ablate(args) -> int:
     from .ablation import stage_ablation
     from .image import ImageError, load_image
-    card = _card(args.model)
-    if card.task != "classify":
+    net = _open(args)
+    if net.task not in ("classify", None):
         print("switching attention off compares class predictions: choose a classifier",
               file=sys.stderr)
         return 2
@@ -222,8 +296,10 @@ def cmd_ablate(args) -> int:
     except ImageError as exc:
         print(f"{args.image}: {exc}", file=sys.stderr)
         return 1
-    model = _network(args.model, not args.random)
-    rows = stage_ablation(model, rgb, card.preprocess, card.class_names)
+    try:
+        rows = stage_ablation(net.module, rgb, net.preprocess, net.labels)
+    except ValueError as exc:
+        raise UserError(str(exc), 2) from None
     print(f"{'attention off':16s} {'modules':>7s}  {'top-1':38s} {'same?':6s} {'p(original top-1)':>18s}")
     for row in rows:
         what = "none (baseline)" if row.stage == 0 else \
@@ -231,6 +307,8 @@ def cmd_ablate(args) -> int:
         label, p = row.top[0]
         print(f"{what:16s} {row.switched:7d}  {label[:30]:30s} {p:6.1%} {'yes' if row.same_top1 else 'NO':6s} "
               f"{row.baseline_prob_of_top1:18.1%}")
+    for sentence in rows[-1].left_on:  # every stage: each module left on, once
+        print(f"note: {sentence}", file=sys.stderr)
     return 0
 
 
@@ -252,9 +330,26 @@ def parser() -> argparse.ArgumentParser:
         description="VisAttn: see what the attention modules inside CNNs do.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     network = argparse.ArgumentParser(add_help=False)  # options of every command that runs one
-    network.add_argument("--model", required=True, help="network name (see list-models)")
+    network.add_argument("--model", required=True,
+                         help="network name (see list-models), or your own network's factory "
+                              "as package.module:function (with --weights)")
+    network.add_argument("--weights", metavar="FILE",
+                         help="weights of your own network: .safetensors or a torch state dict "
+                              "(read with weights_only=True), loaded strictly")
     network.add_argument("--random", action="store_true",
                          help="random weights (architecture only, no download)")
+    network.add_argument("--labels", metavar="FILE", help="class names, one per line")
+    pre = network.add_argument_group(
+        "input", "how a photo becomes the network's input; default: the card's, or for your "
+                 "own network its pretrained_cfg dict (timm's keys), else ImageNet 224 px")
+    pre.add_argument("--input-size", type=_pair, metavar="H[,W]", help="input size in pixels")
+    pre.add_argument("--resize", choices=["crop", "keep_ratio"],
+                     help="crop: short side to size / crop-pct, centre crop (timm); keep_ratio: "
+                          "short side to H, long side at most W (mmsegmentation)")
+    pre.add_argument("--crop-pct", type=float, metavar="F")
+    pre.add_argument("--interpolation", choices=["bilinear", "bicubic", "nearest"])
+    pre.add_argument("--mean", type=_triple, metavar="R,G,B", help="RGB mean in 0..1")
+    pre.add_argument("--std", type=_triple, metavar="R,G,B", help="RGB std in 0..1")
     batch = argparse.ArgumentParser(add_help=False)  # ... over many images, into a folder
     batch.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
