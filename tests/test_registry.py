@@ -345,3 +345,9 @@ def test_each_built_in_entry_drives_capture_ablation_and_the_families_page(entry
     assert rows[0].link in shown and rows[0].name in shown
     own = entry.family.shown_under is None
     assert (rows[0] is entry.family) == own and entry.family.link.startswith("https://arxiv.org/")
+
+
+def test_the_old_pairwise_tuple_is_deprecated():
+    with pytest.warns(DeprecationWarning, match="isinstance\\(rec, Pairwise\\)"):
+        old = records.PAIRWISE
+    assert all(issubclass(kind, records.Record) for kind in old)

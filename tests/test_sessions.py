@@ -126,14 +126,14 @@ def bot_session(tmp_path_factory):
     ("head 1.5", "does not exist"), ("2", "does not exist")])
 def test_affinity_refuses_heads_that_do_not_exist(bot_session, head, words):
     import gradio as gr
-    layer = ui._keys(bot_session.trace, *ui.PAIRWISE)[0]
+    layer = ui._keys(bot_session.trace, ui.Pairwise)[0]
     with pytest.raises(gr.Error, match=words) as err:
         ui.affinity_api(bot_session, layer, head, 10, 10)
     assert "head N with N from 0 to 3" in str(err.value).replace("'", "")
 
 
 def test_affinity_accepts_every_real_head_and_the_mean(bot_session):
-    layer = ui._keys(bot_session.trace, *ui.PAIRWISE)[0]
+    layer = ui._keys(bot_session.trace, ui.Pairwise)[0]
     rec = bot_session.trace[layer]
     for head, index in [("", None), ("mean of heads", None), ("head 0", 0), ("head 3", 3)]:
         _, numbers, _ = ui.affinity_api(bot_session, layer, head, 10, 10)

@@ -122,7 +122,7 @@ def test_export_zip_holds_overlays_arrays_and_queries(tmp_path):
         names = zf.namelist()
         meta = json.loads(zf.read("meta.json"))
         arrays = np.load(io.BytesIO(zf.read("arrays.npz")))
-        pairwise = [r for r in session.trace if isinstance(r, visattn.records.PAIRWISE)]
+        pairwise = [r for r in session.trace if isinstance(r, visattn.Pairwise)]
         assert sum(n.startswith("overlays/") for n in names) == len(session.trace) - len(pairwise)
         assert "viewer.html" in names
         assert meta["model"] == "botnet26t_256" and len(meta["records"]) == 3

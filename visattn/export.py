@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from . import analysis, hover, render
-from .records import (PAIRWISE, Affinity, AxisGate, BranchWeights, ChannelWeights, Distribute,
+from .records import (Affinity, AxisGate, BranchWeights, ChannelWeights, Distribute, Pairwise,
                       Segmentation, SpatialMap, Trace)
 
 
@@ -60,7 +60,7 @@ def _record_files(trace: Trace, rec, stem: str, cmap: str, cap: int):
         files[stem + ".png"] = _png(render.axis_gate_view(rec))
         arrays[rec.key] = rec.values
         extra["axes"] = list(rec.axes)
-    elif isinstance(rec, PAIRWISE):
+    elif isinstance(rec, Pairwise):
         extra["heads"] = rec.heads
         if isinstance(rec, Affinity):  # TwoHop rows are made from its two hops' arrays
             arrays[rec.key + "/queries"], arrays[rec.key + "/keys"] = rec.queries, rec.keys
@@ -77,7 +77,7 @@ def _with_automatic(trace: Trace, queries: Sequence[Query], layers: str) -> list
     out = [(q, False) for q in dict.fromkeys(queries)]
     asked = {q.layer for q in queries}
     for rec in trace:
-        if isinstance(rec, PAIRWISE) and rec.key not in asked and fnmatch.fnmatchcase(rec.key, layers):
+        if isinstance(rec, Pairwise) and rec.key not in asked and fnmatch.fnmatchcase(rec.key, layers):
             x0, y0, x1, y1 = trace.geometry.cell_box(centre_cell(rec), rec.grid)
             out.append((Query(rec.key, (x0 + x1) // 2, (y0 + y1) // 2), True))
     return out
@@ -138,7 +138,7 @@ def export_files(trace: Trace, queries: Sequence[Query] = (), cmap: str = "jet",
     }
     files["arrays.npz"] = npz.getvalue()
     files["meta.json"] = json.dumps(meta, indent=2).encode()
-    if viewer and any(isinstance(r, PAIRWISE) for r in trace):
+    if viewer and any(isinstance(r, Pairwise) for r in trace):
         files["viewer.html"] = hover.viewer_html(trace, cmap=cmap).encode()
     return files
 

@@ -238,8 +238,15 @@ class Pairwise(Protocol):
         ...
 
 
-# Deprecated: the built-in row-giving records as a tuple; use isinstance(rec, Pairwise).
-PAIRWISE = (Affinity, TwoHop, Distribute)
+def __getattr__(name: str):
+    """PAIRWISE, the old tuple of row-giving record types, is deprecated: it misses a user's
+    own Pairwise records."""
+    if name == "PAIRWISE":
+        import warnings
+        warnings.warn("visattn.records.PAIRWISE is deprecated; use isinstance(rec, Pairwise)",
+                      DeprecationWarning, stacklevel=2)
+        return (Affinity, TwoHop, Distribute)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from .geometry import Box
-from .records import (PAIRWISE, AxisGate, BranchWeights, ChannelWeights, Record, Segmentation,
+from .records import (AxisGate, BranchWeights, ChannelWeights, Pairwise, Record, Segmentation,
                       SpatialMap, Trace)
 
 DISPLAY_CAP = 768  # longest side of any image shown in the UI
@@ -323,7 +323,7 @@ def thumbnail(trace: Trace, rec: Record, cap: int = 256) -> np.ndarray:
     """A small picture of one record: maps on the photo, gates as bars."""
     if isinstance(rec, SpatialMap):
         return map_on_image(trace, rec.values, cap, enlarge=True)
-    if isinstance(rec, PAIRWISE):
+    if isinstance(rec, Pairwise):
         h, w = rec.grid
         cell = (h // 2) * w + w // 2
         shown = map_on_image(trace, rec.row(cell), cap, enlarge=True)
@@ -341,7 +341,7 @@ def thumbnail(trace: Trace, rec: Record, cap: int = 256) -> np.ndarray:
 
 def caption(rec: Record) -> str:
     extra = ""
-    if isinstance(rec, PAIRWISE):
+    if isinstance(rec, Pairwise):
         extra = f" (centre query, {rec.heads} head{'s' if rec.heads != 1 else ''})"
     return f"{rec.layer} · {rec.name}{extra} · {rec.grid[0]}×{rec.grid[1]}"
 

@@ -22,7 +22,7 @@ from . import analysis, families, hover, render, sessions, zoo
 from .export import Query, centre_cell, export_zip, safe_name
 from .image import DEFAULT_MAX_BYTES, ImageError, bytes_from_data_url
 from .pipeline import analyze
-from .records import (PAIRWISE, AxisGate, BranchWeights, ChannelWeights, Segmentation, SpatialMap,
+from .records import (AxisGate, BranchWeights, ChannelWeights, Pairwise, Segmentation, SpatialMap,
                       Trace)
 from .weights import ASSETS, WeightsError
 
@@ -254,7 +254,7 @@ def refresh_views(session: Optional[Session], tab: str, alpha: float, cmap: str,
     """After an analysis: fill the layer pickers, and draw the first view of the tab that
     is open (the others are drawn when opened: a faster first answer)."""
     trace = session.trace if session else None
-    nl = _keys(trace, *PAIRWISE)
+    nl = _keys(trace, Pairwise)
     sp = _keys(trace, SpatialMap)
     ch = _keys(trace, ChannelWeights, BranchWeights, AxisGate)
     nl_view = nonlocal_tab(session, alpha, cmap) if tab == "nonlocal" else \
@@ -287,7 +287,7 @@ def nonlocal_tab(session: Optional[Session], alpha: float, cmap: str):
     if session.hover_sent:
         return gr.skip(), gr.skip(), gr.skip(), session
     session.hover_sent = True
-    if not _keys(session.trace, *PAIRWISE):
+    if not _keys(session.trace, Pairwise):
         return {"message": NO_PAIRWISE}, "", gr.update(visible=False), session
     return (hover.payload(session.trace, alpha, cmap), pinned_text(session),
             gr.update(visible=False), session)
@@ -338,7 +338,7 @@ def _pairwise(session: Session, layer: str):
         rec = session.trace[layer]
     except KeyError:
         rec = None
-    if not isinstance(rec, PAIRWISE):
+    if not isinstance(rec, Pairwise):
         raise gr.Error("Choose one of this analysis' pairwise layers.")
     return rec
 
@@ -353,7 +353,7 @@ def show_affinity(session: Optional[Session], layer: str, head: str,
     """The row of photo pixel xy (the centre cell when None) -> (image, info, session)."""
     session = _need(session)
     trace, rec = session.trace, session.trace[layer]
-    if not isinstance(rec, PAIRWISE):
+    if not isinstance(rec, Pairwise):
         raise gr.Error(f"{layer} is not a pairwise attention layer.")
     h = _head(head)
     if xy is None:
@@ -408,7 +408,7 @@ def _quoted(text: str, limit: int = 40) -> str:
 def affinity_args(trace: Trace, layer, head, x, y) -> tuple[str, Optional[int], int, int]:
     """Checked /affinity arguments -> (layer key, head index or None for the mean, x, y);
     each mistake is a sentence listing what is allowed, echoing at most 40 characters."""
-    layers = _keys(trace, *PAIRWISE)
+    layers = _keys(trace, Pairwise)
     if not layers:
         raise gr.Error("This analysis has no pairwise (Non-local) layer; analyse with a "
                        "network that has one, e.g. tiny_nl or botnet26t_256.")

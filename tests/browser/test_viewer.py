@@ -5,7 +5,7 @@ from PIL import Image
 
 import visattn
 from visattn import cli
-from visattn.records import PAIRWISE
+from visattn.records import Pairwise
 
 pytestmark = pytest.mark.browser
 
@@ -18,7 +18,7 @@ def test_cli_viewer_opened_from_disk_offline_shows_the_rows(browser, tmp_path):
                      "--html", "--quiet"]) == 0
     viewer = tmp_path / "out" / "scene" / "viewer.html"
     trace = visattn.analyze(photo, "tiny_nl")
-    rec = [r for r in trace if isinstance(r, PAIRWISE)][0]
+    rec = [r for r in trace if isinstance(r, Pairwise)][0]
     ctx = browser.new_context(offline=True, viewport={"width": 1200, "height": 900})
     requests = []
     ctx.on("request", lambda r: requests.append(r.url))
