@@ -369,6 +369,10 @@
     this.alpha = 0.5; this.cmap = "jet"; this.pending = null; this.frame = 0; this.last = null;
     this.latencies = [];
     this.bind();
+    if (global.ResizeObserver) {  // the colour bar as wide as the photo is shown
+      const bar = this.q(".va-bar");
+      new ResizeObserver(() => { bar.style.width = this.canvas.clientWidth + "px"; }).observe(this.canvas);
+    }
   }
   HoverView.prototype.bind = function () {
     const c = this.canvas;
