@@ -343,6 +343,7 @@ def test_each_built_in_entry_drives_capture_ablation_and_the_families_page(entry
     assert len(rows) == 1  # the Families page: one row shows the family, with its paper
     shown = ui.family_row(rows[0])
     assert rows[0].link in shown and rows[0].name in shown
+    assert entry.family.link in shown and entry.family.paper in shown  # BoTNet's too
     own = entry.family.shown_under is None
     assert (rows[0] is entry.family) == own and entry.family.link.startswith("https://arxiv.org/")
 

@@ -17,6 +17,11 @@ def page() -> tuple[Family, ...]:
     return tuple(f for f in registry.families() if f.shown_under is None)
 
 
+def shown_under(family: Family) -> tuple[Family, ...]:
+    """The families whose networks appear in this family's row (BoTNet, DANet: Non-local)."""
+    return tuple(f for f in registry.families() if f.shown_under == family.tag)
+
+
 def __getattr__(name: str):
     if name == "FAMILIES":  # the page's rows, read at each use (users may register more)
         return page()

@@ -621,9 +621,11 @@ def run_ablation(session: Optional[Session]):
 def family_row(fam: families.Family) -> str:
     pretrained, own = families.networks(fam)
     names = lambda cards: ", ".join(f"`{c.name}`" for c in cards) or "none"  # noqa: E731
+    also = "".join(f"  \nalso: **{f.name}** — [{f.paper}]({f.link}), {f.attends_to}"
+                   for f in families.shown_under(fam))
     return (f"**{fam.name}** — [{fam.paper}]({fam.link})  \n"
             f"attends to: {fam.attends_to} · pretrained: {names(pretrained)} · "
-            f"trained by VisAttn: {names(own)}" + (f"  \n_{fam.note}_" if fam.note else ""))
+            f"trained by VisAttn: {names(own)}" + also + (f"  \n_{fam.note}_" if fam.note else ""))
 
 
 def open_family(name: str, seg_size: int = SEG_DEFAULT, progress: gr.Progress = gr.Progress()):
