@@ -200,3 +200,16 @@ def test_the_readme_example_module_is_captured_and_switched_off(tmp_path, monkey
         registry.unregister_attention(module.MeanMaxGate)
         for name in ("my_package.my_module", "my_package"):
             sys.modules.pop(name, None)
+
+
+def test_python_analyze_prepares_a_module_as_its_pretrained_cfg_says(files):
+    import visattn
+    weights, photos = files
+    net = usermodel.load_model(SPEC, str(weights))
+    trace = visattn.analyze(photos[0], net)
+    assert trace.geometry.input_size == (40, 40) and trace.preprocess == CFG
+    assert list(trace.prediction.labels) == ["ant", "bee", "cat"]
+    x, _ = prepare(load_image(photos[0]), CFG)
+    _, gate = _forward(load_file(str(weights)), x)
+    np.testing.assert_allclose(trace["layer1.2:channel gate"].values, gate.ravel().numpy(),
+                               atol=1e-5, rtol=1e-5)

@@ -7,7 +7,7 @@ from typing import Optional, Sequence, Union
 
 import torch.nn as nn
 
-from . import capture, zoo
+from . import capture, usermodel, zoo
 from .image import DEFAULT_MAX_PIXELS, ImageSource, load_image
 from .preprocess import Preprocess, prepare
 from .records import Segmentation, Trace
@@ -30,7 +30,8 @@ def analyze(image: ImageSource, model: Union[str, nn.Module], *,
     A zoo name loads the card's pretrained weights (downloaded and verified on first use,
     `progress(bytes_done, bytes_total)` reports it; WeightsError if they cannot be had);
     `pretrained=False` builds the architecture with random weights. For a module of
-    your own, `preprocess` defaults to ImageNet 224 px centre crop.
+    your own, `preprocess` and `labels` default to its `pretrained_cfg` dict (timm's keys,
+    `label_names`), else ImageNet 224 px centre crop and class numbers.
     """
     start = time.perf_counter()
     image_notes: list[str] = []  # what decoding did to the pixels (transparency filled)
@@ -43,7 +44,8 @@ def analyze(image: ImageSource, model: Union[str, nn.Module], *,
         notes = list(card.notes) + ([] if pretrained else [RANDOM_NOTE])
     else:
         net, name, notes = model, type(model).__name__, []
-        preprocess = preprocess or Preprocess()
+        preprocess = preprocess or usermodel.preprocess_of(model)
+        labels = labels or usermodel.labels_of(model)
     x, geometry = prepare(rgb, preprocess)
     trace = capture.run(net, x, geometry=geometry, labels=labels, name=name)
     if isinstance(trace.prediction, Segmentation) and isinstance(model, str):
