@@ -181,7 +181,7 @@ def test_the_oldest_session_is_dropped_at_the_cap_and_its_visitor_hears_why():
     """A server keeping 2 sessions; three visitors analyse (photos sent as data: URLs, which
     Gradio would otherwise keep in each session's page config); the first one's next
     request (the /affinity API) is answered with why its analysis is gone."""
-    from conftest import free_port
+    from local_servers import closed_port as free_port  # a port nothing listens on yet
     from page_requests import data_url_photo, join, png_bytes
     demo = ui.build()
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
