@@ -219,6 +219,9 @@ def test_registration_mistakes_are_sentences():
                                    build=lambda c: [])
     with pytest.raises(TypeError):
         visattn.register_attention(len, family="X", kind="channel", tap="act")
+    with pytest.raises(ValueError, match="not a registered family"):
+        visattn.register_attention(LookAlike, kind="channel", tap="act",
+                                   family=visattn.Family("X", shown_under="Nowhere"))
     assert registry.entry_for(LookAlike(2)) is None
 
 

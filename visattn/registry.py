@@ -14,6 +14,7 @@ look-alike) is never captured. The built-in entries (`builtin.py`) load on first
 from __future__ import annotations
 
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterator, Literal, Optional, Sequence, Union
@@ -68,22 +69,36 @@ class _Registry:
         self.entries: "OrderedDict[type, Entry]" = OrderedDict()
         self.families: "OrderedDict[str, Family]" = OrderedDict()
         self.builtins_loaded = False
+        self.loading = False
 
 
 _REG = _Registry()
+_LOADING = threading.RLock()  # re-entered by builtin's own register_attention calls
 _DEFAULT = object()  # neutral= not given: the kind's default
 
 
 def _ensure_builtins() -> None:
-    if not _REG.builtins_loaded:
+    """Load the built-in entries once; other threads wait until all are registered."""
+    if _REG.builtins_loaded:
+        return
+    with _LOADING:
+        if _REG.builtins_loaded or _REG.loading:  # loaded meanwhile, or builtin's own calls
+            return
+        _REG.loading = True
+        try:
+            from . import builtin  # noqa: F401  (registers the project's own entries)
+        finally:
+            _REG.loading = False
         _REG.builtins_loaded = True
-        from . import builtin  # noqa: F401  (registers the project's own entries)
 
 
 def _family(family: Union[str, Family], kind: str, paper: str, link: str,
             attends_to: str) -> Family:
     """The registered family of that tag, or a new one."""
     if isinstance(family, Family):
+        if family.shown_under is not None and family.shown_under not in _REG.families:
+            raise ValueError(f"{family.tag} is shown under {family.shown_under!r}, which is "
+                             "not a registered family")
         known = _REG.families.get(family.tag)
         if known is not None and known != family:
             raise ValueError(f"a different family tagged {family.tag!r} is registered already")
