@@ -58,17 +58,17 @@ def _non_local(ch: int) -> nn.Module:
 
 
 def _triplet(ch: int) -> nn.Module:
-    from models.triplet import TripletAttention
+    from .triplet import TripletAttention
     return TripletAttention(ch)
 
 
 def _gsop(ch: int) -> nn.Module:
-    from models.gsop import GSoP
+    from .gsop import GSoP
     return GSoP(ch, reduced=max(8, ch // 2))
 
 
 def _double(ch: int) -> nn.Module:
-    from models.a2net import DoubleAttention
+    from .a2net import DoubleAttention
     return DoubleAttention(ch, m=ch // 2, n=8)
 
 

@@ -15,8 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.mmseg_r50d8 import NonLocal2d
-from models.tiny_resnet import BasicBlock
+from .mmseg_r50d8 import NonLocal2d
+from .tiny_resnet import BasicBlock
 
 WIDTHS = (16, 32, 64)
 

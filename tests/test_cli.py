@@ -76,7 +76,7 @@ def test_analyze_writes_overlays_arrays_and_meta_per_image(tmp_path, capsys):
     assert cli.main(["analyze", *photos, "--model", "tiny_nl", "--query", "60,40",
                      "--query", "10,10", "--out", str(out), "--quiet"]) == 0
     assert "3 of 3 images analysed" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["photo0", "photo0_2", "photo1"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["photo0", "photo0_2", "photo1"]
     meta = json.loads((out / "photo0" / "meta.json").read_text())
     assert meta["model"] == "tiny_nl" and [q["x"] for q in meta["queries"]] == [60, 10]
     arrays = np.load(out / "photo0" / "arrays.npz")

@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.a2net import DoubleAttention
-from models.gsop import GSoP
-from models.triplet import TripletAttention
+from visattn.models.a2net import DoubleAttention
+from visattn.models.gsop import GSoP
+from visattn.models.triplet import TripletAttention
 from visattn import capture, families, ui, zoo
 from visattn.records import AxisGate, Distribute, SpatialMap
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.mmseg_r50d8 import SegmentorR50D8, adapt_state_dict
+from visattn.models.mmseg_r50d8 import SegmentorR50D8, adapt_state_dict
 from visattn import capture, zoo
 from visattn.preprocess import prepare
 from visattn.records import Affinity, CrissCross, SpatialMap, TwoHop

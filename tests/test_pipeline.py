@@ -95,7 +95,7 @@ def test_segmentation_class_map_is_the_argmax_of_upsampled_logits():
     """The class map equals argmax over classes of the logits resized bilinearly to the
     photo (mmseg's post-processing), computed here with torch."""
     import torch.nn.functional as F
-    from models.mmseg_r50d8 import SegmentorR50D8
+    from visattn.models.mmseg_r50d8 import SegmentorR50D8
     from visattn.preprocess import prepare
     torch.manual_seed(0)
     model = SegmentorR50D8("danet").eval()

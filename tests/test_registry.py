@@ -265,10 +265,10 @@ def _mean_of_branches(block, x):
 def _examples():
     """Each built-in class -> (a small instance hosting it, input channels, the hosting
     block's output with the attention off). A new entry needs one line here."""
-    from models.a2net import DoubleAttention
-    from models.gsop import GSoP
-    from models.mmseg_r50d8 import PAM, CrissCrossAttention, DisentangledNonLocal2d, NonLocal2d
-    from models.triplet import TripletAttention
+    from visattn.models.a2net import DoubleAttention
+    from visattn.models.gsop import GSoP
+    from visattn.models.mmseg_r50d8 import PAM, CrissCrossAttention, DisentangledNonLocal2d, NonLocal2d
+    from visattn.models.triplet import TripletAttention
     from pytorchcv.models.bamresnet import BamBlock
     from pytorchcv.models.cbamresnet import CbamBlock
     from pytorchcv.models.common.att import SABlock, SEBlock

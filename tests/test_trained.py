@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.tiny_resnet import ATTENTIONS
+from visattn.models.tiny_resnet import ATTENTIONS
 from visattn import scenes, zoo
 from visattn.faithfulness import faithfulness
 from visattn.train import MANIFEST, to_tensor

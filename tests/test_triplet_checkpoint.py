@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-import models.triplet as triplet
+import visattn.models.triplet as triplet
 from visattn import weights, zoo
 from visattn.weights import UrlFile, WeightsError
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.tiny_resnet import DEPTHS
+from visattn.models.tiny_resnet import DEPTHS
 from visattn import capture, labels, zoo
 from visattn.records import (Affinity, AxisGate, BranchWeights, ChannelWeights, CrissCross,
                              Distribute, SpatialMap, TwoHop)

@@ -15,6 +15,10 @@ Your own attention module, in your own network:
     with visattn.attention_off(my_network):
         logits = my_network(x)           # every registered attention module neutral
 """
+from .resources import mount_models
+
+mount_models()  # visattn.models: the models/ folder, installed or in a checkout
+
 from .ablation import AttentionError, AttentionLeftOn, attention_off
 from .geometry import Geometry
 from .image import ImageError, load_image
@@ -24,8 +28,9 @@ from .records import (Affinity, AxisGate, BranchWeights, ChannelWeights, CrissCr
                       Pairwise, Prediction, Record, RelativePosition, Segmentation, SpatialMap,
                       Trace, TwoHop)
 from .registry import Family, register_attention
+from .version import __version__
 
-__all__ = ["analyze", "load_image", "ImageError", "Geometry", "Preprocess", "prepare",
+__all__ = ["__version__", "analyze", "load_image", "ImageError", "Geometry", "Preprocess", "prepare",
            "register_attention", "attention_off", "Family", "AttentionLeftOn", "AttentionError",
            "Record", "ChannelWeights", "SpatialMap", "BranchWeights", "AxisGate", "Affinity",
            "CrissCross", "TwoHop", "Distribute", "RelativePosition", "Pairwise", "Prediction",

@@ -24,10 +24,10 @@ from timm.layers.split_attn import SplitAttn
 from timm.layers.squeeze_excite import SEModule
 from timm.models.senet import SEModule as LegacySEModule
 
-from models.a2net import DoubleAttention
-from models.gsop import GSoP
-from models.mmseg_r50d8 import PAM, CrissCrossAttention, DisentangledNonLocal2d, NonLocal2d
-from models.triplet import TripletAttention
+from .models.a2net import DoubleAttention
+from .models.gsop import GSoP
+from .models.mmseg_r50d8 import PAM, CrissCrossAttention, DisentangledNonLocal2d, NonLocal2d
+from .models.triplet import TripletAttention
 
 from .neutral import uniform, uniform_radix
 from .probes import BlockCall, Build, Tap, as_array, branch_weights, embedded_gaussian

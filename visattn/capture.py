@@ -4,10 +4,16 @@ Hooks are registered for one call and always removed, also when the forward rais
 Each call has its own sink, and a hook writes only when the thread running it has that
 sink active (a ContextVar), so one model object can serve concurrent requests: hooks
 that another thread's call attached meanwhile see a different sink and do nothing.
+
+Hooks keep the tapped tensors where the model runs; after the forward they are copied to
+the CPU together (one transfer per dtype, not one per record), and only then do the probes
+build records, per batch item (`run_batch`: the item's records equal those of a run on
+that image alone).
 """
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import re
 import time
 from typing import Optional, Sequence
@@ -43,8 +49,9 @@ def stage_of(layer: str) -> Optional[int]:
 class _Sink:
     """Everything one forward call collects."""
 
-    def __init__(self):
-        self.records: list[Record] = []
+    def __init__(self, features: bool = True):
+        self.features = features  # keep block inputs (top channel feature maps)
+        self.done: list[tuple[Probe, BlockCall]] = []  # finished calls, in network order
         self.open: dict[str, list[BlockCall]] = {}  # layer -> stack of running calls
         self.calls: dict[str, int] = {}  # layer -> calls seen so far
 
@@ -57,9 +64,10 @@ def attachable(model: nn.Module) -> list[tuple[str, nn.Module, Probe]]:
     return [(path, module, entry.probe) for path, module, entry in registered(model)]
 
 
-def _attach(model: nn.Module, sink: _Sink) -> list[torch.utils.hooks.RemovableHandle]:
+def _attach(probes: list[tuple[str, nn.Module, Probe]],
+            sink: _Sink) -> list[torch.utils.hooks.RemovableHandle]:
     handles = []
-    for layer, block, probe in attachable(model):
+    for layer, block, probe in probes:
         handles += _attach_block(layer, block, probe, sink)
     return handles
 
@@ -72,7 +80,8 @@ def _attach_block(layer: str, block: nn.Module, probe: Probe, sink: _Sink):
         sink.calls[layer] = call + 1
         grid = tuple(args[0].shape[-2:]) if probe.grid_from == "input" else None
         sink.open.setdefault(layer, []).append(BlockCall(
-            layer, probe.family, module, grid, stage_of(layer), call, input=args[0]))
+            layer, probe.family, module, grid, stage_of(layer), call,
+            input=args[0] if sink.features else None))
 
     def keep(tap, output):
         kept = tap.take(output) if tap.take else output
@@ -94,7 +103,7 @@ def _attach_block(layer: str, block: nn.Module, probe: Probe, sink: _Sink):
         call = sink.open[layer].pop()
         if call.grid is None:
             call.grid = tuple(output.shape[-2:])
-        sink.records.extend(probe.build(call))
+        sink.done.append((probe, call))
 
     handles = [block.register_forward_pre_hook(pre)]
     for tap in probe.taps:
@@ -117,13 +126,24 @@ def run(model: nn.Module, x: torch.Tensor, *, geometry: Optional[Geometry] = Non
         labels: Sequence[str] = (), name: str = "") -> Trace:
     """Run `model` on a (1, 3, H, W) tensor with every probe attached; return the Trace.
 
-    The model is put in eval mode (if it is not already) and run under inference_mode.
+    The model is put in eval mode (if it is not already) and run under inference_mode, on
+    the device of `x` (the model must be there too); the records are numpy on the CPU.
     """
     if x.ndim != 4 or x.shape[0] != 1:
         raise ValueError(f"capture.run takes one image, a (1, 3, H, W) tensor; got {tuple(x.shape)}")
-    sink = _Sink()
+    return run_batch(model, x, geometries=[geometry], labels=labels, name=name)[0]
+
+
+def run_batch(model: nn.Module, x: torch.Tensor, *,
+              geometries: Optional[Sequence[Optional[Geometry]]] = None,
+              labels: Sequence[str] = (), name: str = "", features: bool = True) -> list[Trace]:
+    """One forward of a (B, 3, H, W) batch -> one Trace per image, equal (up to the
+    arithmetic of batched kernels) to `run` on each image alone. `features=False` skips the
+    block inputs' top channel maps (what dataset statistics do not need)."""
+    sink = _Sink(features)
     start = time.perf_counter()
-    handles = _attach(model, sink)
+    probes = attachable(model)
+    handles = _attach(probes, sink)
     token = _ACTIVE.set(sink)
     try:
         if model.training:
@@ -134,23 +154,64 @@ def run(model: nn.Module, x: torch.Tensor, *, geometry: Optional[Geometry] = Non
         _ACTIVE.reset(token)
         for h in handles:
             h.remove()
-    _finish(model, sink)
-    geometry = geometry or Geometry((x.shape[3], x.shape[2]), (x.shape[3], x.shape[2]), (0, 0),
-                                    (x.shape[3], x.shape[2]))
-    return Trace(model=name or type(model).__name__, records=sink.records, geometry=geometry,
-                 prediction=_prediction(out, labels, geometry), elapsed_s=time.perf_counter() - start)
+    calls = [call for _, call in sink.done]
+    _to_cpu(calls)
+    out = out.detach().cpu() if isinstance(out, torch.Tensor) else out
+    elapsed = (time.perf_counter() - start) / x.shape[0]
+    traces = []
+    for b, geometry in enumerate(geometries or [None] * x.shape[0]):
+        records = _finish(probes, [r for probe, call in sink.done for r in probe.build(_item(call, b))])
+        geometry = geometry or Geometry((x.shape[3], x.shape[2]), (x.shape[3], x.shape[2]),
+                                        (0, 0), (x.shape[3], x.shape[2]))
+        item = out[b:b + 1] if isinstance(out, torch.Tensor) else out
+        traces.append(Trace(model=name or type(model).__name__, records=records, geometry=geometry,
+                            prediction=_prediction(item, labels, geometry), elapsed_s=elapsed))
+    return traces
 
 
-def _finish(model: nn.Module, sink: _Sink) -> None:
+def _item(call: BlockCall, b: int) -> BlockCall:
+    """Batch item `b` of a block call, as a call of that image alone (item 0)."""
+    return dataclasses.replace(
+        call, outputs={path: [t[b:b + 1] for t in kept] for path, kept in call.outputs.items()},
+        input=None if call.input is None else call.input[b:b + 1])
+
+
+def _to_cpu(calls: list[BlockCall]) -> None:
+    """Every tensor the calls kept, copied to the CPU at once: one transfer per dtype."""
+    slots = [(c.outputs[p], i) for c in calls for p in c.outputs for i in range(len(c.outputs[p]))]
+    inputs = [c for c in calls if c.input is not None]
+    tensors = [kept[i] for kept, i in slots] + [c.input for c in inputs]
+    if all(t.device.type == "cpu" for t in tensors):
+        return
+    moved = iter(_host_copies(tensors))
+    for kept, i in slots:
+        kept[i] = next(moved)
+    for c in inputs:
+        c.input = next(moved)
+
+
+def _host_copies(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """CPU copies of `tensors` (in order), made by one device-to-host copy per dtype."""
+    copies: list[Optional[torch.Tensor]] = [None] * len(tensors)
+    for dtype in {t.dtype for t in tensors}:
+        idx = [i for i, t in enumerate(tensors) if t.dtype == dtype]
+        host = torch.cat([tensors[i].reshape(-1) for i in idx]).cpu()
+        for i, part in zip(idx, host.split([tensors[i].numel() for i in idx])):
+            copies[i] = part.view(tensors[i].shape)
+    return copies
+
+
+def _finish(probes: list[tuple[str, nn.Module, Probe]], records: list[Record]) -> list[Record]:
     """Probes with a `finish` step add records made from all calls of their block, right
     after that block's last record."""
-    for layer, _, probe in attachable(model):
+    for layer, _, probe in probes:
         if probe.finish is None:
             continue
-        mine = [i for i, r in enumerate(sink.records) if r.layer == layer]
+        mine = [i for i, r in enumerate(records) if r.layer == layer]
         if mine:
-            extra = probe.finish([sink.records[i] for i in mine])
-            sink.records[mine[-1] + 1:mine[-1] + 1] = extra
+            extra = probe.finish([records[i] for i in mine])
+            records[mine[-1] + 1:mine[-1] + 1] = extra
+    return records
 
 
 SEGMENT_CAP = 1024  # class maps are made at most this many pixels on their long side

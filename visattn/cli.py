@@ -7,6 +7,11 @@
     python -m visattn download NAME ...     fetch pretrained weights for later offline use
     python -m visattn download --all
     python -m visattn bench [-- --quick]    speed and memory (bench/performance.py)
+    visattn stats imagenet/val --model seresnet50 --labels folders --batch-size 64 \
+        --workers 8 --device cuda --out senet/      SENet's excitation figure, resumable
+    visattn cam photo.jpg --model cbam_resnet50 --out cams/     attention vs Grad-CAM
+
+Installed (pip install .), `visattn` is the same as `python -m visattn`.
 """
 from __future__ import annotations
 
@@ -21,7 +26,10 @@ from typing import Optional, Sequence, Union
 import torch.nn as nn
 
 from . import usermodel, weights, zoo
+from .device import DeviceError
+from .device import resolve as resolve_device
 from .preprocess import Preprocess
+from .version import __version__
 
 
 class _ProgressBar:
@@ -113,6 +121,24 @@ def _pair(text: str) -> tuple[int, int]:
     return (values[0], values[-1])
 
 
+def _positive(text: str) -> int:
+    return _at_least(text, 1)
+
+
+def _count(text: str) -> int:
+    return _at_least(text, 0)
+
+
+def _at_least(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {low} (got {text[:20]!r})")
+    return value
+
+
 def _triple(text: str) -> tuple[float, float, float]:
     return _numbers(text, (3,))
 
@@ -131,10 +157,18 @@ def _card(name: str) -> zoo.ModelCard:
                         "networks.", 2) from None
 
 
-def _network(name: str, pretrained: bool):
+def _device(args):
+    """--device checked against this machine (None: cuda when available, else cpu)."""
+    try:
+        return resolve_device(args.device)
+    except DeviceError as exc:
+        raise UserError(str(exc), 2) from None
+
+
+def _network(name: str, pretrained: bool, device=None):
     """The shared model; missing weights become a UserError with what to do."""
     try:
-        return zoo.load(name, pretrained=pretrained)
+        return zoo.load(name, pretrained=pretrained, device=device)
     except weights.WeightsError as exc:
         raise UserError(f"{exc} Or add --random to run the architecture with random "
                         "weights.") from None
@@ -157,6 +191,7 @@ class Network:
     labels: tuple[str, ...]
     task: Optional[str]  # None: a user's network, told by its output
     pretrained: bool = True
+    device: Optional[str] = None  # where the module is
 
 
 def _preprocess_flags(args) -> dict:
@@ -177,7 +212,8 @@ def _user_network(args) -> Network:
     except (ValueError, OSError) as exc:
         raise UserError(str(exc), 2) from None
     pre = usermodel.preprocess_of(module, **_preprocess_flags(args))
-    return Network(module, module, pre, labels, None, not args.random)
+    device = _device(args)
+    return Network(module, module.to(device), pre, labels, None, not args.random, str(device))
 
 
 def _open(args) -> Network:
@@ -188,10 +224,11 @@ def _open(args) -> Network:
     if args.weights is not None:
         raise UserError("--weights goes with --model package.module:function; a zoo "
                         "network loads its own published weights.", 2)
-    module = _network(args.model, not args.random)
+    device = _device(args)
+    module = _network(args.model, not args.random, device)
     pre = dataclasses.replace(card.preprocess, **_preprocess_flags(args))
     labels = usermodel.labels_of(module, args.labels) if args.labels else card.class_names
-    return Network(args.model, module, pre, labels, card.task, not args.random)
+    return Network(args.model, module, pre, labels, card.task, not args.random, str(device))
 
 
 def _out_dirs(images: Sequence[str], out: Path) -> list[Path]:
@@ -205,82 +242,171 @@ def _out_dirs(images: Sequence[str], out: Path) -> list[Path]:
     return dirs
 
 
+def _image_list(paths: Sequence[str]) -> list[str]:
+    """The photos named, a folder standing for every image under it (sorted)."""
+    from .folders import image_files
+    out: list[str] = []
+    for p in paths:
+        out += [str(f) for f in image_files(Path(p))] if Path(p).is_dir() else [p]
+    return out
+
+
+def _export_one(trace, image: str, folder: Path, args) -> list:
+    """One analysis -> its folder (overlays, arrays, meta); ValueError for a query outside."""
+    from .export import Query, export_folder
+    from .records import Pairwise
+    outside = _outside(args.query, trace.geometry.image_size)
+    if outside:
+        w, h = trace.geometry.image_size
+        raise ValueError(f"query {outside[0][0]},{outside[0][1]} is outside the "
+                         f"{w}x{h} photo (x from 0 to {w - 1}, y from 0 to {h - 1})")
+    layers = [r.key for r in trace if isinstance(r, Pairwise)]
+    queries = [Query(key, x, y) for key in layers for x, y in args.query
+               if fnmatch.fnmatchcase(key, args.layers)]
+    return export_folder(trace, folder, queries, args.cmap, args.layers, args.html)
+
+
+ANALYZED = "analyzed.csv"  # the analyze run's ledger: what a restart skips
+
+
 def cmd_analyze(args) -> int:
+    """Photos and folders through a DataLoader, a batched forward, one folder per photo;
+    resumable (photos listed in analyzed.csv are skipped)."""
     from tqdm.auto import tqdm
 
-    from .export import Query, export_folder
-    from .image import ImageError
-    from .pipeline import analyze
-    from .records import Pairwise
+    from .folders import batches
+    from .ledger import Ledger
+    from .pipeline import analyze_batch
     net = _open(args)  # unknown model, missing weights: said once, before any photo
     out = Path(args.out)
+    images = _image_list(args.images)
+    folders = _out_dirs(images, out)
+    ledger = Ledger(out / ANALYZED, ("image", "folder", "top1", "probability", "error"))
+    done = ledger.done()
+    todo = [i for i, image in enumerate(images) if image not in done]
+    bar = tqdm(total=len(images), initial=len(images) - len(todo), unit="image",
+               desc=f"analysing with {args.model}", disable=args.quiet)
     failed = 0
-    images = list(args.images)
-    bar = tqdm(images, desc=f"analysing with {args.model}", unit="image", disable=args.quiet)
-    for image, folder in zip(bar, _out_dirs(images, out)):
-        try:
-            trace = analyze(image, net.model, pretrained=net.pretrained,
-                            preprocess=net.preprocess, labels=net.labels)
-            outside = _outside(args.query, trace.geometry.image_size)
-            if outside:
-                w, h = trace.geometry.image_size
-                raise ValueError(f"query {outside[0][0]},{outside[0][1]} is outside the "
-                                 f"{w}x{h} photo (x from 0 to {w - 1}, y from 0 to {h - 1})")
-            layers = [r.key for r in trace if isinstance(r, Pairwise)]
-            queries = [Query(key, x, y) for key in layers for x, y in args.query
-                       if fnmatch.fnmatchcase(key, args.layers)]
-            written = export_folder(trace, folder, queries, args.cmap, args.layers, args.html)
-        except (ImageError, weights.WeightsError, OSError, ValueError) as exc:
-            failed += 1
-            tqdm.write(f"FAILED {image}: {exc}", file=sys.stderr)
-            continue
-        top = trace.prediction.top(1) if trace.prediction else []
-        guess = f", {top[0][0]} ({top[0][1]:.0%})" if top else ""
-        tqdm.write(f"ok {image} -> {folder} ({len(written)} files{guess})")
+    for batch in batches([images[i] for i in todo], net.preprocess, args.batch_size,
+                         args.workers, keep_rgb=True):
+        rows = [[images[todo[it.index]], "", "", "", it.error] for it in batch.failed]
+        traces = [] if batch.x is None else analyze_batch(
+            batch.x, [it.rgb for it in batch.items], [it.geometry for it in batch.items],
+            net.model, pretrained=net.pretrained, preprocess=net.preprocess, labels=net.labels,
+            device=net.device)
+        for it, trace in zip(batch.items, traces):
+            image, folder = images[todo[it.index]], folders[todo[it.index]]
+            try:
+                written = _export_one(trace, image, folder, args)
+            except (OSError, ValueError) as exc:
+                rows.append([image, "", "", "", str(exc)])
+                continue
+            top = trace.prediction.top(1) if trace.prediction else []
+            rows.append([image, folder, *(top[0] if top else ("", "")), ""])
+            guess = f", {top[0][0]} ({top[0][1]:.0%})" if top else ""
+            tqdm.write(f"ok {image} -> {folder} ({len(written)} files{guess})")
+        for row in rows:
+            if row[-1]:
+                failed += 1
+                tqdm.write(f"FAILED {row[0]}: {row[-1]}", file=sys.stderr)
+        ledger.append(rows)
+        bar.update(len(rows))
+    bar.close()
     print(f"{len(images) - failed} of {len(images)} images analysed; results in {out}")
     return 1 if failed else 0
 
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-
-
 def cmd_stats(args) -> int:
-    from tqdm.auto import tqdm
+    """Excitation statistics over a folder (folder_stats), the SENet figure and the CSVs."""
+    from PIL import Image
 
     from . import render
-    from .excitation import ExcitationStats
-    from .image import ImageError
-    from .pipeline import analyze
+    from .folder_stats import FolderStats, run
     net = _open(args)
     if not Path(args.folder).is_dir():
         raise UserError(f"{args.folder} is not a folder; give a folder of images.", 2)
-    files = sorted(p for p in Path(args.folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if args.limit:
-        files = files[:args.limit]
-    if not files:
-        raise UserError(f"no images (JPEG, PNG, ...) in {args.folder}", 2)
-    stats = ExcitationStats(labels=list(net.labels))
-    failed = 0
-    for path in tqdm(files, desc="excitation statistics", unit="image", disable=args.quiet):
-        try:
-            stats.add(analyze(path, net.model, pretrained=net.pretrained,
-                              preprocess=net.preprocess, labels=net.labels))
-        except ImageError as exc:
-            failed += 1
-            tqdm.write(f"skipped {path}: {exc}", file=sys.stderr)
+    out = Path(args.out)
+    job = FolderStats(Path(args.folder), out, net.module, args.model, net.preprocess,
+                      net.labels, args.label_source, args.batch_size, args.workers,
+                      args.limit, args.checkpoint_s, args.quiet)
+    try:
+        stats = run(job)
+    except ValueError as exc:
+        raise UserError(str(exc), 2) from None
     if not stats.blocks():
         print(f"{args.model} has no channel gates to gather statistics of", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    classes = _chosen_classes(stats, args.classes)
     (out / "excitation.csv").write_text(stats.to_csv())
-    from PIL import Image
+    (out / "excitation_classes.csv").write_text(stats.figure_csv(classes))
     Image.fromarray(render.divergence_plot(stats)).save(out / "divergence.png")
+    Image.fromarray(render.excitation_figure(stats, classes)).save(out / "excitation_classes.png")
     for key in stats.blocks():
         print(f"{key:40s} stage {stats.stages[key]}  class divergence {stats.divergence(key):.3f}")
-    print(f"{stats.images} images ({failed} skipped); wrote {out / 'excitation.csv'} and "
-          f"{out / 'divergence.png'}")
+    print(f"{stats.images} images; wrote excitation.csv, excitation_classes.csv, "
+          f"excitation_classes.png and divergence.png in {out}")
     return 0
+
+
+def _chosen_classes(stats, text: Optional[str]) -> list[int]:
+    """--classes a,b,c (names or numbers) as class indices; default the 4 most frequent."""
+    if not text:
+        return stats.frequent_classes(4)
+    chosen = []
+    for part in (s.strip() for s in text.split(",")):
+        if part.isdigit():
+            chosen.append(int(part))
+        elif part in stats.labels:
+            chosen.append(list(stats.labels).index(part))
+        else:
+            raise UserError(f"--classes: no class {part!r} (a class name or number)", 2)
+    return chosen
+
+
+def cmd_cam(args) -> int:
+    """Each record's map against Grad-CAM at its block: agreement.json and the picture."""
+    from .image import ImageError
+    from .pipeline import analyze
+    net = _open(args)
+    if net.task not in ("classify", None):
+        raise UserError("Grad-CAM explains a class score: choose a classifier.", 2)
+    images = _image_list(args.images)
+    failed = 0
+    for image, folder in zip(images, _out_dirs(images, Path(args.out))):
+        try:
+            trace = analyze(image, net.model, pretrained=net.pretrained, preprocess=net.preprocess,
+                            labels=net.labels, device=net.device)
+            _write_cams(trace, net.module, folder, args)
+        except (ImageError, OSError, ValueError) as exc:
+            failed += 1
+            print(f"FAILED {image}: {exc}", file=sys.stderr)
+    print(f"{len(images) - failed} of {len(images)} images compared; results in {args.out}")
+    return 1 if failed else 0
+
+
+def _write_cams(trace, module: nn.Module, folder: Path, args) -> None:
+    """agreement.json and attention_vs_gradcam.png per matching record, in folder/<record>."""
+    import json
+
+    from PIL import Image
+
+    from . import render
+    from .export import safe_name
+    from .gradcam import comparable, compare
+    records = [r for r in comparable(trace) if fnmatch.fnmatchcase(r.key, args.record)]
+    if not records:
+        raise ValueError(f"no spatial map or pairwise layer matches {args.record!r}")
+    for rec in records:
+        found = compare(trace, module, rec.key, args.top / 100.0)
+        where = folder / safe_name(rec.key)
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "agreement.json").write_text(json.dumps(found.report(trace.model), indent=2))
+        left, right = (render.map_on_image(trace, m, 384, args.alpha, args.cmap, enlarge=True)
+                       for m in (found.attention, found.cam))
+        Image.fromarray(render.side_by_side(left, right)).save(where / "attention_vs_gradcam.png")
+        s = found.scores
+        print(f"{rec.key}: rank correlation {s['spearman']:.3f}, IoU of the top "
+              f"{args.top:g} % {s['top_iou']:.3f} -> {where}")
 
 
 def cmd_ablate(args) -> int:
@@ -326,8 +452,9 @@ def cmd_bench(args) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m visattn",
+        prog="visattn",
         description="VisAttn: see what the attention modules inside CNNs do.")
+    p.add_argument("--version", action="version", version=f"visattn {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     network = argparse.ArgumentParser(add_help=False)  # options of every command that runs one
     network.add_argument("--model", required=True,
@@ -338,7 +465,8 @@ def parser() -> argparse.ArgumentParser:
                               "(read with weights_only=True), loaded strictly")
     network.add_argument("--random", action="store_true",
                          help="random weights (architecture only, no download)")
-    network.add_argument("--labels", metavar="FILE", help="class names, one per line")
+    network.add_argument("--device", metavar="DEVICE",
+                         help="cpu, cuda, cuda:1, mps, ... (default: cuda when available, else cpu)")
     pre = network.add_argument_group(
         "input", "how a photo becomes the network's input; default: the card's, or for your "
                  "own network its pretrained_cfg dict (timm's keys), else ImageNet 224 px")
@@ -353,13 +481,23 @@ def parser() -> argparse.ArgumentParser:
     batch = argparse.ArgumentParser(add_help=False)  # ... over many images, into a folder
     batch.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
+    batch.add_argument("--batch-size", type=_positive, default=32, metavar="N",
+                       help="images per forward (default 32)")
+    batch.add_argument("--workers", type=_count, default=0, metavar="N",
+                       help="DataLoader worker processes that decode and prepare images "
+                            "(default 0: in the main process)")
+    names = argparse.ArgumentParser(add_help=False)  # class names of the network's outputs
+    names.add_argument("--labels", "--class-names", dest="labels", metavar="FILE",
+                       help="class names, one per line")
     s = sub.add_parser(
-        "analyze", parents=[network, batch], help="capture every attention map of a network on photos and save them",
+        "analyze", parents=[network, names, batch], help="capture every attention map of a network on photos and save them",
         description="Run a network on each photo and write, per photo, a folder with every "
                     "captured map as PNG (overlays/), the raw arrays (arrays.npz) and a JSON "
                     "of model, preprocessing, layers and queries (meta.json). A photo that "
                     "cannot be read is reported and skipped; the exit status is 1 if any was.")
-    s.add_argument("images", nargs="+", metavar="IMAGE", help="photo files (JPEG, PNG, ...)")
+    s.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="photo files (JPEG, PNG, ...) or folders of them; photos listed in "
+                        "OUT/analyzed.csv by an earlier run are skipped")
     s.add_argument("--layers", default="*", metavar="PATTERN",
                    help="only records whose key matches this shell pattern, e.g. '*spatial*' "
                         "or 'layer4.*' (default: all)")
@@ -383,15 +521,44 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(run=cmd_download)
     s = sub.add_parser(
         "stats", parents=[network, batch], help="excitation statistics of the channel gates over a folder of images",
-        description="Run a network over every image in a folder (one at a time: memory does "
-                    "not grow) and write the mean and spread of every channel gate per block "
-                    "and predicted class (excitation.csv), and the class divergence per block, "
-                    "which shows where gates become class-specific (divergence.png).")
+        description="Run a network over every image in a folder in batches (a DataLoader; "
+                    "memory does not grow) and write the mean and spread of every channel "
+                    "gate per block and class (excitation.csv), SENet's figure: per stage, the "
+                    "mean gate of every channel for chosen classes (excitation_classes.png, "
+                    ".csv), and the class divergence per block (divergence.png). Images done "
+                    "are listed in images.csv; rerun the same command to resume.")
     s.add_argument("folder", help="a folder of images (searched recursively)")
+    s.add_argument("--labels", dest="label_source", choices=["folders", "predicted"],
+                   default="predicted",
+                   help="each image's class: its first-level subfolder (ImageFolder layout) or "
+                        "the network's prediction (default)")
+    s.add_argument("--class-names", dest="labels", metavar="FILE",
+                   help="names of the network's classes, one per line")
+    s.add_argument("--classes", metavar="A,B,...",
+                   help="classes drawn in excitation_classes.png (names or numbers; default: "
+                        "the 4 with most images)")
     s.add_argument("--limit", type=int, default=0, help="use at most this many images")
+    s.add_argument("--checkpoint-s", type=float, default=60.0, metavar="S",
+                   help="save the running sums every S seconds (a restart resumes there)")
     s.set_defaults(run=cmd_stats)
     s = sub.add_parser(
-        "ablate", parents=[network], help="switch attention off stage by stage and see the prediction change",
+        "cam", parents=[network, names], help="attention maps against Grad-CAM of the predicted class",
+        description="For each photo and each spatial map or pairwise layer (its mean row), "
+                    "Grad-CAM (pytorch-grad-cam) of the predicted class at the block holding "
+                    "the attention module, the rank correlation and top-pixel IoU of the two "
+                    "(agreement.json, as the app exports it) and both maps on the photo side "
+                    "by side (attention_vs_gradcam.png), in OUT/<photo>/<record>/.")
+    s.add_argument("images", nargs="+", metavar="IMAGE", help="photo files or folders of them")
+    s.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
+    s.add_argument("--record", default="*", metavar="PATTERN",
+                   help="records whose key matches this shell pattern (default: all)")
+    s.add_argument("--top", type=float, default=20.0, metavar="PCT",
+                   help="the IoU compares the top PCT %% of pixels (default 20)")
+    s.add_argument("--alpha", type=float, default=0.6, help="map opacity in the picture")
+    s.add_argument("--cmap", default="jet", choices=["jet", "viridis", "inferno", "turbo"])
+    s.set_defaults(run=cmd_cam)
+    s = sub.add_parser(
+        "ablate", parents=[network, names], help="switch attention off stage by stage and see the prediction change",
         description="Set every attention module of one stage to neutral (gates = 1, BAM's = 0, "
                     "Non-local branches off) with hooks, stage by stage and everywhere, and "
                     "print how the top-1 prediction changes. The network itself is not changed.")

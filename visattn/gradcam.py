@@ -2,6 +2,7 @@
 Grad-CAM (pytorch-grad-cam) of the predicted class at that block, with an agreement score."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -9,6 +10,9 @@ import torch
 import torch.nn as nn
 
 from .analysis import ranks
+from .device import of_module
+from .preprocess import prepare
+from .records import Pairwise, SpatialMap, Trace
 
 
 def target_layer(layer: str) -> str:
@@ -45,3 +49,47 @@ def agreement(a: np.ndarray, b: np.ndarray, top: float = 0.2) -> dict:
     top_b = set(np.argsort(-y, kind="stable")[:k])
     iou = len(top_a & top_b) / len(top_a | top_b)
     return {"spearman": spearman, "top_iou": float(iou), "top": top}
+
+
+def attention_map(rec) -> np.ndarray:
+    """What a record attends to on its grid: a spatial map's values, or for a pairwise
+    layer its mean row (where the layer looks on average, 64 queries spread over the grid)."""
+    if isinstance(rec, SpatialMap):
+        return rec.values
+    if isinstance(rec, Pairwise):
+        n = rec.grid[0] * rec.grid[1]
+        return np.mean([rec.row(i) for i in range(0, n, max(1, n // 64))], axis=0)
+    raise ValueError(f"{rec.key} is not a spatial map or a pairwise layer")
+
+
+def comparable(trace: Trace) -> list:
+    """The records of a trace that have a map to set against Grad-CAM."""
+    return [r for r in trace if isinstance(r, (SpatialMap, Pairwise))]
+
+
+@dataclass
+class Comparison:
+    """One record's attention against Grad-CAM of the predicted class at its block."""
+    key: str
+    layer: str  # the block Grad-CAM reads
+    attention: np.ndarray  # (Hg, Wg) on the record's grid
+    cam: np.ndarray  # (H_in, W_in) at the model input
+    scores: dict  # spearman, top_iou, top
+
+    def report(self, model: str) -> dict:
+        """agreement.json, as the app's Analyses tab and `visattn cam` write it."""
+        return {"model": model, "record": self.key, "gradcam_layer": self.layer, **self.scores}
+
+
+def compare(trace: Trace, model: nn.Module, key: str, top: float = 0.2) -> Comparison:
+    """Grad-CAM at the block holding record `key` against the record's own map (resized to
+    the input bilinearly), for the trace's image, on the model's device."""
+    import cv2
+    rec = trace[key]
+    attention = attention_map(rec)
+    x, _ = prepare(trace.image, trace.preprocess)
+    layer = target_layer(rec.layer)
+    cam = gradcam(model, x.to(of_module(model)), layer)
+    resized = cv2.resize(attention.astype(np.float32), (cam.shape[1], cam.shape[0]),
+                         interpolation=cv2.INTER_LINEAR)
+    return Comparison(key, layer, attention, cam, agreement(resized, cam, top=top))

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-LABELS_DIR = Path(__file__).resolve().parent.parent / "assets" / "labels"
+from .resources import assets_dir
+
+LABELS_DIR = assets_dir() / "labels"
 
 
 @lru_cache(maxsize=8)

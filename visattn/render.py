@@ -386,6 +386,30 @@ def divergence_plot(stats) -> np.ndarray:
     return _figure_rgb(fig)
 
 
+def excitation_figure(stats, classes: list[int]) -> np.ndarray:
+    """SENet's excitation figure: for the last channel-gate block of each stage, the mean
+    gate of every channel for each chosen class and over all images (dashed)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    keys = stats.stage_blocks()
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), dpi=100, squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for c in classes:
+            if (key, c) in stats.sums:
+                ax.plot(stats.sums[(key, c)].mean(), lw=0.8, label=stats.class_name(c)[:24])
+        ax.plot(stats.overall_mean(key), lw=0.8, color="black", ls="--", label="all")
+        ax.set_title(f"stage {stats.stages[key]}: {key.split(':')[0]}", fontsize=8)
+        ax.set_xlabel("channel index", fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_ylabel("mean excitation", fontsize=7)
+    axes[0][-1].legend(fontsize=6, loc="lower right")
+    fig.suptitle(f"Channel gates per class, {stats.images} images", fontsize=9)
+    fig.tight_layout()
+    return _figure_rgb(fig)
+
+
 def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarray:
     """Two RGB images next to each other (heights padded to match), white between."""
     h = max(left.shape[0], right.shape[0])

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.tiny_resnet import ATTENTIONS, tiny_resnet
+from .models.tiny_resnet import ATTENTIONS, tiny_resnet
 
 from . import scenes
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.tiny_twins import tiny_twin_net
+from .models.tiny_twins import tiny_twin_net
 
 from . import scenes
 from .train import (MANIFEST, ROOT, WEIGHTS_DIR, code_revision, save_half, to_tensor,

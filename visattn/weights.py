@@ -36,9 +36,10 @@ import torch
 
 from . import checksums
 from .checksums import cache_dir
+from .resources import assets_dir
 
 Progress = Callable[[int, Optional[int]], None]  # (bytes done, bytes total or None)
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = assets_dir()  # package data (importlib.resources), or the checkout's assets/
 STALL_S = 4.0  # no connection, no first byte, or a gap in the transfer: give up (< 5 s)
 CONNECT_TIMEOUT_S = STALL_S  # an unreachable host must fail fast
 READ_TIMEOUT_S = STALL_S  # silence from a server that accepted the connection

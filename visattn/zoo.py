@@ -20,6 +20,8 @@ import torch.nn as nn
 
 from . import labels as label_lists
 from . import registry, weights
+from .device import DeviceLike
+from .device import resolve as resolve_device
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from .weights import BundledFile, HubFile, Progress, UrlFile, WeightFile, WeightsError
 
@@ -108,7 +110,7 @@ def mmseg_source(head: str, url: str, short_side: int = 512) -> Source:
     mmseg by tests/test_mmseg_parity.py). The URL is the one mmseg's metafile publishes;
     its file name ends in the checkpoint's sha256 prefix."""
     def build() -> nn.Module:
-        from models.mmseg_r50d8 import SegmentorR50D8
+        from .models.mmseg_r50d8 import SegmentorR50D8
         return SegmentorR50D8(head)
 
     def preprocess() -> Preprocess:
@@ -116,7 +118,7 @@ def mmseg_source(head: str, url: str, short_side: int = 512) -> Source:
                           interpolation="bilinear", mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
     def adapt(state: dict) -> dict:
-        from models.mmseg_r50d8 import adapt_state_dict
+        from .models.mmseg_r50d8 import adapt_state_dict
         return adapt_state_dict(state)
 
     digest = re.search(r"-([0-9a-f]{8,})\.pth$", url).group(1)
@@ -132,12 +134,12 @@ def triplet_source() -> Source:
     224, bilinear, ImageNet mean/std."""
     def build() -> nn.Module:
         import timm
-        from models.triplet import TripletAttention
+        from .models.triplet import TripletAttention
         return timm.create_model("resnet50", pretrained=False,
                                  block_args=dict(attn_layer=TripletAttention))
 
     def adapt(state: dict) -> dict:
-        from models.triplet import map_authors_checkpoint
+        from .models.triplet import map_authors_checkpoint
         return map_authors_checkpoint(state)
 
     drive = "1ptKswHzVmULGbE3DuX6vMCjEbqwUvGiG"
@@ -158,9 +160,9 @@ def bundled_source(entry: dict) -> Source:
 
     def build() -> nn.Module:
         if entry.get("task") == "segment":  # the twin-scene labellers (python -m visattn.train_twins)
-            from models.tiny_twins import tiny_twin_net
+            from .models.tiny_twins import tiny_twin_net
             return tiny_twin_net(non_local=attention == "nl")
-        from models.tiny_resnet import tiny_resnet
+        from .models.tiny_resnet import tiny_resnet
         return tiny_resnet(attention, n_classes)
 
     def preprocess() -> Preprocess:
@@ -320,11 +322,14 @@ class _ModelCache:
 _MODELS = _ModelCache()
 
 
-def load(name: str, pretrained: bool = True, progress: Optional[Progress] = None) -> nn.Module:
-    """The shared, eval-mode model of a card, kept in a small LRU. Raises WeightsError
+def load(name: str, pretrained: bool = True, progress: Optional[Progress] = None,
+         device: DeviceLike = "cpu") -> nn.Module:
+    """The shared, eval-mode model of a card on `device` (None: CUDA if available, else
+    the CPU), kept in a small LRU keyed by name, weights and device. Raises WeightsError
     (within seconds, never hanging) when pretrained weights cannot be had."""
-    card = get(name)
-    return _MODELS.get((name, pretrained), lambda: build(card, pretrained, progress))
+    card, dev = get(name), resolve_device(device)
+    return _MODELS.get((name, pretrained, str(dev)),
+                       lambda: build(card, pretrained, progress).to(dev))
 
 
 # ----- the cards --------------------------------------------------------------------------

@@ -81,7 +81,7 @@ def main():
     from mmseg.models.decode_heads import dnl_head
 
     from helpers import randomize_segmentor
-    from models.mmseg_r50d8 import SegmentorR50D8
+    from visattn.models.mmseg_r50d8 import SegmentorR50D8
 
     register_all_modules()
     torch.set_num_threads(1)
