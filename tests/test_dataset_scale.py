@@ -163,7 +163,7 @@ def test_cuda_gives_the_cpu_records():
         np.testing.assert_allclose(ra.values, rb.values, atol=1e-4)
 
 
-def test_records_leave_the_device_in_one_copy_per_dtype():
+def test_records_leave_the_device_in_one_copy_per_device_and_dtype():
     from visattn.capture import _host_copies
     tensors = [torch.arange(6.0).reshape(2, 3), torch.ones(4, dtype=torch.float16),
                torch.arange(5.0)[1:4], torch.zeros(1, 2, 2, dtype=torch.float16)]

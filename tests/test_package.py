@@ -68,6 +68,11 @@ def test_wheel_holds_the_package_its_assets_and_no_top_level_models(wheel):
         assert f"visattn/models/{f.name}" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "visattn = visattn.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("/METADATA")))
+    requires = {line.split(": ", 1)[1].replace(" ", "") for line in metadata.decode().splitlines()
+                if line.startswith("Requires-Dist: ")}
+    pins = {line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()}
+    assert requires == pins - {""}  # the app's pins are the package's dependencies
 
 
 PROBE = """

@@ -191,10 +191,11 @@ def _to_cpu(calls: list[BlockCall]) -> None:
 
 
 def _host_copies(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
-    """CPU copies of `tensors` (in order), made by one device-to-host copy per dtype."""
+    """CPU copies of `tensors` (in order), made by one device-to-host copy per device and
+    dtype."""
     copies: list[Optional[torch.Tensor]] = [None] * len(tensors)
-    for dtype in {t.dtype for t in tensors}:
-        idx = [i for i, t in enumerate(tensors) if t.dtype == dtype]
+    for device, dtype in {(t.device, t.dtype) for t in tensors}:
+        idx = [i for i, t in enumerate(tensors) if (t.device, t.dtype) == (device, dtype)]
         host = torch.cat([tensors[i].reshape(-1) for i in idx]).cpu()
         for i, part in zip(idx, host.split([tensors[i].numel() for i in idx])):
             copies[i] = part.view(tensors[i].shape)

@@ -1,0 +1,97 @@
+"""`visattn stats` throughput against a plain batched forward loop over the same images,
+same network, batch size, DataLoader workers and device, measured side by side in one
+run (rounds interleaved: these machines are noisy). Prints images/s of both and the ratio.
+
+    python bench/stats_throughput.py [--images 2000] [--batch-size 64] [--workers 4]
+        [--device cuda] [--models seresnet50 tiny_se] [--rounds 1] [--bf16]
+"""
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from common import timed  # noqa: F401  (sets up threads and sys.path first)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from visattn import folder_stats, zoo  # noqa: E402
+from visattn.device import resolve  # noqa: E402
+from visattn.folders import batches, image_files  # noqa: E402
+
+
+def write_images(folder: Path, count: int, side: int = 320) -> None:
+    """`count` JPEG photos of smooth random colour fields (decoding costs what a photo's does)."""
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        small = rng.integers(0, 256, (side // 16, side // 16, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((side, side), Image.BILINEAR).save(
+            folder / f"img_{i:05d}.jpg", quality=90)
+
+
+def plain(model, files, pre, batch: int, workers: int, device) -> float:
+    """Images/s of a bare forward loop: the same DataLoader, no hooks, no statistics."""
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for b in batches(files, pre, batch, workers):
+            model(b.x.to(device, non_blocking=True))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return len(files) / (time.perf_counter() - start)
+
+
+def stats(model, name, folder, pre, labels, batch: int, workers: int, out: Path) -> float:
+    """Images/s of folder_stats.run (what `visattn stats` runs), in a fresh output folder."""
+    start = time.perf_counter()
+    job = folder_stats.FolderStats(folder, out, model, name, pre, labels, "predicted", batch,
+                                   workers, checkpoint_s=1e9, quiet=True)
+    done = folder_stats.run(job).images
+    return done / (time.perf_counter() - start)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=2000)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--models", nargs="*", default=["seresnet50", "tiny_se"])
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve(args.device)
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU"
+    print(f"torch {torch.__version__}, device {device} ({gpu}), {torch.get_num_threads()} "
+          f"threads, {os.cpu_count()} CPUs, {args.images} images, batch {args.batch_size}, "
+          f"{args.workers} workers, {args.rounds} round(s){', bfloat16' if args.bf16 else ''}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "images"
+        folder.mkdir()
+        write_images(folder, args.images)
+        files = image_files(folder)
+        for name in args.models:
+            card = zoo.get(name)
+            model = zoo.build(card, pretrained=card.availability() == "bundled").to(device)
+            pre = card.preprocess
+            plain(model, files[:2 * args.batch_size], pre, args.batch_size, 0, device)  # warm-up
+            rates = []
+            precision = torch.autocast(device.type, torch.bfloat16, enabled=args.bf16)
+            for r in range(args.rounds):
+                with precision:
+                    p = plain(model, files, pre, args.batch_size, args.workers, device)
+                    s = stats(model, name, folder, pre, card.class_names, args.batch_size,
+                              args.workers, Path(tmp) / f"out_{name}_{r}")
+                rates.append((p, s))
+                print(f"  {name:12s} round {r + 1}: plain {p:8.1f} images/s, stats {s:8.1f} "
+                      f"images/s, ratio {s / p:.3f}")
+            ratio = float(np.median([s / p for p, s in rates]))
+            print(f"{name:12s} stats / plain forward = {ratio:.3f} (median of {args.rounds})")
+
+
+if __name__ == "__main__":
+    main()
