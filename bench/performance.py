@@ -70,8 +70,7 @@ def section_a_b_e(names, reps):
         captured = lambda: capture.run(model, x)  # noqa: E731
 
         def full():
-            s, *_ = ui.run_analysis.__wrapped__(str(PHOTO), name, pretrained=pretrained)
-            ui.refresh_views(s, "overview", 0.5, "jet", 100)
+            ui.run_analysis.__wrapped__(str(PHOTO), name, pretrained=pretrained)  # + the gallery
 
         plain(), captured(), full()
         p, c, f = [], [], []

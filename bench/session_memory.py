@@ -93,7 +93,7 @@ class Visitor:
         up = httpx.post(f"{self.url}/gradio_api/upload", files={"files": (name, jpeg, "image/jpeg")},
                         timeout=120).json()[0]
         photo = {"path": up, "orig_name": name, "meta": {"_type": "gradio.FileData"}}
-        return self.send([photo, MODEL, True, 512])
+        return self.send([photo, MODEL, True, 512, 0.5, "jet"])
 
     def send(self, data: list) -> dict:
         body = {"data": data, "event_data": None, "fn_index": self.fn_index,

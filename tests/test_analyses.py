@@ -99,12 +99,15 @@ def test_gradcam_equals_an_independent_computation():
 
 def test_attention_vs_gradcam_in_the_app(tmp_path):
     session, *_ = ui.run_analysis(str(ui.EXAMPLES[-1]), "tiny_cbam")
-    image, text, report = ui.attention_vs_gradcam(session, "layer3.0.attn:spatial gate", 20, "jet")
+    image, text, report, session = ui.attention_vs_gradcam(session, "layer3.0.attn:spatial gate",
+                                                           20, 0.5, "jet")
     scores = json.loads(Path(report).read_text())
     assert scores["gradcam_layer"] == "layer3.0" and -1 <= scores["spearman"] <= 1
     assert f"{scores['spearman']:.2f}" in text and image.ndim == 3
+    from visattn.ui.tab_analyses import gradcam_view  # restyled without running Grad-CAM again
+    assert (gradcam_view(session, 0.9, "viridis") != image).any()
     session, *_ = ui.run_analysis(str(ui.EXAMPLES[-1]), "tiny_nl")
-    image, text, report = ui.attention_vs_gradcam(session, "nl2:affinity", 20, "jet")
+    image, text, report, _ = ui.attention_vs_gradcam(session, "nl2:affinity", 20, 0.5, "jet")
     assert "(mean row)" in text and json.loads(Path(report).read_text())["gradcam_layer"] == "nl2"
 
 

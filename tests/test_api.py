@@ -69,8 +69,13 @@ def test_clicks_and_views_never_run_the_network(tmp_path):
         for xy in [(10, 10), (150, 100), (299, 199), None]:
             ui.show_affinity(session, layer, ui.MEAN_OF_HEADS, xy, 0.5, "jet")
         ui.affinity_api(session, layer, "", 20, 30)
-        for tab in ("overview", "nonlocal", "spatial", "channel"):
-            ui.refresh_views(session, tab, 0.5, "viridis", 50)
+        from visattn.ui import tab_channel as channel_tab, tab_nonlocal as nonlocal_tab
+        from visattn.ui import tab_spatial as spatial_tab
+        for tab in ("overview", "nonlocal", "spatial", "channel"):  # every view, every style
+            nonlocal_tab.refresh(session, tab, 0.5, "viridis")
+            spatial_tab.refresh(session, tab, 0.5, "viridis", 50)
+            channel_tab.refresh(session, tab, 0.2, "turbo")
+        ui.compared_tiles(session, 0.3, "inferno")
         ui.export(session, "jet")
         assert len(calls) == 1
     finally:

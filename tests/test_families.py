@@ -122,5 +122,5 @@ def test_every_family_has_networks_and_the_page_says_where_weights_are_missing()
 @pytest.mark.parametrize("fam", families.FAMILIES, ids=lambda f: f.name)
 def test_open_family_shows_a_network_of_that_family(fam):
     session, top, summary, maps, picker, image, pretrained, tabs = ui.open_family(fam.name, 256)
-    assert zoo.get(picker.value).family in fam.card_families
-    assert len(session.trace) > 0 and summary.startswith(f"**{picker.value}**")
+    assert zoo.get(picker).family in fam.card_families
+    assert len(session.trace) > 0 and summary.startswith(f"**{picker}**")

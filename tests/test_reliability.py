@@ -189,14 +189,15 @@ def test_data_urls_through_the_queue_get_the_loaders_sentences(server_url, case)
                       "above the limit of 25 MB"),
     }[case]
     start = time.perf_counter()
-    out = join(server_url, "analyze", [data_url_photo(data, kind), MODEL, True, 512], f"du-{case}")
+    out = join(server_url, "analyze", [data_url_photo(data, kind), MODEL, True, 512, 0.5, "jet"],
+               f"du-{case}")
     took = time.perf_counter() - start
     assert out["success"] is False
     assert out["output"]["error"] and words in out["output"]["error"], out["output"]
     if case == "bomb":
         assert took < 2.0, took  # refused from the header, not decoded
     ok = join(server_url, "analyze", [data_url_photo(CORPUS["tiny_2x2.jpg"][0], "image/jpeg"),
-                                       MODEL, True, 512], f"du-ok-{case}")
+                                       MODEL, True, 512, 0.5, "jet"], f"du-ok-{case}")
     assert ok["success"] and "2×2" in ok["output"]["data"][2]  # the server keeps serving
 
 

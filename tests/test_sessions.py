@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visattn import render, sessions, ui, weights
+from visattn import render, sessions, ui, weights, zoo
+from visattn.records import Pairwise
 from visattn.weights import WeightsError
 
 
@@ -67,12 +68,13 @@ def test_export_files_go_to_swept_folders(big_analysis):
 
 def test_a_dropped_session_hears_why(monkeypatch):
     import gradio as gr
-    monkeypatch.setattr(ui, "_session_id", lambda: "visitor-1")
+    from visattn.ui import common
+    monkeypatch.setattr(common, "session_id", lambda: "visitor-1")
     with pytest.raises(gr.Error, match="Analyse a photo first"):
-        ui._need(None)
+        ui.need(None)
     sessions.VISITORS.analysed("visitor-1")
     with pytest.raises(gr.Error) as err:
-        ui._need(None)
+        ui.need(None)
     assert "no longer kept" in str(err.value) and str(sessions.MAX_SESSIONS) in str(err.value)
 
 
@@ -126,14 +128,14 @@ def bot_session(tmp_path_factory):
     ("head 1.5", "does not exist"), ("2", "does not exist")])
 def test_affinity_refuses_heads_that_do_not_exist(bot_session, head, words):
     import gradio as gr
-    layer = ui._keys(bot_session.trace, ui.Pairwise)[0]
+    layer = [r.key for r in bot_session.trace if isinstance(r, Pairwise)][0]
     with pytest.raises(gr.Error, match=words) as err:
         ui.affinity_api(bot_session, layer, head, 10, 10)
     assert "head N with N from 0 to 3" in str(err.value).replace("'", "")
 
 
 def test_affinity_accepts_every_real_head_and_the_mean(bot_session):
-    layer = ui._keys(bot_session.trace, ui.Pairwise)[0]
+    layer = [r.key for r in bot_session.trace if isinstance(r, Pairwise)][0]
     rec = bot_session.trace[layer]
     for head, index in [("", None), ("mean of heads", None), ("head 0", 0), ("head 3", 3)]:
         _, numbers, _ = ui.affinity_api(bot_session, layer, head, 10, 10)
@@ -166,7 +168,7 @@ def test_affinity_refuses_pixels_outside_the_photo(bot_session, x, y):
 def test_weights_errors_on_a_space_carry_no_paths_or_commands(monkeypatch):
     monkeypatch.setenv("VISATTN_OFFLINE", "1")
     with pytest.raises(WeightsError) as err:
-        weights.fetch(ui.zoo.get("cbam_resnet50").weights, who="cbam_resnet50")
+        weights.fetch(zoo.get("cbam_resnet50").weights, who="cbam_resnet50")
     exc = err.value
     local = ui.weights_message(exc)
     assert "python -m visattn download cbam_resnet50" in local and str(weights.cache_dir()) in local
@@ -190,7 +192,7 @@ def test_the_oldest_session_is_dropped_at_the_cap_and_its_visitor_hears_why():
     photo = data_url_photo(png_bytes(Image.new("RGB", (40, 30), (9, 99, 199))))
     try:
         for k in range(3):
-            out = join(url, "analyze", [photo, "tiny_nl", True, 512], f"cap-visitor-{k}")
+            out = join(url, "analyze", [photo, "tiny_nl", True, 512, 0.5, "jet"], f"cap-visitor-{k}")
             assert out["success"], out
         last = join(url, "affinity", [None, "", "", 5, 5, 0.5, "jet", False], "cap-visitor-2")
         assert last["success"], last  # the newest session is kept

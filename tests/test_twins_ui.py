@@ -4,6 +4,7 @@ row is shown beside its unary map."""
 import numpy as np
 
 from visattn import render, ui
+from visattn.export import centre_cell
 from visattn.records import Affinity, Segmentation, SpatialMap
 from visattn.weights import ASSETS
 
@@ -11,7 +12,8 @@ TWIN_EXAMPLE = ASSETS / "examples" / "twins_10.png"
 
 
 def test_twin_scene_on_tiny_nl_twins_runs_at_its_training_size_and_says_why():
-    session, top, summary, _, _ = ui.run_analysis(str(TWIN_EXAMPLE), "tiny_nl_twins")
+    session, label, summary, _, _ = ui.run_analysis(str(TWIN_EXAMPLE), "tiny_nl_twins")
+    top = label
     trace = session.trace
     assert trace.geometry.input_size == (64, 64)  # not the ADE20K processing size
     assert isinstance(trace.prediction, Segmentation) and set(top) <= {
@@ -33,7 +35,7 @@ def test_a_dnl_row_is_shown_beside_its_unary_map():
     (rec,) = [r for r in trace if isinstance(r, Affinity)]
     (unary,) = [r for r in trace if isinstance(r, SpatialMap) and r.name == "unary map"]
     image, info, _ = ui.show_affinity(session, rec.key, ui.MEAN_OF_HEADS, None, 0.5, "jet")
-    alone = render.affinity_view(trace, rec, ui.centre_cell(rec))
+    alone = render.affinity_view(trace, rec, centre_cell(rec))
     beside = render.spatial_view(trace, unary)
     assert image.shape[1] == alone.shape[1] + 8 + beside.shape[1]
     np.testing.assert_array_equal(image[:alone.shape[0], :alone.shape[1]], alone)

@@ -23,10 +23,12 @@ def test_choices_cover_the_zoo_grouped_by_family():
 def test_run_analysis_gives_top5_summary_and_one_thumbnail_per_record(tmp_path):
     path = tmp_path / "p.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (180, 260, 3), dtype=np.uint8)).save(path)
-    session, top, summary, gallery, picker = ui.run_analysis(str(path), "cbam_resnet50",
+    session, label, summary, gallery, name = ui.run_analysis(str(path), "cbam_resnet50",
                                                              pretrained=False)
+    assert name == "cbam_resnet50"
+    top = label
     assert len(session.trace) == 32
-    assert picker.value == "cbam_resnet50"
+    assert ui.prediction_label(session).label == "Prediction — random weights: meaningless"
     assert len(top) == 5 and abs(sum(top.values())) <= 1.0 + 1e-6
     assert "260×180" in summary and "32 maps" in summary and "Random weights" in summary
     assert len(gallery) == 32
@@ -75,7 +77,8 @@ def test_own_model_names_the_class_of_the_example_scenes():
     assert sorted(p.stem[len("scene_"):].replace("_", " ") for p in examples) == sorted(scenes.CLASSES)
     right = 0
     for example in examples:
-        _, top, summary, gallery, _ = ui.run_analysis(str(example), "tiny_cbam")
+        _, label, summary, gallery, _ = ui.run_analysis(str(example), "tiny_cbam")
+        top = label
         right += max(top, key=top.get) == example.stem[len("scene_"):].replace("_", " ")
         assert len(gallery) == 10 and "generated scenes" in summary
     assert right >= 5
@@ -89,14 +92,18 @@ def test_views_of_every_tab_for_one_analysis(tmp_path):
     path = tmp_path / "p.png"
     Image.fromarray(np.random.default_rng(2).integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(path)
     session, *_ = ui.run_analysis(str(path), "cbam_resnet50", pretrained=False)
-    (nl_hover, nl_info, nl_view, session, sp_record, sp_view, ch_record, chart, matrix,
-     tiles, gc_record) = ui.refresh_views(session, "overview", 0.5, "jet", 100)
+    from visattn.ui import tab_analyses as analyses_tab, tab_channel as channel_tab
+    from visattn.ui import tab_nonlocal as nonlocal_tab, tab_spatial as spatial_tab
+    nl_hover = nonlocal_tab.refresh(session, "overview", 0.5, "jet")[0]
+    sp_record, sp_view, sp_note = spatial_tab.refresh(session, "overview", 0.5, "jet", 100)
+    ch_record, chart, matrix, tiles, ch_note = channel_tab.refresh(session, "overview", 0.5, "jet")
+    gc_record = analyses_tab.refresh(session)[0]
     assert gc_record.value == "features.stage1.unit1.cbam:spatial gate"
-    assert nl_hover is sp_view is chart is None  # only the open tab is drawn
-    nl_hover = ui.refresh_views(session, "nonlocal", 0.5, "jet", 100)[0]
+    assert nl_hover is sp_view is chart is None and not sp_note + ch_note  # only the open tab
+    nl_hover = nonlocal_tab.refresh(session, "nonlocal", 0.5, "jet")[0]
     assert "no pairwise" in nl_hover["message"] and "layers" not in nl_hover
-    sp_view = ui.refresh_views(session, "spatial", 0.5, "jet", 100)[5]
-    chart, matrix, tiles = ui.refresh_views(session, "channel", 0.5, "jet", 100)[7:10]
+    sp_view = spatial_tab.refresh(session, "spatial", 0.5, "jet", 100)[1]
+    chart, matrix, tiles = channel_tab.refresh(session, "channel", 0.5, "jet")[1:4]
     assert sp_record.value == "features.stage1.unit1.cbam:spatial gate"
     assert sp_view.shape[1] == 768 and sp_view.shape[0] == 512 + 34  # photo + colour bar
     assert ch_record.value == "features.stage1.unit1.cbam:channel gate"
@@ -114,7 +121,7 @@ def test_export_zip_holds_overlays_arrays_and_queries(tmp_path):
     Image.fromarray(np.random.default_rng(3).integers(0, 256, (180, 240, 3), dtype=np.uint8)).save(path)
     session, *_ = ui.run_analysis(str(path), "botnet26t_256", pretrained=False)
     layer = session.trace.select(visattn.Affinity)[1].key
-    pin = ui.gr.EventData(None, {"layer": layer, "head": 2, "x": 100, "y": 90})
+    pin = gr.EventData(None, {"layer": layer, "head": 2, "x": 100, "y": 90})
     for _ in range(2):  # pinned twice, listed once
         info, fallback, session = ui.pin_query(session, 0.5, "jet", pin)
     assert info.count("pixel (100, 90)") == 1 and fallback["visible"] is False
@@ -147,13 +154,13 @@ def test_segmentation_network_overview_and_clicks(tmp_path):
     assert gallery[0][1].startswith("classes") and len(gallery) == len(session.trace) + 1
     geo = session.trace.geometry
     assert min(geo.input_size) == 256  # the processing-size setting reached the model
-    payload, *_ = ui.refresh_views(session, "nonlocal", 0.5, "jet", 100)
+    payload, *_ = ui.nonlocal_tab(session, 0.5, "jet")
     kinds = {layer["key"]: layer["kind"] for layer in payload["layers"]}
     hop = [k for k in kinds if "two-hop" in k][0]
     assert kinds == {"decode_head.cca:criss-cross": "crisscross",
                      "decode_head.cca:criss-cross#1": "crisscross",
                      hop: "twohop"}
-    assert ui.nonlocal_tab(session, 0.5, "jet")[0] == ui.gr.skip()  # sent once per analysis
+    assert ui.nonlocal_tab(session, 0.5, "jet")[0] == gr.skip()  # sent once per analysis
     image, info, _ = ui.show_affinity(session, hop, ui.MEAN_OF_HEADS, (80, 60), 0.5, "jet")
     assert "Query pixel **(80, 60)**" in info and image.shape[1] == 768
 

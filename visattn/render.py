@@ -243,12 +243,12 @@ def branch_chart(rec: BranchWeights, width: int = 768) -> np.ndarray:
     return _figure_rgb(fig)
 
 
-def feature_tiles(trace: Trace, rec: ChannelWeights, cap: int = 192,
-                  cmap: str = "viridis") -> list[tuple[np.ndarray, str]]:
+def feature_tiles(trace: Trace, rec: ChannelWeights, cap: int = 192, cmap: str = "viridis",
+                  alpha: float = 0.6) -> list[tuple[np.ndarray, str]]:
     """The block-input feature maps of a record's most-weighted channels, on the photo."""
     if rec.top_features is None:
         return []
-    return [(map_on_image(trace, feat, cap, 0.6, cmap, enlarge=True),
+    return [(map_on_image(trace, feat, cap, alpha, cmap, enlarge=True),
              f"channel {int(ch)} · weight {rec.values[ch]:.3f}")
             for ch, feat in zip(rec.top_channels, rec.top_features)]
 
@@ -319,14 +319,15 @@ def axis_gate_view(rec: AxisGate, width: int = 768, cmap: str = "viridis") -> np
     return with_colorbar(img, rec.values, cmap, f"rows {rec.axes[0]}, columns {rec.axes[1]}")
 
 
-def thumbnail(trace: Trace, rec: Record, cap: int = 256) -> np.ndarray:
+def thumbnail(trace: Trace, rec: Record, cap: int = 256, alpha: float = 0.5,
+              cmap: str = "jet") -> np.ndarray:
     """A small picture of one record: maps on the photo, gates as bars."""
     if isinstance(rec, SpatialMap):
-        return map_on_image(trace, rec.values, cap, enlarge=True)
+        return map_on_image(trace, rec.values, cap, alpha, cmap, enlarge=True)
     if isinstance(rec, Pairwise):
         h, w = rec.grid
         cell = (h // 2) * w + w // 2
-        shown = map_on_image(trace, rec.row(cell), cap, enlarge=True)
+        shown = map_on_image(trace, rec.row(cell), cap, alpha, cmap, enlarge=True)
         scale = shown.shape[1] / trace.geometry.image_size[0]  # the photo may be a display copy
         return draw_box(shown, trace.geometry.cell_box(cell, rec.grid), scale)
     if isinstance(rec, ChannelWeights):
@@ -346,10 +347,11 @@ def caption(rec: Record) -> str:
     return f"{rec.layer} · {rec.name}{extra} · {rec.grid[0]}×{rec.grid[1]}"
 
 
-def gallery(trace: Trace, cap: int = 256) -> list[tuple[np.ndarray, str]]:
+def gallery(trace: Trace, cap: int = 256, alpha: float = 0.5,
+            cmap: str = "jet") -> list[tuple[np.ndarray, str]]:
     """Every record of the trace, in network order, as (thumbnail, caption); for a
     segmentation network the class map with its legend comes first."""
-    items = [(thumbnail(trace, rec, cap), caption(rec)) for rec in trace]
+    items = [(thumbnail(trace, rec, cap, alpha, cmap), caption(rec)) for rec in trace]
     if isinstance(trace.prediction, Segmentation):
         items.insert(0, (segmentation_view(trace, cap=2 * cap), "classes (ADE20K) with legend"))
     return items

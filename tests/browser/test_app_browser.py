@@ -43,6 +43,8 @@ def test_random_weights_gallery_has_one_thumbnail_per_map(server_url, page, flag
     page.locator("#analyse").click()
     expect(page.locator("#summary")).to_contain_text(f"{expected} maps captured", timeout=60_000)
     expect(page.locator("#summary")).to_contain_text("Random weights")
+    expect(page.locator("#top5")).to_contain_text("meaningless")  # random-weight classes
+    page.get_by_role("tab", name="Overview").click()
     expect(page.locator("#maps img")).to_have_count(expected, timeout=30_000)
     expect(page.locator("#top5")).to_contain_text("%")
     page.screenshot(path=os.path.join(artifacts, "random_weights.png"), full_page=True)
@@ -62,6 +64,8 @@ def test_pretrained_weights_download_from_the_hub_then_analyse(server_url, page,
         assert any(path == route for _, path in hub.requests)
     expect(page.locator("#summary")).not_to_contain_text("Random weights")
     expect(page.locator("#model input")).to_have_value(f"BoT · {card.name} — ready")
+    expect(page.locator("#top5")).not_to_contain_text("meaningless")
+    page.get_by_role("tab", name="Overview").click()
     expect(page.locator("#maps img")).to_have_count(3)
     page.screenshot(path=os.path.join(artifacts, "pretrained_botnet.png"), full_page=True)
 
@@ -77,9 +81,18 @@ def test_offline_missing_weights_message_is_shown(server_url, page, flags_photo,
 
 
 def test_offline_start_on_our_own_model_with_example_scenes(server_url, page, artifacts):
+    """With no pretrained weights here the page opens on the network that shows the most:
+    the twin labeller on a twin scene, one click from its Non-local rows."""
     page.goto(server_url)
     expect(page.locator("#start-note")).to_contain_text("generated scenes")
-    expect(page.locator("#model input")).to_have_value("CBAM · tiny_cbam — bundled")
+    expect(page.locator("#model input")).to_have_value("Non-local · tiny_nl_twins — bundled")
+    expect(page.locator("#pretrained")).to_be_hidden()  # bundled: always its own weights
+    page.locator("#analyse").click()  # the twin scene is already in the photo box
+    expect(page.locator("#summary")).to_contain_text("tiny_nl_twins on a 64×64", timeout=60_000)
+    page.wait_for_function("() => window.visattn && window.visattn.lastRow", timeout=30_000)
+    page.screenshot(path=os.path.join(artifacts, "start_twins.png"), full_page=True)
+    page.locator("#model input").click()
+    page.get_by_role("option", name="CBAM · tiny_cbam — bundled").click()
     page.get_by_role("button", name="scene_striped_disc.png").or_(
         page.locator("img[src*='scene_striped_disc']")).first.click()
     page.locator("#analyse").click()

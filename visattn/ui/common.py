@@ -1,0 +1,158 @@
+"""What every part of the page shares: the per-visitor Session, the Page's shared components,
+event options, and errors said as sentences."""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import gradio as gr
+
+from .. import launch, render, sessions
+from ..export import Query
+from ..image import ImageError
+from ..records import Trace
+from ..weights import WeightsError
+
+COLORMAPS = list(render.COLORMAPS)
+MEAN_OF_HEADS = "mean of heads"
+FAST = dict(concurrency_id="view", concurrency_limit=8, api_visibility="private")  # no forward
+MODEL = dict(concurrency_id="model", concurrency_limit=1)  # runs a network: one at a time
+
+
+@dataclass
+class Session:
+    """One visitor's analysis: the Trace (display-size photo + records), pinned queries,
+    and what the other tabs computed from it (so restyling never re-runs a network)."""
+    trace: Trace
+    queries: list[Query] = field(default_factory=list)
+    pretrained: bool = True
+    hover_sent: bool = False  # the page holds this trace's hover payload
+    compared: list = field(default_factory=list)  # (Trace, values, caption) per network
+    gradcam: Optional[tuple] = None  # (attention, cam, text) of the last comparison
+
+
+@dataclass
+class Page:
+    """The components every tab reads, and the hooks tabs register on: `refreshers` run
+    after each new analysis, `restylers` when opacity or colour map change."""
+    session: Any
+    tab_open: Any
+    image: Any
+    model: Any
+    pretrained: Any
+    seg_size: Any
+    alpha: Any
+    cmap: Any
+    top5: Any
+    refreshers: list = field(default_factory=list)
+    restylers: list = field(default_factory=list)
+
+    def after_analysis(self, fn: Callable, inputs: list, outputs: list) -> None:
+        self.refreshers.append((fn, inputs, outputs))
+
+    def on_restyle(self, tab: str, fn: Callable, inputs: list, outputs: list) -> None:
+        """Redraw with the new opacity / colour map when `tab` is open (the others redraw
+        when opened)."""
+        def when_open(open_tab, *args):
+            if open_tab != tab:
+                return gr.skip() if len(outputs) == 1 else tuple(gr.skip() for _ in outputs)
+            return fn(*args)
+        self.restylers.append((when_open, [self.tab_open, *inputs], outputs))
+
+
+def keys(trace: Optional[Trace], *kinds) -> list[str]:
+    """Record keys of the given kinds, in network order."""
+    return [r.key for r in trace if isinstance(r, kinds)] if trace else []
+
+
+def head_index(choice: Optional[str]) -> Optional[int]:
+    return None if not choice or choice == MEAN_OF_HEADS else int(choice.split()[-1])
+
+
+def head_choice(head: Optional[int]) -> str:
+    return MEAN_OF_HEADS if head is None else f"head {head}"
+
+
+def quoted(text: str, limit: int = 40) -> str:
+    """User input quoted in a message, never long."""
+    text = str(text)
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def on_space() -> bool:
+    """Running as a Hugging Face Space: visitors cannot see this machine or run commands."""
+    return launch.on_space(os.environ)
+
+
+def weights_message(exc: WeightsError) -> str:
+    """Missing or broken weights, said for the audience: a Space visitor hears what they
+    can do in the page; someone running VisAttn locally also gets the paths and the fetch
+    command."""
+    if on_space():
+        return (f"{exc.public} Choose a network marked “ready” or “bundled”, or untick "
+                "'Pretrained weights' to explore this architecture with random weights.")
+    return f"{exc} Or untick 'Pretrained weights' to explore the architecture with random weights."
+
+
+def readable(fn):
+    """Errors reach the user as a sentence, never as a stack trace."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except WeightsError as exc:
+            raise gr.Error(weights_message(exc), duration=None) from None
+        except (ImageError, KeyError, ValueError, IndexError) as exc:
+            raise gr.Error(str(exc.args[0] if isinstance(exc, KeyError) else exc)) from None
+        except Exception as exc:  # noqa: BLE001 - last resort, still a sentence
+            detail = type(exc).__name__ if on_space() else f"{type(exc).__name__}: {exc}"
+            raise gr.Error(f"Something went wrong ({detail}). Try again, or another photo "
+                           "or network.") from None
+    return wrapper
+
+
+def need(session: Optional[Session]) -> Session:
+    if session is None:
+        if sessions.VISITORS.had_analysis(session_id()):
+            raise gr.Error(sessions.DROPPED)
+        raise gr.Error("Analyse a photo first.")
+    return session
+
+
+def session_id() -> Optional[str]:
+    """The visitor's session id inside an event handler (None outside one)."""
+    from gradio.context import LocalContext
+    return getattr(LocalContext.request.get(None), "session_hash", None)
+
+
+def gradio_session(sid: Optional[str]):
+    """Gradio's own record of a visitor's session (inside an event handler), or None."""
+    from gradio.context import LocalContext
+    holder = getattr(LocalContext.blocks.get(None), "state_holder", None)
+    return getattr(holder, "session_data", {}).get(sid)
+
+
+def session_closed(request: gr.Request) -> None:
+    """A visitor closed the page: free the session within the app's time-to-live, not
+    Gradio's hour for closed sessions."""
+    state = gradio_session(getattr(request, "session_hash", None))
+    if state is not None:
+        state.STATE_TTL_WHEN_CLOSED = sessions.TTL_S
+
+
+def forget_inline_photos(sid: Optional[str]) -> int:
+    """Gradio keeps each input's last value in the session's page config, a photo sent as a
+    data: URL included (up to 33 MB of text, for as long as the session record lives):
+    drop those once the photo has been read. Returns how many were dropped."""
+    state = gradio_session(sid)
+    dropped = 0
+    for config in getattr(state, "config_values", {}).values():
+        value = (config or {}).get("props", {}).get("value")
+        if isinstance(value, dict) and str(value.get("url") or "").startswith("data:"):
+            config["props"]["value"] = None
+            dropped += 1
+    return dropped

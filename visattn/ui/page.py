@@ -1,0 +1,113 @@
+"""The page, top to bottom: photo and network, opacity and colour map, then one tab per view.
+Each tab's builder makes its components and wires its own events; this file wires what
+connects them: a new analysis refreshes every tab, a new style redraws the open one."""
+from __future__ import annotations
+
+import gradio as gr
+
+from .. import hover, render, sessions, zoo
+from ..image import DEFAULT_MAX_BYTES
+from .analyse import prediction_label, run_analysis
+from .tab_analyses import build_analyses_tab
+from .tab_channel import build_channel_tab
+from .common import COLORMAPS, FAST, MODEL, Page, readable, session_closed
+from .tab_compare import build_compare_tab
+from .tab_export import build_export_tab
+from .tab_families import build_families_tab
+from .inputs import (EXAMPLES, SEG_CHOICES, SEG_DEFAULT, default_model, model_choices, photo_upload,
+                     picker, pretrained_box, published, start_example)
+from .tab_nonlocal import build_nonlocal_tab
+from .tab_spatial import build_spatial_tab
+
+TITLE = "VisAttn — see what attention modules inside CNNs do"
+INTRO = ("Upload a photo, choose a network, and see every attention map it computes: "
+         "channel gates, spatial maps, branch weights and self-attention rows, in network "
+         "order. On the **Non-local** tab, point anywhere on the photo to see where that "
+         "pixel looks.")
+CLEAR = "() => [null, '', []]"  # stale prediction, summary and gallery, cleared in the page
+
+
+def build_inputs(start: str, note: str):
+    """Photo (left) and network, weights, size, Analyse, prediction, summary (right)."""
+    with gr.Row():
+        with gr.Column(scale=3):
+            image = photo_upload(label="Photo", elem_id="photo", height=340,
+                                 value=start_example(start))
+            if EXAMPLES:
+                gr.Examples([[str(p)] for p in EXAMPLES], [image], label="Examples",
+                            examples_per_page=14)
+        with gr.Column(scale=2):
+            model = gr.Dropdown(model_choices(), value=start, label="Network", elem_id="model")
+            gr.Markdown(note, visible=bool(note), elem_id="start-note")
+            pretrained = gr.Checkbox(value=True, label="Pretrained weights", visible=published(start),
+                                     info="Untick to see the architecture with random weights "
+                                          "(no download).", elem_id="pretrained")
+            seg_size = gr.Radio(SEG_CHOICES, value=SEG_DEFAULT, label="Processing size "
+                                "(segmentation networks, short side)", elem_id="seg-size")
+            go = gr.Button("Analyse", variant="primary", elem_id="analyse")
+            top5 = gr.Label(num_top_classes=5, label="Prediction", elem_id="top5")
+            summary = gr.Markdown(elem_id="summary")
+    return image, model, pretrained, seg_size, go, top5, summary
+
+
+@readable
+def restyle_gallery(session, alpha: float, cmap: str):
+    return render.gallery(session.trace, alpha=alpha, cmap=cmap) if session else []
+
+
+def build() -> gr.Blocks:
+    sessions.limit_heaps()  # freed session memory must go back to the system
+    start, note = default_model()
+    first_tab = "nonlocal" if zoo.get(start).family == "Non-local" else "overview"
+    with gr.Blocks(title="VisAttn", analytics_enabled=False,
+                   delete_cache=(600, int(sessions.TTL_S))) as demo:
+        session = gr.State(None, time_to_live=sessions.TTL_S, delete_callback=sessions.session_ended)
+        gr.Markdown(f"# {TITLE}\n{INTRO}")
+        image, model, pretrained, seg_size, go, top5, summary = build_inputs(start, note)
+        with gr.Row():
+            alpha = gr.Slider(0.0, 1.0, 0.5, step=0.05, label="Overlay opacity", elem_id="alpha")
+            cmap = gr.Radio(COLORMAPS, value="jet", label="Colour map", elem_id="cmap")
+        page = Page(session, gr.State(first_tab), image, model, pretrained, seg_size, alpha, cmap,
+                    top5)
+        analysed_model = gr.Textbox(visible=False)  # /analyze's 4th answer: the network's name
+        with gr.Tabs(selected=first_tab) as tabs:
+            with gr.Tab("Overview", id="overview") as overview:
+                maps = gr.Gallery(label="Every captured map, in network order", columns=4,
+                                  height="auto", object_fit="contain", format="jpeg", elem_id="maps")
+            for build_tab in (build_nonlocal_tab, build_spatial_tab, build_channel_tab,
+                              build_compare_tab):
+                build_tab(page)
+            analysed = [*build_families_tab(page, [session, top5, summary, maps], tabs)]
+            build_analyses_tab(page)
+            build_export_tab(page)
+        page.on_restyle("overview", restyle_gallery, [session, alpha, cmap], [maps])
+        overview.select(lambda: "overview", None, page.tab_open, **FAST).then(
+            restyle_gallery, [session, alpha, cmap], [maps], **FAST)
+        go.click(None, None, [top5, summary, maps], js=CLEAR)
+        analysed.append(go.click(run_analysis, [image, model, pretrained, seg_size, alpha, cmap],
+                                 [session, top5, summary, maps, analysed_model],
+                                 api_name="analyze", **MODEL))
+        wire(page, analysed, [alpha.input, cmap.input])
+        for trigger in (model.input, pretrained.input):
+            trigger(pretrained_box, [model, pretrained], [pretrained], **FAST).then(
+                picker, [model, pretrained], [model], **FAST)
+    demo.unload(session_closed)
+    demo.queue(default_concurrency_limit=1, max_size=64)
+    return demo
+
+
+def wire(page: Page, analysed: list, style_triggers: list) -> None:
+    """Every tab's refresher after every analysis; every restyler on every style change."""
+    for event in analysed:
+        event.success(picker, [page.model, page.pretrained], [page.model], **FAST)
+        event.success(prediction_label, [page.session], [page.top5], **FAST)
+        for fn, inputs, outputs in page.refreshers:
+            event.success(fn, inputs, outputs, **FAST)
+    for trigger in style_triggers:
+        for fn, inputs, outputs in page.restylers:
+            trigger(fn, inputs, outputs, trigger_mode="always_last", **FAST)
+
+
+MAX_UPLOAD = f"{DEFAULT_MAX_BYTES // 2**20}mb"  # refused by the server before anything is decoded
+LAUNCH_OPTIONS = dict(max_file_size=MAX_UPLOAD, state_session_capacity=sessions.MAX_SESSIONS,
+                      css=hover.asset("page.css"))

@@ -1,0 +1,167 @@
+"""The Analyses tab: excitation statistics over many images, attention next to Grad-CAM,
+and each stage's attention switched off."""
+from __future__ import annotations
+
+from typing import Optional
+
+import gradio as gr
+import numpy as np
+
+from .. import render, sessions, zoo
+from ..export import safe_name
+from ..image import ImageError
+from ..pipeline import analyze
+from ..records import SpatialMap
+from .common import FAST, MODEL, Page, Session, need, readable
+from .inputs import EXAMPLES
+
+
+@readable
+def run_stats(files, use_examples: bool, model_name: str, pretrained: bool,
+              progress: gr.Progress = gr.Progress()):
+    """Excitation statistics over uploaded images (or the shipped examples), streamed."""
+    from ..excitation import ExcitationStats
+    paths = [f if isinstance(f, str) else f.name for f in (files or [])]
+    if use_examples or not paths:
+        paths += [str(p) for p in EXAMPLES]
+    card = zoo.get(model_name)
+    stats = ExcitationStats(labels=list(card.class_names))
+    skipped = 0
+    for path in progress.tqdm(paths, desc="Images"):
+        try:
+            stats.add(analyze(path, model_name, pretrained=pretrained))
+        except ImageError:
+            skipped += 1
+    if not stats.blocks():
+        raise gr.Error(f"{model_name} has no channel gates; choose SE, ECA, CBAM, GSoP, ...")
+    folder = sessions.temp_folder("stats")
+    csv_path = folder / f"excitation_{safe_name(model_name)}.csv"
+    csv_path.write_text(stats.to_csv())
+    top = max(stats.blocks(), key=stats.divergence)
+    text = (f"{stats.images} images ({skipped} skipped). Gates are most class-specific at "
+            f"**{top}** (divergence {stats.divergence(top):.2f}). The CSV holds every "
+            "channel's mean and spread per block and predicted class.")
+    return render.divergence_plot(stats), str(csv_path), text
+
+
+@readable
+def attention_vs_gradcam(session: Optional[Session], key: str, top_pct: float, alpha: float,
+                         cmap: str):
+    """The block's own attention next to Grad-CAM of the predicted class at that block."""
+    import json
+
+    from ..gradcam import agreement, gradcam, target_layer
+    from ..preprocess import prepare
+    session = need(session)
+    trace = session.trace
+    if not key:
+        raise gr.Error("This network has no spatial attention map to compare.")
+    rec = trace[key]
+    card = zoo.get(trace.model)
+    if card.task != "classify":
+        raise gr.Error("Grad-CAM explains a class score: choose a classifier.")
+    model = zoo.load(trace.model, pretrained=session.pretrained)
+    x, geo = prepare(trace.image, trace.preprocess)
+    cam = gradcam(model, x, target_layer(rec.layer))  # (H_in, W_in)
+    if isinstance(rec, SpatialMap):
+        attention = rec.values
+    else:  # a pairwise layer: its mean row, where the layer looks on average
+        n = rec.grid[0] * rec.grid[1]
+        attention = np.mean([rec.row(i) for i in range(0, n, max(1, n // 64))], axis=0)
+    import cv2
+    attention_in = cv2.resize(attention.astype(np.float32), (cam.shape[1], cam.shape[0]),
+                              interpolation=cv2.INTER_LINEAR)
+    scores = agreement(attention_in, cam, top=top_pct / 100.0)
+    session.gradcam = (attention, cam)  # kept: opacity and colour map redraw it
+    folder = sessions.temp_folder("gradcam")
+    report = folder / "agreement.json"
+    report.write_text(json.dumps({"model": trace.model, "record": key,
+                                  "gradcam_layer": target_layer(rec.layer), **scores}, indent=2))
+    what = key if isinstance(rec, SpatialMap) else f"{key} (mean row)"
+    text = (f"Left: **{what}**. Right: Grad-CAM of the predicted class at "
+            f"`{target_layer(rec.layer)}`. Rank correlation **{scores['spearman']:.2f}**, "
+            f"IoU of the top {top_pct:.0f} % **{scores['top_iou']:.2f}**.")
+    return gradcam_view(session, alpha, cmap), text, str(report), session
+
+
+@readable
+def run_ablation(session: Optional[Session]):
+    """Top-1 with each stage's attention switched off (hooks; the network is unchanged)."""
+    from ..ablation import stage_ablation
+    session = need(session)
+    trace = session.trace
+    card = zoo.get(trace.model)
+    if card.task != "classify":
+        raise gr.Error("Switching attention off compares class predictions: choose a classifier.")
+    model = zoo.load(trace.model, pretrained=session.pretrained)
+    rows = stage_ablation(model, trace.image, trace.preprocess, card.class_names)
+    table = []
+    for row in rows:
+        what = "none (baseline)" if row.stage == 0 else \
+            ("every stage" if row.stage is None else f"stage {row.stage}")
+        label, p = row.top[0]
+        table.append([what, row.switched, label, round(p, 4), "yes" if row.same_top1 else "NO",
+                      round(row.baseline_prob_of_top1, 4)])
+    left_on = sorted({sentence for row in rows for sentence in row.left_on})
+    note = ("Left on (no neutral value is known for them): " + " ".join(left_on)) if left_on else ""
+    return table, note
+
+
+
+def gradcam_view(session: Optional[Session], alpha: float, cmap: str):
+    """The kept attention / Grad-CAM pair drawn with the current opacity and colour map."""
+    if session is None or session.gradcam is None:
+        return None
+    attention, cam = session.gradcam
+    left = render.map_on_image(session.trace, attention, 384, alpha, cmap, enlarge=True)
+    right = render.map_on_image(session.trace, cam, 384, alpha, cmap, enlarge=True)
+    return render.side_by_side(left, right)
+
+
+def refresh(session: Optional[Session]):
+    """A new analysis: the maps Grad-CAM can be compared with; old results cleared."""
+    from ..records import Pairwise
+    trace = session.trace if session else None
+    found = [r.key for r in trace if isinstance(r, (SpatialMap, Pairwise))] if trace else []
+    return gr.Dropdown(choices=found, value=found[0] if found else None), None, "", None, None
+
+
+def build_analyses_tab(page: Page) -> gr.Tab:
+    with gr.Tab("Analyses", id="analyses") as tab:
+        gr.Markdown("### Excitation statistics over many images\nThe mean and spread of "
+                    "every channel gate per block and predicted class, and where gates "
+                    "become class-specific (SENet's excitation plots).")
+        with gr.Row():
+            st_files = gr.File(file_count="multiple", file_types=["image"],
+                               label="Images (or use the examples)", elem_id="st-files")
+            st_examples = gr.Checkbox(value=True, label="Add the example images")
+        st_go = gr.Button("Gather statistics with the chosen network", elem_id="st-go")
+        st_text = gr.Markdown(elem_id="st-text")
+        st_plot = gr.Image(label="Class divergence per block", interactive=False, elem_id="st-plot")
+        st_csv = gr.File(label="excitation.csv", elem_id="st-csv")
+        gr.Markdown("### Attention vs Grad-CAM\nThe block's own spatial attention next "
+                    "to Grad-CAM of the predicted class at the same block.")
+        with gr.Row():
+            gc_record = gr.Dropdown([], label="Attention map", elem_id="gc-record")
+            gc_top = gr.Slider(5, 50, 20, step=5, label="Top % for the IoU")
+        gc_go = gr.Button("Compare with Grad-CAM", elem_id="gc-go")
+        gc_text = gr.Markdown(elem_id="gc-text")
+        gc_view = gr.Image(interactive=False, format="jpeg", elem_id="gc-view")
+        gc_file = gr.File(label="agreement.json")
+        gr.Markdown("### Switching attention off\nEach stage's attention set to neutral "
+                    "(gates 1, BAM 0, Non-local branches off) with hooks; the network "
+                    "itself is never changed.")
+        ab_go = gr.Button("Switch attention off, stage by stage", elem_id="ab-go")
+        ab_table = gr.Dataframe(headers=["attention off", "modules", "top-1", "probability",
+                                         "same top-1?", "p(original top-1)"], elem_id="ab-table")
+        ab_note = gr.Markdown(elem_id="ab-note")
+    st_go.click(run_stats, [st_files, st_examples, page.model, page.pretrained],
+                [st_plot, st_csv, st_text], api_visibility="private", **MODEL)
+    gc_go.click(attention_vs_gradcam, [page.session, gc_record, gc_top, page.alpha, page.cmap],
+                [gc_view, gc_text, gc_file, page.session], api_visibility="private", **MODEL)
+    ab_go.click(run_ablation, [page.session], [ab_table, ab_note], api_visibility="private", **MODEL)
+    page.after_analysis(refresh, [page.session], [gc_record, gc_view, gc_text, gc_file, ab_table])
+    page.on_restyle("analyses", gradcam_view, [page.session, page.alpha, page.cmap], [gc_view])
+    tab.select(lambda: "analyses", None, page.tab_open, **FAST).then(
+        gradcam_view, [page.session, page.alpha, page.cmap], [gc_view], **FAST)
+    return tab

@@ -1,0 +1,33 @@
+"""The Export tab: one zip of the shown analysis (overlays, arrays, meta, viewer.html)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import gradio as gr
+
+from .. import sessions
+from ..export import export_zip, safe_name
+from .common import FAST, Page, Session, need, readable
+
+
+@readable
+def export(session: Optional[Session], cmap: str) -> str:
+    session = need(session)
+    data = export_zip(session.trace, session.queries[-20:], cmap=cmap)
+    folder = sessions.temp_folder("export")
+    path = folder / f"visattn_{safe_name(session.trace.model)}.zip"
+    path.write_bytes(data)
+    return str(path)
+
+
+def build_export_tab(page: Page) -> gr.Tab:
+    with gr.Tab("Export", id="export") as tab:
+        gr.Markdown("Every map as PNG at the photo's size, the raw arrays as NPZ, a JSON of "
+                    "model, preprocessing, layers and your pinned queries (with their scores), "
+                    "and `viewer.html`, the hover view in one offline file, in one zip.")
+        go = gr.Button("Build the zip", elem_id="export-go")
+        file = gr.File(label="Download", elem_id="export-file")
+    go.click(export, [page.session, page.cmap], [file], **FAST)
+    page.after_analysis(lambda: None, [], [file])  # a zip of another photo is never offered
+    tab.select(lambda: "export", None, page.tab_open, **FAST)
+    return tab

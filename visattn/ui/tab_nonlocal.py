@@ -1,0 +1,253 @@
+"""The Non-local tab: the hover view (visattn/static/hover.js draws the row of the pixel
+under the pointer from `hover.payload`, sent once per analysis), pinned queries, and
+/affinity, the server's row of a pixel for API clients and for record kinds the page
+cannot compute."""
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import gradio as gr
+import numpy as np
+
+from .. import analysis, hover, render
+from ..export import Query, centre_cell
+from ..records import Pairwise, Trace
+from .common import (FAST, MEAN_OF_HEADS, COLORMAPS, Page, Session, head_choice, head_index, keys,
+                     need, quoted, readable)
+
+
+NO_PAIRWISE = ("This network has no pairwise (Non-local) attention: try `tiny_nl`, BoTNet "
+               "(`botnet26t_256`) or the ADE20K Non-local, CCNet and DANet networks.")
+
+
+QUERY_DEPENDENCE_NOTE = (
+    "Trained Non-local blocks often give nearly the same row for every query pixel (the "
+    "observation behind GCNet): a score near 0 means this row would look alike wherever "
+    "you click, near 1 that it is specific to this pixel.")
+
+
+PIN_NOTE = ("Point at the photo: the row of the pixel under the pointer is computed in your "
+            "browser. Click (or press Enter) to pin a query: pinned queries are listed here "
+            "and saved in the export.")
+
+
+UNARY_NOTE = ("Left: this pixel's whitened pairwise row; right: DNL's unary map, one "
+              "softmax over positions that every pixel adds in alike.")
+
+
+NONLOCAL_NOTES = {  # what a network's Non-local block was trained for, said on its tab
+    "tiny_nl_twins": "`tiny_nl_twins` was trained to tell, for every pixel, whether its object "
+                     "has an identical twin elsewhere in the scene, so a pixel on one twin has "
+                     "learned to look at the other.",
+    "dnl_r50_d8_ade20k": "DNL splits its attention in two: the row under the pointer is the "
+                         "whitened pairwise term; the unary map, one softmax over positions "
+                         "added in alike for every pixel, is shown beside a pinned pixel's row "
+                         "(and on the Spatial tab)."}
+
+
+@readable
+def nonlocal_tab(session: Optional[Session], alpha: float, cmap: str):
+    """The Non-local tab opened: send the page the hover payload of this analysis, once
+    -> (hover payload, pinned-queries text, fallback image, session)."""
+    if session is None:
+        return None, "", gr.update(visible=False), session
+    if session.hover_sent:
+        return gr.skip(), gr.skip(), gr.skip(), session
+    session.hover_sent = True
+    if not keys(session.trace, Pairwise):
+        return {"message": NO_PAIRWISE}, "", gr.update(visible=False), session
+    return (hover.payload(session.trace, alpha, cmap), pinned_text(session),
+            gr.update(visible=False), session)
+
+
+def pinned_text(session: Session) -> str:
+    """The pinned queries with the server's numbers for each."""
+    trace, lines = session.trace, [PIN_NOTE]
+    if trace.model in NONLOCAL_NOTES:
+        lines.insert(0, NONLOCAL_NOTES[trace.model])
+    if session.queries:
+        lines.append("**Pinned queries** (in the export):")
+    for n, q in enumerate(session.queries, 1):
+        rec = trace[q.layer]
+        cell = trace.geometry.to_grid(q.x, q.y, rec.grid, clamp=True)
+        r, c = divmod(cell, rec.grid[1])
+        head = "mean of heads" if q.head is None else f"head {q.head}"
+        lines.append(f"{n}. pixel ({q.x}, {q.y}) on `{q.layer}`, {head} → cell (row {r}, col {c}), "
+                     f"query dependence {analysis.query_dependence(rec, cell, q.head):.3f}")
+    return "\n".join(lines)
+
+
+@readable
+def pin_query(session: Optional[Session], alpha: float, cmap: str, evt: gr.EventData):
+    """A click on the hover view pins its query: add it to the session's queries (export,
+    numbers). For a layer the page cannot compute, the server draws the row instead."""
+    session = need(session)
+    data = getattr(evt, "_data", None) or {}
+    layer, head = str(data.get("layer", ""))[:200], data.get("head")
+    rec = pairwise_record(session, layer)
+    w0, h0 = session.trace.geometry.image_size
+    x, y = int(data.get("x", -1)), int(data.get("y", -1))
+    if not (0 <= x < w0 and 0 <= y < h0):
+        raise gr.Error(f"The pinned pixel is outside the {w0}×{h0} photo.")
+    if head is not None and not (isinstance(head, int) and 0 <= head < rec.heads):
+        raise gr.Error(f"{layer} has {rec.heads} head(s); head {head!r} does not exist.")
+    query = Query(rec.key, x, y, head)
+    session.queries = [q for q in session.queries if q != query][-49:] + [query]
+    fallback = gr.update(visible=False)
+    if not hover.mirrored(rec):
+        image, _, session = show_affinity(session, rec.key, head_choice(head), (x, y), alpha, cmap)
+        fallback = gr.update(value=image, visible=True)
+    return pinned_text(session), fallback, session
+
+
+def pairwise_record(session: Session, layer: str):
+    try:
+        rec = session.trace[layer]
+    except KeyError:
+        rec = None
+    if not isinstance(rec, Pairwise):
+        raise gr.Error("Choose one of this analysis' pairwise layers.")
+    return rec
+
+
+@readable
+def show_affinity(session: Optional[Session], layer: str, head: str,
+                  xy: Optional[tuple[int, int]], alpha: float, cmap: str, from_zero: bool = False):
+    """The row of photo pixel xy (the centre cell when None) -> (image, info, session)."""
+    session = need(session)
+    trace, rec = session.trace, session.trace[layer]
+    if not isinstance(rec, Pairwise):
+        raise gr.Error(f"{layer} is not a pairwise attention layer.")
+    h = head_index(head)
+    if xy is None:
+        cell = centre_cell(rec)
+        x0, y0, x1, y1 = trace.geometry.cell_box(cell, rec.grid)
+        xy = ((x0 + x1) // 2, (y0 + y1) // 2)
+    x, y = int(xy[0]), int(xy[1])
+    w0, h0 = trace.geometry.image_size
+    if not (0 <= x < w0 and 0 <= y < h0):
+        raise gr.Error(f"({x}, {y}) is outside the {w0}×{h0} image.")
+    cell = trace.geometry.to_grid(x, y, rec.grid)
+    outside = cell is None
+    if outside:
+        cell = trace.geometry.to_grid(x, y, rec.grid, clamp=True)
+    start = time.perf_counter()
+    image = render.affinity_view(trace, rec, cell, h, alpha=alpha, cmap=cmap, from_zero=from_zero)
+    unary = hover.companion(trace, rec)
+    if unary is not None:  # DNL: the pixel's pairwise row beside the unary map
+        image = render.side_by_side(image, render.spatial_view(trace, unary, alpha=alpha,
+                                                               cmap=cmap))
+    score = analysis.query_dependence(rec, cell, h)
+    ms = (time.perf_counter() - start) * 1000
+    r, c = divmod(cell, rec.grid[1])
+    info = (f"Query pixel **({x}, {y})** → cell (row {r}, col {c}) of the {rec.grid[0]}×"
+            f"{rec.grid[1]} grid, box {trace.geometry.cell_box(cell, rec.grid)}"
+            + (" — outside the region the model saw; the nearest cell is shown" if outside else "")
+            + f". Query dependence **{score:.2f}** (0 = same row for every pixel, 1 = specific). "
+            f"{QUERY_DEPENDENCE_NOTE} _Drawn in {ms:.0f} ms, no forward pass._"
+            + (f" {UNARY_NOTE}" if unary is not None else "")
+            + (f" {NONLOCAL_NOTES[trace.model]}" if trace.model in NONLOCAL_NOTES else ""))
+    return image, info, session
+
+
+def affinity_args(trace: Trace, layer, head, x, y) -> tuple[str, Optional[int], int, int]:
+    """Checked /affinity arguments -> (layer key, head index or None for the mean, x, y);
+    each mistake is a sentence listing what is allowed, echoing at most 40 characters."""
+    layers = keys(trace, Pairwise)
+    if not layers:
+        raise gr.Error("This analysis has no pairwise (Non-local) layer; analyse with a "
+                       "network that has one, e.g. tiny_nl or botnet26t_256.")
+    layer = str(layer or "") or layers[0]
+    if layer not in layers:
+        raise gr.Error(f"No pairwise layer {quoted(layer)} in this analysis; layer is one of: "
+                       + ", ".join(layers[:12]) + (" …" if len(layers) > 12 else "") + ".")
+    heads = trace[layer].heads
+    text = str(head or MEAN_OF_HEADS).strip()
+    index = None
+    if text != MEAN_OF_HEADS:
+        parts = text.split()
+        if len(parts) != 2 or parts[0] != "head" or not parts[1].isdigit() or int(parts[1]) >= heads:
+            raise gr.Error(f"head {quoted(text)} does not exist: {layer} has {heads} head(s); "
+                           f"give '{MEAN_OF_HEADS}' or 'head N' with N from 0 to {heads - 1}.")
+        index = int(parts[1])
+    try:
+        px, py = float(x), float(y)
+    except (TypeError, ValueError):
+        raise gr.Error("x and y are photo pixel coordinates (numbers).") from None
+    if not (np.isfinite(px) and np.isfinite(py)):
+        raise gr.Error("x and y must be finite numbers (photo pixels).")
+    w0, h0 = trace.geometry.image_size
+    if not (0 <= px < w0 and 0 <= py < h0):
+        raise gr.Error(f"({px:g}, {py:g}) is outside the {w0}×{h0} photo: x from 0 to "
+                       f"{w0 - 1}, y from 0 to {h0 - 1}.")
+    return layer, index, int(px), int(py)
+
+
+@readable
+def affinity_api(session: Optional[Session], layer: str, head: str, x: float, y: float,
+                 alpha: float = 0.5, cmap: str = "jet", from_zero: bool = False):
+    """API twin of a click: explicit photo pixel (x, y) -> (image, numbers). `layer` is an
+    affinity record key ('' = the first), `head` 'mean of heads' (or '') or 'head N';
+    `from_zero` colours from 0 instead of the row's minimum (for nearly uniform rows)."""
+    session = need(session)
+    layer, head_index, x, y = affinity_args(session.trace, layer, head, x, y)
+    head = MEAN_OF_HEADS if head_index is None else f"head {head_index}"
+    if cmap not in COLORMAPS or not (0.0 <= float(alpha) <= 1.0):
+        raise gr.Error(f"cmap is one of {', '.join(COLORMAPS)} and alpha lies in 0..1.")
+    image, info, session = show_affinity(session, layer, head, (x, y), alpha, cmap, bool(from_zero))
+    rec, q = session.trace[layer], Query(layer, x, y, head_index)
+    session.queries = [p for p in session.queries if p != q][-49:] + [q]
+    cell = session.trace.geometry.to_grid(q.x, q.y, rec.grid, clamp=True)
+    row = rec.row(cell, q.head)
+    numbers = {"layer": layer, "x": q.x, "y": q.y, "head": q.head, "grid": list(rec.grid),
+               "cell": cell, "cell_box": list(session.trace.geometry.cell_box(cell, rec.grid)),
+               "query_dependence": analysis.query_dependence(rec, cell, q.head),
+               "nearly_uniform": bool(row.max() > 0 and (row.max() - row.min()) / row.max() < 0.01),
+               "row": row.astype(float).tolist()}
+    return image, numbers, session
+
+
+
+def hover_view() -> gr.HTML:
+    """The hover surface: photo + row of the pixel under the pointer, drawn by
+    visattn/static/hover.js from the payload of `hover.payload` (its value)."""
+    return gr.HTML(None, html_template=hover.asset("hover.html"), css_template=hover.asset("hover.css"),
+                   js_on_load=hover.asset("hover.js")
+                   + "\nVisAttnHover.mountGradio(element, props, trigger, watch); // 'pin'",
+                   elem_id="nl-hover")
+
+
+def build_nonlocal_tab(page: Page) -> gr.Tab:
+    """Hover view, pinned queries, the server's row for the rest, and /affinity."""
+    with gr.Tab("Non-local", id="nonlocal", elem_id="tab-nonlocal") as tab:
+        nl_hover = hover_view()
+        nl_view = gr.Image(label="The server's row of the pinned pixel", interactive=False,
+                           format="jpeg", visible=False, elem_id="nl-view")
+        nl_info = gr.Markdown(elem_id="nl-info")
+        with gr.Row(visible=False):  # API twin of a click (clients cannot send clicks)
+            api_layer, api_head = gr.Textbox(label="layer"), gr.Textbox(label="head")
+            api_x, api_y = gr.Number(precision=0, label="x"), gr.Number(precision=0, label="y")
+            api_zero = gr.Checkbox(False, label="from_zero")
+            api_image, api_numbers = gr.Image(format="png"), gr.JSON()
+            api_go = gr.Button("affinity")
+    outputs = [nl_hover, nl_info, nl_view, page.session]
+    page.after_analysis(refresh, [page.session, page.tab_open, page.alpha, page.cmap], outputs)
+    tab.select(lambda: "nonlocal", None, page.tab_open, **FAST).then(
+        nonlocal_tab, [page.session, page.alpha, page.cmap], outputs, **FAST)
+    nl_hover.pin(pin_query, [page.session, page.alpha, page.cmap], [nl_info, nl_view, page.session],
+                 **FAST)
+    page.alpha.change(None, [page.alpha], None, js="(a) => window.visattn?.setAlpha?.(a)")
+    page.cmap.change(None, [page.cmap], None, js="(c) => window.visattn?.setColormap?.(c)")
+    api_go.click(affinity_api, [page.session, api_layer, api_head, api_x, api_y, page.alpha,
+                                page.cmap, api_zero],
+                 [api_image, api_numbers, page.session], api_name="affinity",
+                 concurrency_id="view", concurrency_limit=8)
+    return tab
+
+
+def refresh(session: Optional[Session], tab: str, alpha: float, cmap: str):
+    """A new analysis: its hover payload if the tab is open, else cleared until opened."""
+    if tab == "nonlocal":
+        return nonlocal_tab(session, alpha, cmap)
+    return None, "", gr.update(visible=False), session
