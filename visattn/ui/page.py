@@ -24,7 +24,6 @@ INTRO = ("Upload a photo, choose a network, and see every attention map it compu
          "channel gates, spatial maps, branch weights and self-attention rows, in network "
          "order. On the **Non-local** tab, point anywhere on the photo to see where that "
          "pixel looks.")
-CLEAR = "() => [null, '', []]"  # stale prediction, summary and gallery, cleared in the page
 
 
 def build_inputs(start: str, note: str):
@@ -83,10 +82,10 @@ def build() -> gr.Blocks:
         page.on_restyle("overview", restyle_gallery, [session, alpha, cmap], [maps])
         overview.select(lambda: "overview", None, page.tab_open, **FAST).then(
             restyle_gallery, [session, alpha, cmap], [maps], **FAST)
-        go.click(None, None, [top5, summary, maps], js=CLEAR)
-        analysed.append(go.click(run_analysis, [image, model, pretrained, seg_size, alpha, cmap],
-                                 [session, top5, summary, maps, analysed_model],
-                                 api_name="analyze", **MODEL))
+        cleared = go.click(lambda: (None, "", []), None, [top5, summary, maps], **FAST)  # stale
+        analysed.append(cleared.then(run_analysis, [image, model, pretrained, seg_size, alpha, cmap],
+                                     [session, top5, summary, maps, analysed_model],
+                                     api_name="analyze", **MODEL))
         wire(page, analysed, [alpha.input, cmap.input])
         for trigger in (model.input, pretrained.input):
             trigger(pretrained_box, [model, pretrained], [pretrained], **FAST).then(
