@@ -91,9 +91,13 @@ def test_export_after_a_second_analysis_holds_the_second_photo(server_url, page,
 
 
 def test_a_typed_opacity_applies_on_enter(server_url, page, tmp_path):
-    analyse(page, server_url, make_photo(tmp_path), "tiny_nl")
-    open_hover(page)
+    analyse(page, server_url, make_photo(tmp_path), "tiny_cbam")
+    page.get_by_role("tab", name="Spatial").click()
+    view = page.locator("#sp-view img")
+    expect(view).to_be_visible(timeout=20_000)
+    before = view.get_attribute("src")
     box = page.locator("#alpha input[type=number]")
     box.fill("0.8")
     box.press("Enter")
-    page.wait_for_function("() => Math.abs(window.visattn.view.alpha - 0.8) < 1e-9", timeout=10_000)
+    page.wait_for_function("old => document.querySelector('#sp-view img').src !== old", arg=before,
+                           timeout=10_000)
