@@ -107,7 +107,7 @@ def test_views_of_every_tab_for_one_analysis(tmp_path):
     assert sp_record.value == "features.stage1.unit1.cbam:spatial gate"
     assert sp_view.shape[1] == 768 and sp_view.shape[0] == 512 + 34  # photo + colour bar
     assert ch_record.value == "features.stage1.unit1.cbam:channel gate"
-    assert matrix.shape[0] == 60 + 16 * 14  # one labelled row per block
+    assert matrix.shape[0] == 80 + 16 * 14  # one labelled row per block
     assert len(tiles) == 8
     kept = ui.show_spatial(session, sp_record.value, 1.0, "jet", 20)
     full = ui.show_spatial(session, sp_record.value, 1.0, "jet", 100)

@@ -159,7 +159,7 @@ def affinity_view(trace: Trace, rec, cell: int, head: Optional[int] = None,
     return with_colorbar(boxed, row, cmap, "attention weight", from_zero)
 
 
-VALUE_LABELS = {"gate": "gate (0 = channel off, 1 = kept)", "probability": "weight (sums to 1)",
+VALUE_LABELS = {"gate": "gate (1 = kept)", "probability": "weight (sums to 1)",
                 "logit": "logit (before the sigmoid)", "vector": "added value"}
 
 
@@ -212,7 +212,7 @@ def matrix_figure(m: np.ndarray, row_labels: list, value_kind: str, columns_labe
     """A matrix as a heat map with every row labelled, its colour bar in the values' own
     units (`value_axis`). -> (figure, axes)."""
     lo, hi, label = value_axis(m, value_kind)
-    fig, ax = _figure(width, 60 + 14 * len(row_labels))
+    fig, ax = _figure(width, 80 + 14 * len(row_labels))
     shown = ax.imshow(m, aspect="auto", cmap="viridis", vmin=lo, vmax=hi, interpolation="nearest")
     ax.set_yticks(range(len(row_labels)))
     ax.set_yticklabels(row_labels, fontsize=6)
