@@ -28,7 +28,7 @@ from common import ROOT  # noqa: E402  (threads and sys.path first)
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "browser")]
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
@@ -66,18 +66,9 @@ def photo(tmp: Path) -> Path:
 
 
 def analyse(page, url, path, model, pretrained, size):
-    from playwright.sync_api import expect
-    import re
-    page.goto(url)
-    page.locator("#photo input[type=file]").set_input_files(str(path))
-    page.locator("#model input").click()
-    page.get_by_role("option", name=f"{zoo.get(model).family} · {model} —").click()
-    if not pretrained:
-        page.locator("#pretrained input").uncheck()
-    if size:
-        page.locator("#seg-size label").filter(has_text=re.compile(rf"^\s*{size}")).first.click()
-    page.locator("#analyse").click()
-    expect(page.locator("#summary")).to_contain_text(re.compile("captured"), timeout=180_000)
+    """The page's own steps (the browser tests' helper), then the Non-local tab's first row."""
+    from test_nonlocal_browser import analyse as analyse_in_page
+    analyse_in_page(page, url, path, model, pretrained, size or 256)
     page.get_by_role("tab", name="Non-local").click()
     page.wait_for_function("() => window.visattn && window.visattn.lastRow", timeout=120_000)
 

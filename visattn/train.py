@@ -175,19 +175,26 @@ def write_manifest_entry(entry: dict) -> None:
     MANIFEST.write_text(json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m visattn.train", description=__doc__.splitlines()[0])
-    p.add_argument("--attention", required=True, help=f"one of {ATTENTIONS}, or 'all'")
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--train-size", type=int, default=12000)
-    p.add_argument("--val-size", type=int, default=2000)
-    p.add_argument("--batch", type=int, default=128)
+def training_arguments(p: argparse.ArgumentParser, epochs: int, train_size: int, val_size: int,
+                       batch: int) -> argparse.ArgumentParser:
+    """The options every VisAttn training script takes (sizes, seeds, threads, output)."""
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--train-size", type=int, default=train_size)
+    p.add_argument("--val-size", type=int, default=val_size)
+    p.add_argument("--batch", type=int, default=batch)
     p.add_argument("--lr", type=float, default=4e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-seed", type=int, default=1)
     p.add_argument("--val-seed", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(ROOT / "out" / "train"))
+    return p
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m visattn.train", description=__doc__.splitlines()[0])
+    p.add_argument("--attention", required=True, help=f"one of {ATTENTIONS}, or 'all'")
+    training_arguments(p, epochs=12, train_size=12000, val_size=2000, batch=128)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     kinds = ATTENTIONS if args.attention == "all" else [args.attention]

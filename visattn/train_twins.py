@@ -27,7 +27,7 @@ from .models.tiny_twins import tiny_twin_net
 
 from . import scenes
 from .train import (MANIFEST, ROOT, WEIGHTS_DIR, code_revision, save_half, to_tensor,
-                    write_manifest_entry)
+                    training_arguments, write_manifest_entry)
 
 MODELS = {"tiny_nl_twins": True, "tiny_none_twins": False}  # name -> has the Non-local block
 CLASS_WEIGHTS = (0.25, 1.0, 1.0)  # background pixels are 87 % of a scene and easy
@@ -186,16 +186,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m visattn.train_twins",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--model", default="all", help=f"one of {list(MODELS)}, or 'all'")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--train-size", type=int, default=6000)
-    p.add_argument("--val-size", type=int, default=1000)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=4e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-seed", type=int, default=1)
-    p.add_argument("--val-seed", type=int, default=2)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=str(ROOT / "out" / "train"))
+    training_arguments(p, epochs=10, train_size=6000, val_size=1000, batch=32)
     p.add_argument("--rows-only", action="store_true",
                    help="only re-measure the shipped Non-local network's rows (manifest 'rows')")
     p.add_argument("--rows-n", type=int, default=500, help="held-out scenes for the rows")

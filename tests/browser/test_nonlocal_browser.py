@@ -28,7 +28,7 @@ def make_photo(tmp_path, w=300, h=200, name="photo.png"):
     return path
 
 
-def analyse(page, url, photo, model, pretrained=True):
+def analyse(page, url, photo, model, pretrained=True, seg_size=SEG_SIZE):
     page.goto(url)
     page.locator("#photo input[type=file]").set_input_files(str(photo))
     page.locator("#model input").click()
@@ -36,7 +36,7 @@ def analyse(page, url, photo, model, pretrained=True):
     if not pretrained:
         page.locator("#pretrained input").uncheck()
     if zoo.get(model).task == "segment":
-        page.locator("#seg-size label").filter(has_text=re.compile(rf"^\s*{SEG_SIZE}")).first.click()
+        page.locator("#seg-size label").filter(has_text=re.compile(rf"^\s*{seg_size}")).first.click()
     page.locator("#analyse").click()
     expect(page.locator("#summary")).to_contain_text(re.compile(r"maps? captured"), timeout=90_000)
 
@@ -148,13 +148,18 @@ def test_arrow_keys_move_one_cell_and_a_click_pins_the_query(server_url, page, t
     page.mouse.up()
     expect(page.locator("#nl-info")).to_contain_text(f"pixel ({pinned['x']}, {pinned['y']})",
                                                      timeout=20_000)
+    meta = exported_meta(page)
+    assert [(q["x"], q["y"]) for q in meta["queries"]] == [(pinned["x"], pinned["y"])]
+
+
+def exported_meta(page) -> dict:
+    """Build the export in the page, download it, and read its meta.json."""
     page.get_by_role("tab", name="Export").click()
     page.locator("#export-go").click()
     link = page.locator("#export-file a").first
     expect(link).to_be_visible(timeout=30_000)
     data = page.request.get(link.get_attribute("href")).body()
-    meta = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("meta.json"))
-    assert [(q["x"], q["y"]) for q in meta["queries"]] == [(pinned["x"], pinned["y"])]
+    return json.loads(zipfile.ZipFile(io.BytesIO(data)).read("meta.json"))
 
 
 def test_switching_models_and_a_broken_file(server_url, page, tmp_path):

@@ -1,17 +1,14 @@
 """The page as a whole (issue 15): style controls reach the views without running a network,
 the signature view fits a laptop screen, errors leave no debris, the export follows the
 analysis, and typed slider values apply."""
-import io
-import json
 import re
-import zipfile
 
 import pytest
 from playwright.sync_api import expect
 
 from visattn import zoo
 
-from test_nonlocal_browser import analyse, make_photo, open_hover
+from test_nonlocal_browser import analyse, exported_meta, make_photo, open_hover
 
 pytestmark = pytest.mark.browser
 
@@ -73,13 +70,7 @@ def test_an_error_then_a_good_analysis_leaves_no_error_badge(server_url, page, t
 
 def test_export_after_a_second_analysis_holds_the_second_photo(server_url, page, tmp_path):
     def exported(expect_size):
-        page.get_by_role("tab", name="Export").click()
-        page.locator("#export-go").click()
-        link = page.locator("#export-file a").first
-        expect(link).to_be_visible(timeout=30_000)
-        data = page.request.get(link.get_attribute("href")).body()
-        meta = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("meta.json"))
-        assert meta["geometry"]["image_size"] == list(expect_size)
+        assert exported_meta(page)["geometry"]["image_size"] == list(expect_size)
 
     analyse(page, server_url, make_photo(tmp_path, 300, 200, "a.png"), "tiny_nl")
     exported((300, 200))
