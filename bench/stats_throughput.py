@@ -8,6 +8,7 @@ run (rounds interleaved: these machines are noisy). Prints images/s of both and 
 import argparse
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -42,13 +43,35 @@ def plain(model, files, pre, batch: int, workers: int, device) -> float:
     return len(files) / (time.perf_counter() - start)
 
 
+def rss_mb() -> float:
+    """This process's resident memory (Linux), MB."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) / 1024
+
+
 def stats(model, name, folder, pre, labels, batch: int, workers: int, out: Path) -> float:
-    """Images/s of folder_stats.run (what `visattn stats` runs), in a fresh output folder."""
+    """Images/s of folder_stats.run (what `visattn stats` runs), in a fresh output folder;
+    prints the resident memory at each quarter of the run (flat: it keeps sums, not images)."""
+    samples, running = [], threading.Event()
+    running.set()
+
+    def sample() -> None:
+        while running.is_set():
+            samples.append(rss_mb())
+            time.sleep(0.2)
+    sampler = threading.Thread(target=sample, daemon=True)
     start = time.perf_counter()
+    sampler.start()
     job = folder_stats.FolderStats(folder, out, model, name, pre, labels, "predicted", batch,
                                    workers, checkpoint_s=1e9, quiet=True)
     done = folder_stats.run(job).images
-    return done / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    running.clear()
+    sampler.join()
+    quarters = [samples[min(len(samples) - 1, len(samples) * q // 4)] for q in (1, 2, 3, 4)]
+    print(f"    resident memory at each quarter of the stats run: "
+          f"{' / '.join(f'{m:.0f}' for m in quarters)} MB")
+    return done / elapsed
 
 
 def main() -> None:

@@ -321,7 +321,8 @@ def cmd_stats(args) -> int:
     from PIL import Image
 
     from . import render
-    from .folder_stats import FolderStats, run
+    from .folder_stats import COLUMNS, LEDGER, FolderStats, run
+    from .ledger import Ledger
     net = _open(args)
     if not Path(args.folder).is_dir():
         raise UserError(f"{args.folder} is not a folder; give a folder of images.", 2)
@@ -343,8 +344,9 @@ def cmd_stats(args) -> int:
     Image.fromarray(render.excitation_figure(stats, classes)).save(out / "excitation_classes.png")
     for key in stats.blocks():
         print(f"{key:40s} stage {stats.stages[key]}  class divergence {stats.divergence(key):.3f}")
-    print(f"{stats.images} images; wrote excitation.csv, excitation_classes.csv, "
-          f"excitation_classes.png and divergence.png in {out}")
+    skipped = len(Ledger(out / LEDGER, COLUMNS).failed())
+    print(f"{stats.images} images ({skipped} skipped); wrote excitation.csv, "
+          f"excitation_classes.csv, excitation_classes.png and divergence.png in {out}")
     return 0
 
 

@@ -6,6 +6,7 @@ are checkpointed every `checkpoint_s` seconds; a restart keeps what the checkpoi
 skips those images and appends the rest."""
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,8 @@ def _fold(job: FolderStats, files: list[Path], todo: list[int], targets, class_n
     try:
         for batch in batches([files[i] for i in todo], job.preprocess, job.batch_size, job.workers):
             rows = [[_rel(job, files[todo[it.index]]), "", "", "", it.error] for it in batch.failed]
+            for row in rows:
+                tqdm.write(f"skipped {row[0]}: {row[-1]}", file=sys.stderr)
             if batch.x is not None:
                 traces = capture.run_batch(job.model, batch.x.to(device), labels=job.labels,
                                            name=job.name, features=False)

@@ -29,6 +29,10 @@ class Ledger:
         """Images finished; a row whose last column (the error) is filled is retried."""
         return {r[0] for r in self.rows if not r[-1]}
 
+    def failed(self) -> set[str]:
+        """Images whose last try failed."""
+        return {r[0] for r in self.rows if r[-1]} - self.done()
+
     def keep_first(self, n: int) -> None:
         """Forget every row after the first `n` (work not covered by a checkpoint)."""
         self.rows = self.rows[:n]
