@@ -231,3 +231,23 @@ def test_cam_command_writes_the_apps_agreement_and_picture(tmp_path):
     assert report["top_iou"] == pytest.approx(len(top_a & top_c) / len(top_a | top_c), abs=0.03)
     picture = np.asarray(Image.open(where / "attention_vs_gradcam.png"))
     assert picture.shape[0] >= 384 and picture.shape[1] > 2 * picture.shape[0]
+
+
+def test_analyze_over_a_folder_resumes_and_skips_what_is_done(folder, tmp_path, monkeypatch):
+    from visattn import pipeline
+    out = tmp_path / "out"
+    args = ["analyze", str(folder), "--model", MODEL, "--out", str(out), "--device",
+            "cpu", "--quiet", "--batch-size", "3", "--workers", "1"]
+    photos = sorted(folder.rglob("scene_*.png"))
+    assert cli.main(args) == 1  # broken.png is reported and skipped
+    for p in photos:
+        meta = json.loads((out / p.stem / "meta.json").read_text())
+        alone = visattn.analyze(p, MODEL, device="cpu")
+        assert meta["prediction"][0][0] == alone.prediction.top(1)[0][0]
+    seen = []
+    real = pipeline.analyze_batch
+    monkeypatch.setattr(pipeline, "analyze_batch", lambda x, *a, **k: seen.append(len(x)) or real(x, *a, **k))
+    assert cli.main(args) == 1  # only the broken file is tried again
+    assert seen == []
+    ledger = _read_csv(out / "analyzed.csv")
+    assert sorted(r["image"] for r in ledger if not r["error"]) == sorted(str(p) for p in photos)
