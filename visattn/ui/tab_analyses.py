@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Optional
 
 import gradio as gr
-import numpy as np
 
 from .. import render, sessions, zoo
 from ..export import safe_name
@@ -47,40 +46,26 @@ def run_stats(files, use_examples: bool, model_name: str, pretrained: bool,
 @readable
 def attention_vs_gradcam(session: Optional[Session], key: str, top_pct: float, alpha: float,
                          cmap: str):
-    """The block's own attention next to Grad-CAM of the predicted class at that block."""
+    """The block's own attention next to Grad-CAM of the predicted class at that block
+    (`gradcam.compare`, as `visattn cam` does); the pair is kept for restyling."""
     import json
 
-    from ..gradcam import agreement, gradcam, target_layer
-    from ..preprocess import prepare
+    from ..gradcam import compare
     session = need(session)
     trace = session.trace
     if not key:
         raise gr.Error("This network has no spatial attention map to compare.")
-    rec = trace[key]
-    card = zoo.get(trace.model)
-    if card.task != "classify":
+    if zoo.get(trace.model).task != "classify":
         raise gr.Error("Grad-CAM explains a class score: choose a classifier.")
     model = zoo.load(trace.model, pretrained=session.pretrained)
-    x, geo = prepare(trace.image, trace.preprocess)
-    cam = gradcam(model, x, target_layer(rec.layer))  # (H_in, W_in)
-    if isinstance(rec, SpatialMap):
-        attention = rec.values
-    else:  # a pairwise layer: its mean row, where the layer looks on average
-        n = rec.grid[0] * rec.grid[1]
-        attention = np.mean([rec.row(i) for i in range(0, n, max(1, n // 64))], axis=0)
-    import cv2
-    attention_in = cv2.resize(attention.astype(np.float32), (cam.shape[1], cam.shape[0]),
-                              interpolation=cv2.INTER_LINEAR)
-    scores = agreement(attention_in, cam, top=top_pct / 100.0)
-    session.gradcam = (attention, cam)  # kept: opacity and colour map redraw it
-    folder = sessions.temp_folder("gradcam")
-    report = folder / "agreement.json"
-    report.write_text(json.dumps({"model": trace.model, "record": key,
-                                  "gradcam_layer": target_layer(rec.layer), **scores}, indent=2))
-    what = key if isinstance(rec, SpatialMap) else f"{key} (mean row)"
+    found = compare(trace, model, key, top=top_pct / 100.0)
+    session.gradcam = (found.attention, found.cam)  # kept: opacity and colour map redraw it
+    report = sessions.temp_folder("gradcam") / "agreement.json"
+    report.write_text(json.dumps(found.report(trace.model), indent=2))
+    what = key if isinstance(trace[key], SpatialMap) else f"{key} (mean row)"
     text = (f"Left: **{what}**. Right: Grad-CAM of the predicted class at "
-            f"`{target_layer(rec.layer)}`. Rank correlation **{scores['spearman']:.2f}**, "
-            f"IoU of the top {top_pct:.0f} % **{scores['top_iou']:.2f}**.")
+            f"`{found.layer}`. Rank correlation **{found.scores['spearman']:.2f}**, "
+            f"IoU of the top {top_pct:.0f} % **{found.scores['top_iou']:.2f}**.")
     return gradcam_view(session, alpha, cmap), text, str(report), session
 
 
