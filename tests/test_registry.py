@@ -267,7 +267,8 @@ def _examples():
     block's output with the attention off). A new entry needs one line here."""
     from visattn.models.a2net import DoubleAttention
     from visattn.models.gsop import GSoP
-    from visattn.models.mmseg_r50d8 import PAM, CrissCrossAttention, DisentangledNonLocal2d, NonLocal2d
+    from visattn.models.mmseg_r50d8 import (CAM, PAM, CrissCrossAttention, DisentangledNonLocal2d,
+                                            NonLocal2d)
     from visattn.models.triplet import TripletAttention
     from pytorchcv.models.bamresnet import BamBlock
     from pytorchcv.models.cbamresnet import CbamBlock
@@ -304,6 +305,7 @@ def _examples():
         TripletAttention: (lambda: TripletAttention(16), 16, _identity),
         BottleneckAttn: (lambda: BottleneckAttn(16, feat_size=(8, 8), num_heads=2), 16, None),
         PAM: (lambda: PAM(16, 8), 16, _identity),
+        CAM: (CAM, 16, _identity),
     }
 
 
@@ -355,3 +357,20 @@ def test_the_old_pairwise_tuple_is_deprecated():
     with pytest.warns(DeprecationWarning, match="isinstance\\(rec, Pairwise\\)"):
         old = records.PAIRWISE
     assert all(issubclass(kind, records.Record) for kind in old)
+
+
+def test_danet_channel_attention_rows_reproduce_the_blocks_own_output():
+    """CAM's captured (C, C) rows, applied to the block input, give what the block itself
+    adds to its input (gamma = 1): out - x = A @ x, computed by the module, not by us."""
+    from visattn.models.mmseg_r50d8 import CAM
+    from visattn.records import AxisGate
+    block = CAM()
+    with torch.no_grad():
+        block.gamma.scale.fill_(1.0)
+    x = torch.randn(1, 12, 5, 7, generator=torch.Generator().manual_seed(8)) * 0.3
+    trace = capture.run(nn.Sequential(block), x)
+    (rec,) = trace.select(AxisGate)
+    assert rec.family == "DANet" and rec.values.shape == (12, 12) and rec.value_kind == "probability"
+    added = (block(x) - x)[0].reshape(12, -1).detach().numpy()
+    np.testing.assert_allclose(rec.values @ x[0].reshape(12, -1).numpy(), added, atol=1e-5)
+    np.testing.assert_allclose(rec.values.sum(1), 1.0, atol=1e-5)

@@ -26,7 +26,7 @@ from timm.models.senet import SEModule as LegacySEModule
 
 from .models.a2net import DoubleAttention
 from .models.gsop import GSoP
-from .models.mmseg_r50d8 import PAM, CrissCrossAttention, DisentangledNonLocal2d, NonLocal2d
+from .models.mmseg_r50d8 import CAM, PAM, CrissCrossAttention, DisentangledNonLocal2d, NonLocal2d
 from .models.triplet import TripletAttention
 
 from .neutral import uniform, uniform_radix
@@ -115,6 +115,16 @@ def _triplet(c: BlockCall) -> list[Record]:
     return [AxisGate(values=as_array(c.out("cw.sigmoid")[0]), axes=("C", "W"), **common("C×W gate")),
             AxisGate(values=as_array(c.out("hc.sigmoid")[0]), axes=("H", "C"), **common("H×C gate")),
             c.spatial("spatial gate", c.out("hw.sigmoid"))]
+
+
+def _channel_attention(c: BlockCall) -> list[Record]:
+    """DANet's channel attention: row c of softmax(max energy - energy) of the channel Gram
+    matrix of the block input, where channel c takes its features from, (C, C)."""
+    flat = c.input[0].flatten(1).double()  # (C, N)
+    energy = flat @ flat.T
+    rows = torch.softmax(energy.max(-1, keepdim=True)[0] - energy, dim=-1)
+    return [AxisGate(values=as_array(rows.float()), axes=("C", "C"), value_kind="probability",
+                     **c._common("channel affinity"))]
 
 
 def _double_attention(c: BlockCall) -> list[Record]:
@@ -246,3 +256,5 @@ register_attention(PAM, kind="pairwise", tap=("query_project", "key_project"), s
                                  "Fu et al., 2019: Dual Attention Network for Scene Segmentation",
                                  "https://arxiv.org/abs/1809.02983",
                                  "pairwise (position attention)", shown_under="Non-local"))
+register_attention(CAM, family="DANet", kind="custom", taps=("gamma",), build=_channel_attention,
+                   neutral="identity")  # the block passes its input

@@ -11,8 +11,9 @@ from ..records import AxisGate, BranchWeights, ChannelWeights
 from .common import FAST, Page, Session, keys, readable
 
 NO_CHANNEL = ("This network has no channel gates or branch weights: try SE, ECA, CBAM, "
-              "GSoP, SK or ResNeSt networks (`tiny_se`, `seresnet50`, ...). The ADE20K "
-              "networks attend over positions: see the Non-local tab.")
+              "GSoP, SK or ResNeSt networks (`tiny_se`, `seresnet50`, ...), or DANet's channel "
+              "attention. The ADE20K Non-local, DNL and CCNet heads attend over positions: see "
+              "the Non-local tab.")
 
 
 @readable
