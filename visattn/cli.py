@@ -25,7 +25,7 @@ from typing import Optional, Sequence, Union
 
 import torch.nn as nn
 
-from . import usermodel, weights, zoo
+from . import render, usermodel, weights, zoo
 from .device import DeviceError
 from .device import resolve as resolve_device
 from .preprocess import Preprocess
@@ -506,7 +506,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--query", type=_query, action="append", default=[], metavar="X,Y",
                    help="a photo pixel whose attention row to save for every pairwise layer "
                         "(Non-local, BoTNet, CCNet, DANet); repeatable")
-    s.add_argument("--cmap", default="jet", choices=["jet", "viridis", "inferno", "turbo"])
+    s.add_argument("--cmap", default="jet", choices=render.COLORMAPS)
     s.add_argument("--html", action="store_true",
                    help="also write viewer.html: point at any pixel of the photo to see where "
                         "it looks, for every pairwise layer, in one offline file")
@@ -557,7 +557,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--top", type=float, default=20.0, metavar="PCT",
                    help="the IoU compares the top PCT %% of pixels (default 20)")
     s.add_argument("--alpha", type=float, default=0.6, help="map opacity in the picture")
-    s.add_argument("--cmap", default="jet", choices=["jet", "viridis", "inferno", "turbo"])
+    s.add_argument("--cmap", default="jet", choices=render.COLORMAPS)
     s.set_defaults(run=cmd_cam)
     s = sub.add_parser(
         "ablate", parents=[network, names], help="switch attention off stage by stage and see the prediction change",

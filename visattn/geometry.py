@@ -126,6 +126,11 @@ class Geometry:
         y0, y1 = self._axis_range(r, 1, hg)
         return x0, y0, x1, y1
 
+    def cell_centre(self, cell: int, grid: Grid) -> tuple[int, int]:
+        """The photo pixel at the middle of a cell's box (where a query of that cell sits)."""
+        x0, y0, x1, y1 = self.cell_box(cell, grid)
+        return (x0 + x1) // 2, (y0 + y1) // 2
+
     def input_box(self) -> Box:
         """The original pixels the model sees (everything, unless centre-cropped)."""
         (x0, x1), (y0, y1) = (self._clip(axis, 0, self.image_size[axis]) for axis in (0, 1))

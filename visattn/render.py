@@ -319,14 +319,19 @@ def axis_gate_view(rec: AxisGate, width: int = 768, cmap: str = "viridis") -> np
     return with_colorbar(img, rec.values, cmap, f"rows {rec.axes[0]}, columns {rec.axes[1]}")
 
 
+def centre_cell(rec) -> int:
+    """The cell in the middle of a record's grid (the query shown before anyone points)."""
+    h, w = rec.grid
+    return (h // 2) * w + w // 2
+
+
 def thumbnail(trace: Trace, rec: Record, cap: int = 256, alpha: float = 0.5,
               cmap: str = "jet") -> np.ndarray:
     """A small picture of one record: maps on the photo, gates as bars."""
     if isinstance(rec, SpatialMap):
         return map_on_image(trace, rec.values, cap, alpha, cmap, enlarge=True)
     if isinstance(rec, Pairwise):
-        h, w = rec.grid
-        cell = (h // 2) * w + w // 2
+        cell = centre_cell(rec)
         shown = map_on_image(trace, rec.row(cell), cap, alpha, cmap, enlarge=True)
         scale = shown.shape[1] / trace.geometry.image_size[0]  # the photo may be a display copy
         return draw_box(shown, trace.geometry.cell_box(cell, rec.grid), scale)

@@ -131,29 +131,42 @@ def ship(attention: str, model, mean, std, val, n_params: int, args) -> dict:
         "name": f"tiny_{attention}",
         "architecture": f"models.tiny_resnet.tiny_resnet({attention!r})",
         "attention": attention,
-        "parameters": n_params,
-        "file": path.name,
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "input_size": scenes.SIZE,
-        "mean": [round(float(v), 6) for v in mean],
-        "std": [round(float(v), 6) for v in std],
-        "classes": list(scenes.CLASSES),
-        "seed": args.seed,
-        "train_data_seed": args.data_seed, "train_size": args.train_size,
-        "val_data_seed": args.val_seed, "val_size": args.val_size,
-        "epochs": args.epochs, "batch": args.batch, "lr": args.lr,
+        **shipped_entry(path, n_params, mean, std, scenes.CLASSES, args),
         "val_accuracy": accuracy(shipped, *val),
-        "command": f"python -m visattn.train --attention {attention} --epochs {args.epochs} "
-                   f"--train-size {args.train_size} --val-size {args.val_size} "
-                   f"--seed {args.seed} --data-seed {args.data_seed} --val-seed {args.val_seed}",
-        "code_revision": code_revision(),
-        "trained": datetime.date.today().isoformat(),
+        "command": training_command("visattn.train", f"--attention {attention}", args),
         "trained_on": "generated scenes (visattn.scenes), CPU",
     }
     write_manifest_entry(entry)
     print(f"[{attention}] shipped {path} ({path.stat().st_size / 1e6:.2f} MB), held-out "
           f"accuracy {entry['val_accuracy']:.3f}", flush=True)
     return entry
+
+
+def shipped_entry(path: Path, n_params: int, mean, std, classes, args) -> dict:
+    """What every manifest entry says of a shipped network: its file and hash, the input it
+    expects, and how it was trained (sizes, seeds, schedule, code revision, date)."""
+    return {
+        "parameters": n_params,
+        "file": path.name,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "input_size": scenes.SIZE,
+        "mean": [round(float(v), 6) for v in mean],
+        "std": [round(float(v), 6) for v in std],
+        "classes": list(classes),
+        "seed": args.seed,
+        "train_data_seed": args.data_seed, "train_size": args.train_size,
+        "val_data_seed": args.val_seed, "val_size": args.val_size,
+        "epochs": args.epochs, "batch": args.batch, "lr": args.lr,
+        "code_revision": code_revision(),
+        "trained": datetime.date.today().isoformat(),
+    }
+
+
+def training_command(module: str, choice: str, args) -> str:
+    """The command line that trains this network again."""
+    return (f"python -m {module} {choice} --epochs {args.epochs} "
+            f"--train-size {args.train_size} --val-size {args.val_size} "
+            f"--seed {args.seed} --data-seed {args.data_seed} --val-seed {args.val_seed}")
 
 
 def save_half(model: torch.nn.Module, path: Path, fresh: torch.nn.Module) -> torch.nn.Module:

@@ -13,8 +13,6 @@ every epoch go to out/train/<name>/last.pt; rerunning the same command resumes.
 from __future__ import annotations
 
 import argparse
-import datetime
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -26,8 +24,8 @@ import torch.nn.functional as F
 from .models.tiny_twins import tiny_twin_net
 
 from . import scenes
-from .train import (MANIFEST, ROOT, WEIGHTS_DIR, code_revision, save_half, to_tensor,
-                    training_arguments, write_manifest_entry)
+from .train import (MANIFEST, WEIGHTS_DIR, save_half, shipped_entry, to_tensor,
+                    training_arguments, training_command, write_manifest_entry)
 
 MODELS = {"tiny_nl_twins": True, "tiny_none_twins": False}  # name -> has the Non-local block
 CLASS_WEIGHTS = (0.25, 1.0, 1.0)  # background pixels are 87 % of a scene and easy
@@ -123,28 +121,14 @@ def ship(name: str, model, mean, std, val, n_params: int, seconds: float, args) 
         "task": "segment",
         "architecture": f"models.tiny_twins.tiny_twin_net(non_local={MODELS[name]})",
         "attention": "nl" if MODELS[name] else "none",
-        "parameters": n_params,
-        "file": path.name,
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "input_size": scenes.SIZE,
-        "mean": [round(float(v), 6) for v in mean],
-        "std": [round(float(v), 6) for v in std],
-        "classes": list(scenes.TWIN_LABELS),
-        "seed": args.seed,
+        **shipped_entry(path, n_params, mean, std, scenes.TWIN_LABELS, args),
         "data": "visattn.scenes.make_twin_batch",
-        "train_data_seed": args.data_seed, "train_size": args.train_size,
-        "val_data_seed": args.val_seed, "val_size": args.val_size,
-        "epochs": args.epochs, "batch": args.batch, "lr": args.lr,
         "class_weights": list(CLASS_WEIGHTS),
         **{f"val_{k}": v for k, v in pixel_scores(shipped, *val).items()},
         "rows_scenes": args.rows_n if MODELS[name] else 0,
         "train_cpu_seconds": round(seconds),
         "threads": args.threads,
-        "command": f"python -m visattn.train_twins --model {name} --epochs {args.epochs} "
-                   f"--train-size {args.train_size} --val-size {args.val_size} "
-                   f"--seed {args.seed} --data-seed {args.data_seed} --val-seed {args.val_seed}",
-        "code_revision": code_revision(),
-        "trained": datetime.date.today().isoformat(),
+        "command": training_command("visattn.train_twins", f"--model {name}", args),
         "trained_on": "generated twin scenes (visattn.scenes.twin_scene), CPU",
     }
     if MODELS[name]:

@@ -468,7 +468,11 @@
     if (!this.model) return;
     this.pending = where;
     if (!this.busy) { this.flush(); return; }
-    if (!this.frame) this.frame = requestAnimationFrame(() => { this.frame = 0; this.busy = false; this.request(this.pending); });
+    this.nextFrame();
+  };
+  /** At the next frame: drawing is allowed again, and the newest waiting event draws. */
+  HoverView.prototype.nextFrame = function () {
+    if (!this.frame) this.frame = requestAnimationFrame(() => { this.frame = 0; this.busy = false; if (this.pending) this.request(this.pending); });
   };
   HoverView.prototype.flush = function () {
     const where = this.pending; this.pending = null;
@@ -477,7 +481,7 @@
     if (!xy) return;
     this.draw(xy[0], xy[1], where.t0);
     this.busy = true;  // until the next frame
-    if (!this.frame) this.frame = requestAnimationFrame(() => { this.frame = 0; this.busy = false; if (this.pending) this.request(this.pending); });
+    this.nextFrame();
   };
   /** Client coordinates -> photo pixel, through the canvas's on-screen box. */
   HoverView.prototype.photoPixel = function (client) {

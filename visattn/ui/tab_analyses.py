@@ -105,9 +105,8 @@ def gradcam_view(session: Optional[Session], alpha: float, cmap: str):
 
 def refresh(session: Optional[Session]):
     """A new analysis: the maps Grad-CAM can be compared with; old results cleared."""
-    from ..records import Pairwise
-    trace = session.trace if session else None
-    found = [r.key for r in trace if isinstance(r, (SpatialMap, Pairwise))] if trace else []
+    from ..gradcam import comparable
+    found = [r.key for r in comparable(session.trace)] if session else []
     return gr.Dropdown(choices=found, value=found[0] if found else None), None, "", None, None
 
 

@@ -11,7 +11,8 @@ import gradio as gr
 import numpy as np
 
 from .. import analysis, hover, render
-from ..export import Query, centre_cell
+from ..export import Query
+from ..render import centre_cell
 from ..records import Pairwise, Trace
 from .common import (FAST, MEAN_OF_HEADS, COLORMAPS, Page, Session, head_choice, head_index, keys,
                      need, quoted, readable)
@@ -121,9 +122,7 @@ def show_affinity(session: Optional[Session], layer: str, head: str,
         raise gr.Error(f"{layer} is not a pairwise attention layer.")
     h = head_index(head)
     if xy is None:
-        cell = centre_cell(rec)
-        x0, y0, x1, y1 = trace.geometry.cell_box(cell, rec.grid)
-        xy = ((x0 + x1) // 2, (y0 + y1) // 2)
+        xy = trace.geometry.cell_centre(centre_cell(rec), rec.grid)
     x, y = int(xy[0]), int(xy[1])
     w0, h0 = trace.geometry.image_size
     if not (0 <= x < w0 and 0 <= y < h0):
