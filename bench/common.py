@@ -1,6 +1,8 @@
-"""What every benchmark here needs: quiet OpenMP threads, the repository on sys.path, a timer.
+"""What every benchmark here needs: quiet OpenMP threads, the repository on sys.path (for
+visattn and tools/; nothing here imports tests/), a timer, a free port.
 Import it first: `from common import timed` (bench/ is on sys.path when a script runs)."""
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -15,3 +17,10 @@ def timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

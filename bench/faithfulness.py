@@ -18,9 +18,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from visattn import scenes, zoo  # noqa: E402
+from tools.training import to_tensor  # noqa: E402
+from tools.train_twins import pixel_scores  # noqa: E402
 from visattn.faithfulness import faithfulness  # noqa: E402
-from visattn.train import MANIFEST, to_tensor  # noqa: E402
-from visattn.train_twins import pixel_scores  # noqa: E402
 from visattn.twin_faithfulness import BARS, twin_rows  # noqa: E402
 
 TWINS_BEGIN, TWINS_END = "<!-- twins -->", "<!-- /twins -->"
@@ -57,7 +57,7 @@ def twin_section(entries: dict, n: int) -> list[str]:
              f"background = mass on both twins / their area from background pixels. Bars: {bars}. "
              "The control rows zero the Non-local block's query embedding (every row the same "
              "softmax); `tiny_nl` was trained to classify the other scenes and is shown for "
-             f"contrast. Training (`python -m visattn.train_twins`, one thread): {trained}.\n",
+             f"contrast. Training (`python tools/train_twins.py`, one thread): {trained}.\n",
              "| network | twin-vs-unique accuracy | pixel accuracy | twin mass ratio | "
              "query dependence | background mass on twins |", "|---|---|---|---|---|---|"]
     for name, entry in sorted(twins.items(), key=lambda kv: kv[1]["attention"] != "nl"):
@@ -93,7 +93,7 @@ def main() -> None:
                     "of the --write file is kept)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    entries = json.loads(MANIFEST.read_text())
+    entries = json.loads(zoo.MANIFEST.read_text())
     twins = twin_section(entries, args.n)
     if args.only:
         if args.write:

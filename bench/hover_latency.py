@@ -17,18 +17,17 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT  # noqa: E402  (threads and sys.path first)
+from common import free_port  # noqa: E402  (threads and sys.path first)
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "browser")]
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
@@ -66,9 +65,20 @@ def photo(tmp: Path) -> Path:
 
 
 def analyse(page, url, path, model, pretrained, size):
-    """The page's own steps (the browser tests' helper), then the Non-local tab's first row."""
-    from test_nonlocal_browser import analyse as analyse_in_page
-    analyse_in_page(page, url, path, model, pretrained, size or 256)
+    """What a user does: upload the photo, pick the network (and its processing size), press
+    Analyse; then open the Non-local tab and wait for its first row."""
+    from playwright.sync_api import expect
+    card = zoo.get(model)
+    page.goto(url)
+    page.locator("#photo input[type=file]").set_input_files(str(path))
+    page.locator("#model input").click()
+    page.get_by_role("option", name=f"{card.family} · {model} —").click()
+    if not pretrained:
+        page.locator("#pretrained input").uncheck()
+    if card.task == "segment":
+        page.locator("#seg-size label").filter(has_text=re.compile(rf"^\s*{size or 256}")).first.click()
+    page.locator("#analyse").click()
+    expect(page.locator("#summary")).to_contain_text(re.compile(r"maps? captured"), timeout=120_000)
     page.get_by_role("tab", name="Non-local").click()
     page.wait_for_function("() => window.visattn && window.visattn.lastRow", timeout=120_000)
 
@@ -120,7 +130,6 @@ def main():
     moves = 20 if args.quick else args.moves
     from gradio_client import Client, handle_file
     from playwright.sync_api import sync_playwright
-    from conftest import free_port
     from visattn.ui import LAUNCH_OPTIONS, build
     demo = build()
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,

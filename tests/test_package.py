@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("pyproject.toml", "setup.py", "README.md", "requirements.txt", "visattn", "models", "assets")
+SOURCES = ("pyproject.toml", "setup.py", "README.md", "requirements.txt", "visattn", "models", "assets",
+           "tools", "bench")  # the checkout's tools and benchmarks are in the tree, not in the wheel
 
 
 def _run(cmd: list[str], cwd: Path, **env) -> subprocess.CompletedProcess:
@@ -55,7 +56,7 @@ def _packages_in_checkout() -> set[str]:
 def test_wheel_holds_the_package_its_assets_and_no_top_level_models(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
-    assert {n for n in tops if not n.endswith(".dist-info")} == {"visattn"}  # no `models`
+    assert {n for n in tops if not n.endswith(".dist-info")} == {"visattn"}  # no `models`, `tools`
     for pkg in _packages_in_checkout():
         assert f"{pkg.replace('.', '/')}/__init__.py" in names, f"{pkg} is missing from the wheel"
     shipped = {n for n in names if n.startswith(("visattn/assets/", "visattn/static/"))}

@@ -8,8 +8,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from visattn import scenes, train, train_twins, zoo
-from visattn.train import MANIFEST, to_tensor
+from tools import train_twins
+from tools.training import to_tensor
+from visattn import scenes, zoo
+from visattn.zoo import MANIFEST
 
 ENTRIES = {k: e for k, e in json.loads(MANIFEST.read_text()).items() if e.get("task") == "segment"}
 
@@ -18,7 +20,7 @@ def test_both_labellers_are_shipped_small_with_their_recipe():
     assert set(ENTRIES) == set(train_twins.MODELS)
     for name, e in ENTRIES.items():
         assert (MANIFEST.parent / e["file"]).stat().st_size < 1e6
-        assert e["command"].startswith(f"python -m visattn.train_twins --model {name}")
+        assert e["command"].startswith(f"python tools/train_twins.py --model {name}")
         assert e["train_data_seed"] != e["val_data_seed"] and e["code_revision"]
         assert e["train_cpu_seconds"] <= 15 * 60 and e["threads"] == 1
         assert zoo.get(name).availability() == "bundled" and zoo.get(name).task == "segment"
@@ -68,22 +70,25 @@ def test_manifest_accuracies_are_recomputed_from_the_shipped_weights(name, held_
         assert twin_vs_unique <= chance + 0.1
 
 
-def test_training_runs_a_few_steps_and_ships_a_manifest_entry(tmp_path, monkeypatch):
-    from visattn import labels
-    monkeypatch.setattr(train, "MANIFEST", tmp_path / "manifest.json")
-    monkeypatch.setattr(train_twins, "WEIGHTS_DIR", tmp_path / "weights")
-    monkeypatch.setattr(labels, "LABELS_DIR", tmp_path / "labels")
+def test_training_runs_a_few_steps_and_ships_a_manifest_entry(tmp_path):
+    """Into the folders it is told (--assets, --out), and nowhere else: the checkout's
+    assets/ stays as it was."""
+    shipped = [MANIFEST.parent, MANIFEST.parent.parent / "labels"]  # the checkout's weights, labels
+    before = {p: p.stat().st_mtime_ns for d in shipped for p in d.rglob("*")}
+    assets = tmp_path / "assets"
     train_twins.main(["--model", "tiny_nl_twins", "--epochs", "1", "--train-size", "64",
                       "--val-size", "16", "--batch", "32", "--rows-n", "3",
-                      "--out", str(tmp_path / "out")])
-    entry = json.loads((tmp_path / "manifest.json").read_text())["tiny_nl_twins"]
-    weights = tmp_path / "weights" / entry["file"]
+                      "--assets", str(assets), "--out", str(tmp_path / "out")])
+    assert {p: p.stat().st_mtime_ns for d in shipped for p in d.rglob("*")} == before
+    entry = json.loads((assets / "weights" / "manifest.json").read_text())["tiny_nl_twins"]
+    assert entry["command"].startswith("python tools/train_twins.py --model tiny_nl_twins --epochs 1")
+    weights = assets / "weights" / entry["file"]
     assert weights.stat().st_size < 1e6
     assert all(v.dtype == torch.float16 for k, v in load_file(str(weights)).items()
                if "num_batches" not in k)
     assert 0 <= entry["val_twin_vs_unique_accuracy"] <= 1 and entry["rows"]["scenes"] == 3
     assert (tmp_path / "out" / "tiny_nl_twins" / "last.pt").exists()
-    assert (tmp_path / "labels" / "twins.txt").read_text().split("\n")[:3] == list(scenes.TWIN_LABELS)
+    assert (assets / "labels" / "twins.txt").read_text().split("\n")[:3] == list(scenes.TWIN_LABELS)
 
 
 def test_the_families_page_opens_non_local_on_a_twin_scene():

@@ -9,7 +9,8 @@ import torch
 from visattn.models.tiny_resnet import ATTENTIONS
 from visattn import scenes, zoo
 from visattn.faithfulness import faithfulness
-from visattn.train import MANIFEST, to_tensor
+from tools.training import to_tensor
+from visattn.zoo import MANIFEST
 
 ENTRIES = {k: e for k, e in json.loads(MANIFEST.read_text()).items()  # the scene classifiers
            if e.get("task", "classify") == "classify"}  # (twin labellers: test_train_twins.py)
@@ -28,7 +29,7 @@ def test_every_attention_kind_is_shipped_small_and_trained_offline():
     assert total <= 15e6
     for e in ENTRIES.values():
         assert 0.3e6 <= e["parameters"] <= 1e6
-        assert e["command"].startswith("python -m visattn.train --attention " + e["attention"])
+        assert e["command"].startswith("python tools/train.py --attention " + e["attention"])
         assert zoo.get(e["name"]).availability() == "bundled"
 
 

@@ -9,13 +9,11 @@ import pytest
 import torch
 from scipy.spatial.distance import jensenshannon
 
-from visattn import scenes
+from visattn import scenes, zoo
 from visattn.geometry import Geometry
 from visattn.records import Affinity
-from visattn.train import MANIFEST
-from visattn.train_twins import load_shipped
 from visattn.twin_faithfulness import BARS, TwinRows, score_scene, twin_rows
-from visattn.zoo import bundled_source
+from visattn.zoo import MANIFEST, bundled_source
 
 G = 16  # planted grid = image size: the geometry is the identity
 N_SCENES = 40  # held-out scenes for the trained-network checks (the manifest used 500)
@@ -90,6 +88,11 @@ def trained():
     return entry, (images, masks, twins), pre
 
 
+def shipped() -> torch.nn.Module:
+    """tiny_nl_twins with its shipped weights, as the zoo opens it."""
+    return zoo.build(zoo.get("tiny_nl_twins"), pretrained=True).eval()
+
+
 def thresholds(recorded: dict) -> dict:
     """Three quarters of the way from a query-independent row (twin ratio 1, query
     dependence 0) to the network's own medians on 500 held-out scenes, never below the
@@ -117,7 +120,7 @@ def test_recorded_rows_meet_the_bars(trained):
 
 def test_trained_rows_follow_the_query_on_held_out_scenes(trained):
     entry, data, pre = trained
-    m = twin_rows(load_shipped(entry), *data, preprocess=pre).medians()
+    m = twin_rows(shipped(), *data, preprocess=pre).medians()
     t = thresholds(entry["rows"])
     print(f"\ntiny_nl_twins on {N_SCENES} scenes: {m}; thresholds {t}")
     assert meets(m, t) == {k: True for k in BARS}
@@ -125,7 +128,7 @@ def test_trained_rows_follow_the_query_on_held_out_scenes(trained):
 
 def test_a_query_independent_block_fails_the_same_checks(trained):
     entry, data, pre = trained
-    model = load_shipped(entry)
+    model = shipped()
     with torch.no_grad():  # zero the query embedding: every row is the same softmax
         model.nl.theta.conv.weight.zero_()
         model.nl.theta.conv.bias.zero_()
