@@ -2,11 +2,18 @@
 
 Once per analysis, each pairwise record is reduced to the smallest exact inputs of its
 rows (query/key embeddings and scale, BoTNet's relative-position tables, A^2's gather and
-distribute matrices; a two-hop record names its two hops). `static/hover.js` mirrors each
-record kind's `row()`, `Geometry`'s pixel <-> cell arithmetic, `grid_to_image`'s bilinear
-resampling, and `render.overlay`'s colour lookup and blend, so a hovered row looks like the
-server's `/affinity` image of the same pixel. Arrays travel as base64 little-endian
-float32, or float16 where a layer's float32 inputs would pass `max_float32_bytes`.
+distribute matrices; a two-hop record names its two hops). The payload's fields are
+`SCHEMA`, version `SCHEMA_VERSION`; this is the one place that says what they are.
+
+The page's JavaScript, `script()`, is three files of visattn/static loaded in order:
+  hover_math.js   no page needed (also a Node module): `Geometry`'s pixel <-> cell arithmetic,
+                  each record kind's `row()`, `analysis.query_dependence`, `nearly_uniform`,
+                  and the newest payload version it understands
+  hover_paint.js  `grid_to_image`'s bilinear resampling, `render.overlay`'s colour lookup and
+                  blend, `render.draw_box`: a hovered row looks like the server's `/affinity`
+                  image of the same pixel
+  hover.js        the view: controls, pointer and keys, its info text, mounting in Gradio or
+                  in viewer.html; it refuses a payload newer than it understands, saying so
 """
 from __future__ import annotations
 
@@ -23,11 +30,72 @@ from PIL import Image
 
 from . import render
 from .analysis import reference_cells
-from .records import (Affinity, CrissCross, Distribute, Pairwise, RelativePosition, SpatialMap,
-                      Trace, TwoHop)
+from .records import Affinity, Pairwise, RelativePosition, SpatialMap, Trace, TwoHop
 
 MAX_FLOAT32_BYTES = 2 * 2 ** 20  # a layer's inputs up to this size go as float32
 UNSEEN_GAIN = 0.35  # render.overlay darkens pixels the model did not see by this factor
+NEARLY_UNIFORM = 0.01  # a row is nearly uniform when max - min < this fraction of its max
+SCRIPTS = ("hover_math.js", "hover_paint.js", "hover.js")  # the page's JavaScript, in order
+
+SCHEMA_VERSION = 2  # raise when a field is removed or changes meaning; hover_math.js's
+#                     PAYLOAD_VERSION says the newest it understands
+
+# The payload, field by field, "type: meaning"; a dict is an object, [dict] a list of them,
+# a name ending in "?" is there only where its meaning says, "*" stands for any name, and
+# "array ..." is an `encode`d array, the object ARRAY.
+ARRAY = {"dtype": "'f4' | 'f2': float32 or float16",
+         "shape": "[int]: the array's shape",
+         "data": "str: base64 of its little-endian bytes, row-major"}
+SCHEMA = {
+    "version": "int: SCHEMA_VERSION of the code that made it",
+    "model": "str: the network's name",
+    "photo": {"src": "str: data: URL of a PNG, the photo as the server shows it "
+                     "(render.fit to render.DISPLAY_CAP, enlarged when small)",
+              "width": "int: its width in pixels", "height": "int: its height in pixels"},
+    "geometry": {"image_size": "[W0, H0]: the original photo's size (Geometry)",
+                 "resized": "[Wr, Hr]: the whole photo after resizing",
+                 "offset": "[ox, oy]: top-left of the model input in resized pixels",
+                 "input_size": "[Win, Hin]: the model input's size"},
+    "luts": {"*": "[int] of 256 * 3: render.lut(name) as RGB rows, for each name of "
+                  "render.COLORMAPS"},
+    "marker": "[r, g, b]: render.MARKER, the colour of the query cell's outline",
+    "unseen_gain": "float: UNSEEN_GAIN, how much render.overlay darkens unseen pixels",
+    "nearly_uniform": "float: NEARLY_UNIFORM, the spread (max - min over max) under which a "
+                      "row is called nearly uniform",
+    "alpha": "float: opacity of the row over the photo, 0..1",
+    "cmap": "str: the colour map to start with, a key of luts",
+    "layers": [{
+        "key": "str: the record's key in the trace (trace[key])",
+        "layer": "str: the module it was captured from",
+        "name": "str: the record's name",
+        "family": "str: the attention family",
+        "grid": "[h, w]: the query/key grid; a row is h * w long, row-major",
+        "heads": "int: attention heads (several: a row per head, or their mean)",
+        "refs": "[int]: analysis.reference_cells(grid), the cells query dependence compares with",
+        "centre_cell": "int: render.centre_cell, the query shown before anyone points",
+        "kind": "'affinity' | 'crisscross' | 'twohop' | 'distribute' | 'server': the row "
+                "function the page uses; 'server': the page cannot compute these rows",
+        "reason?": "str (kind server): why, said in the view",
+        "precision?": "'float32' | 'float16' (kind not server): how its (or its hops') arrays travel",
+        "arrays?": {"queries?": "array (heads, h*w, d) (affinity, crisscross)",
+                    "keys?": "array (heads, h*w, d) (affinity, crisscross)",
+                    "height_rel?": "array (2h - 1, d) when relative",
+                    "width_rel?": "array (2w - 1, d) when relative",
+                    "gather?": "array (m, h*w) (distribute): row_i = distribute[:, i] @ gather",
+                    "distribute?": "array (m, h*w) (distribute)"},
+        "scale?": "float (affinity, crisscross): logits = scale * keys q",
+        "extra_scaled?": "bool (affinity, crisscross): relative logits are scaled too",
+        "relative?": "bool (affinity, crisscross): height_rel and width_rel add BoTNet's "
+                     "relative-position logits",
+        "first?": "str (twohop): key of the first hop's layer",
+        "second?": "str (twohop): key of the second hop's layer",
+        "hidden?": "true: a two-hop record's hop that the trace does not list, sent only to "
+                   "compute the two-hop rows",
+        "beside?": {"title": "str: caption of a map the block made beside its rows (DNL's "
+                             "unary map), drawn beside them",
+                    "values": "array (h, w)"},
+    }],
+}
 
 
 def encode(array: np.ndarray, float16: bool = False) -> dict:
@@ -38,28 +106,23 @@ def encode(array: np.ndarray, float16: bool = False) -> dict:
 
 
 def _arrays(rec) -> dict[str, np.ndarray]:
-    """The arrays a record's rows are made of (empty for a record made of others)."""
-    if isinstance(rec, Affinity):
-        out = {"queries": rec.queries, "keys": rec.keys}
-        if isinstance(rec.extra, RelativePosition):
-            out.update(height_rel=rec.extra.height_rel, width_rel=rec.extra.width_rel)
-        return out
-    if isinstance(rec, Distribute):
-        return {"gather": rec.gather, "distribute": rec.distribute}
-    return {}
+    """The arrays a mirrored record's rows are made of, as its kind declares them
+    (records.Record.arrays; empty for a record made of others)."""
+    return rec.arrays() if _kind(rec) is not None else {}
 
 
 def _kind(rec) -> Optional[str]:
-    """The JavaScript row function for a record, None if the page cannot mirror it."""
-    if type(rec) is CrissCross:
-        return "crisscross"
-    if type(rec) is Affinity and (rec.extra is None or isinstance(rec.extra, RelativePosition)):
-        return "affinity"
-    if type(rec) is TwoHop:
-        return "twohop"
-    if type(rec) is Distribute:
-        return "distribute"
-    return None
+    """The JavaScript row function for a record (its kind's `page_row`), None if the page
+    cannot mirror it."""
+    page_kind = getattr(rec, "page_kind", None)
+    return page_kind() if page_kind is not None else None
+
+
+def nearly_uniform(row: np.ndarray) -> bool:
+    """Is a row nearly uniform: its spread under NEARLY_UNIFORM of a positive maximum? (Its
+    colours then stretch tiny differences; colours from 0 show it as it is.)"""
+    hi, lo = float(np.max(row)), float(np.min(row))
+    return hi > 0 and (hi - lo) / hi < NEARLY_UNIFORM
 
 
 def companion(trace: Trace, rec) -> Optional[SpatialMap]:
@@ -79,7 +142,8 @@ def layer_payload(rec, max_float32_bytes: int = MAX_FLOAT32_BYTES) -> dict:
     query-dependence score, and the inputs of its rows."""
     out = {"key": rec.key, "layer": rec.layer, "name": rec.name, "family": rec.family,
            "grid": list(rec.grid), "heads": int(rec.heads),
-           "refs": reference_cells(rec.grid), "kind": _kind(rec)}
+           "refs": reference_cells(rec.grid), "centre_cell": render.centre_cell(rec),
+           "kind": _kind(rec)}
     if out["kind"] is None:
         out.update(kind="server", reason=f"{type(rec).__name__} rows are not computed in the "
                                          "page; click a pixel to have the server draw its row.")
@@ -106,9 +170,9 @@ def _png_data_url(rgb: np.ndarray) -> str:
 
 def payload(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
             max_float32_bytes: int = MAX_FLOAT32_BYTES) -> dict:
-    """Everything the hover view needs for one analysis: the photo as the server displays
-    it, the Geometry, the colour lookup tables, and every pairwise layer (with the hidden
-    hops of two-hop records, so each can be computed)."""
+    """Everything the hover view needs for one analysis (`SCHEMA`): the photo as the server
+    displays it, the Geometry, the colour lookup tables, and every pairwise layer (with the
+    hidden hops of two-hop records, so each can be computed)."""
     shown = render.fit(trace.image, render.DISPLAY_CAP, enlarge=True)
     records = [r for r in trace if isinstance(r, Pairwise)]
     layers = [layer_payload(r, max_float32_bytes) for r in records]
@@ -123,12 +187,13 @@ def payload(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
             if hop.key not in have:
                 layers.append({**layer_payload(hop, max_float32_bytes), "hidden": True})
                 have.add(hop.key)
-    return {"version": 1, "model": trace.model,
+    return {"version": SCHEMA_VERSION, "model": trace.model,
             "photo": {"src": _png_data_url(shown), "width": int(shown.shape[1]),
                       "height": int(shown.shape[0])},
             "geometry": {k: list(v) for k, v in dataclasses.asdict(trace.geometry).items()},
             "luts": {name: render.lut(name).ravel().tolist() for name in render.COLORMAPS},
             "marker": list(render.MARKER), "unseen_gain": UNSEEN_GAIN,
+            "nearly_uniform": NEARLY_UNIFORM,
             "alpha": float(alpha), "cmap": cmap, "layers": layers}
 
 
@@ -136,6 +201,11 @@ def payload(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
 def asset(name: str) -> str:
     """A file of visattn/static (the page's JavaScript, CSS and HTML skeleton)."""
     return resources.files("visattn").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def script() -> str:
+    """The hover view's JavaScript: SCRIPTS joined in order, for a page to run as one."""
+    return "\n".join(asset(name) for name in SCRIPTS)
 
 
 def viewer_html(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
@@ -148,5 +218,5 @@ def viewer_html(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
     title = f"VisAttn — {trace.model}: where does each pixel look?"
     return asset("viewer.html").format(
         title=title, css=asset("hover.css"), skeleton=asset("hover.html"),
-        js=asset("hover.js"), payload=doc, precision=" and ".join(precisions),
+        js=script(), payload=doc, precision=" and ".join(precisions),
         model=trace.model, size="{}×{}".format(*trace.geometry.image_size))

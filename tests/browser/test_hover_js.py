@@ -10,47 +10,17 @@ from PIL import Image
 
 from visattn import analysis, hover, render
 from visattn.geometry import Geometry
-from visattn.records import Affinity, CrissCross, Distribute, RelativePosition, Trace, TwoHop
+from visattn.records import Affinity
+
+from pairwise_records import random_trace
 
 pytestmark = pytest.mark.browser
-
-
-def random_trace(seed=0, grid=(9, 11), photo=(230, 150), geometry=None):
-    """One record of each pairwise kind (several heads, relative positions both ways) on a
-    random photo."""
-    rng = np.random.default_rng(seed)
-    n = grid[0] * grid[1]
-    f = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
-    common = dict(family="test", grid=grid)
-
-    def rel(d):
-        return RelativePosition(f(2 * grid[0] - 1, d), f(2 * grid[1] - 1, d))
-
-    cc1 = CrissCross(queries=f(1, n, 4), keys=f(1, n, 4), scale=1.0, layer="cc", name="criss-cross",
-                     **common)
-    cc2 = CrissCross(queries=f(1, n, 4), keys=f(1, n, 4), scale=1.0, layer="cc", name="criss-cross",
-                     call=1, **common)
-    gather = rng.random((4, n)); gather /= gather.sum(1, keepdims=True)
-    dist = rng.random((4, n)); dist /= dist.sum(0, keepdims=True)
-    records = [
-        Affinity(queries=f(1, n, 8), keys=f(1, n, 8), scale=0.4, layer="nl", name="affinity", **common),
-        Affinity(queries=f(3, n, 5), keys=f(3, n, 5), scale=0.5, layer="mh", name="affinity", **common),
-        Affinity(queries=f(2, n, 6), keys=f(2, n, 6), scale=0.3, extra=rel(6), layer="bot",
-                 name="affinity", **common),
-        Affinity(queries=f(2, n, 6), keys=f(2, n, 6), scale=0.3, extra=rel(6), extra_scaled=True,
-                 layer="bot2", name="affinity", **common),
-        cc1, cc2, TwoHop(first=cc1, second=cc2, layer="cc", name="two-hop", **common),
-        Distribute(gather=gather.astype(np.float32), distribute=dist.astype(np.float32), layer="a2",
-                   name="distribute rows", **common)]
-    image = rng.integers(0, 256, (photo[1], photo[0], 3), dtype=np.uint8)
-    geometry = geometry or Geometry.center_crop(photo, 160, (144, 176))
-    return Trace("random", records, geometry, image=image)
 
 
 @pytest.fixture
 def js_page(page):
     page.set_content("<html><body></body></html>")
-    page.add_script_tag(content=hover.asset("hover.js"))
+    page.add_script_tag(content=hover.script())
     return page
 
 
@@ -162,7 +132,7 @@ def test_a_dnl_unary_map_is_drawn_beside_the_rows(js_page):
     data = hover.payload(trace, alpha=0.4, cmap="inferno")
     assert "beside" in data["layers"][0] and all("beside" not in l for l in data["layers"][1:])
     js_page.set_content(f"<html><body>{hover.asset('hover.html')}</body></html>")
-    js_page.add_script_tag(content=hover.asset("hover.js"))
+    js_page.add_script_tag(content=hover.script())
     js_page.evaluate("p => VisAttnHover.mountStandalone(document.querySelector('.va-hover'), p)", data)
     js_page.wait_for_function("() => window.visattn.lastRow && document.querySelector('.va-beside img').src")
     assert js_page.locator(".va-beside").is_visible()

@@ -202,7 +202,7 @@ def affinity_api(session: Optional[Session], layer: str, head: str, x: float, y:
     numbers = {"layer": layer, "x": q.x, "y": q.y, "head": q.head, "grid": list(rec.grid),
                "cell": cell, "cell_box": list(session.trace.geometry.cell_box(cell, rec.grid)),
                "query_dependence": analysis.query_dependence(rec, cell, q.head),
-               "nearly_uniform": bool(row.max() > 0 and (row.max() - row.min()) / row.max() < 0.01),
+               "nearly_uniform": hover.nearly_uniform(row),
                "row": row.astype(float).tolist()}
     return image, numbers, session
 
@@ -212,7 +212,7 @@ def hover_view() -> gr.HTML:
     """The hover surface: photo + row of the pixel under the pointer, drawn by
     visattn/static/hover.js from the payload of `hover.payload` (its value)."""
     return gr.HTML(None, html_template=hover.asset("hover.html"), css_template=hover.asset("hover.css"),
-                   js_on_load=hover.asset("hover.js")
+                   js_on_load=hover.script()
                    + "\nVisAttnHover.mountGradio(element, props, trigger, watch); // 'pin'",
                    elem_id="nl-hover")
 

@@ -1,0 +1,148 @@
+"""visattn/static/hover_math.js, the hover view's arithmetic, run under Node without a page on
+random inputs, against the Python it mirrors: record rows and query dependence
+(visattn.records, analysis.query_dependence), Geometry (to_grid, cell_box, cell_centre),
+the integer and float16 helpers, the "nearly uniform" test, and the payload version."""
+import json
+import os
+import subprocess
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from visattn import analysis, hover
+from visattn.geometry import Geometry
+
+from pairwise_records import random_trace
+
+NODE = "/usr/bin/node"
+MATH = resources.files("visattn").joinpath("static", "hover_math.js")
+
+
+def node(body: str, data):
+    """Run `body` (a function body: M is the module, input the JSON data; it returns
+    JSON-able) under Node -> what it returned."""
+    if not os.path.exists(NODE):
+        pytest.fail(f"{NODE} is missing: install Node.js (apt-get install nodejs)")
+    program = (f"const M = require({json.dumps(str(MATH))});\n"
+               "const input = JSON.parse(require('fs').readFileSync(0, 'utf8'));\n"
+               f"const out = (() => {{ {body} }})();\n"
+               "process.stdout.write(JSON.stringify(out));")
+    done = subprocess.run([NODE, "-e", program], input=json.dumps(data), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_the_module_needs_no_page():
+    source = MATH.read_text(encoding="utf-8")
+    assert "document" not in source and "window" not in source
+    assert node("return Object.keys(M).sort();", None) == sorted(
+        ["PAYLOAD_VERSION", "versionProblem", "f32", "roundHalfEven", "floorDiv", "ceilDiv",
+         "decode", "Geometry", "rowOf", "peak", "nearlyUniform", "jsDivergence", "loadPayload",
+         "queryDependence"])
+
+
+ROWS = """const [p, asks] = input, m = M.loadPayload(p);
+  return asks.map(([key, head, cell]) => { const L = m.layers[key], row = M.rowOf(m, L, cell, head);
+    return [Array.from(row), M.queryDependence(m, L, cell, head, row)]; });"""
+
+
+@pytest.mark.parametrize("seed, grid, float16", [(0, (9, 11), False), (1, (6, 5), False),
+                                                 (2, (7, 8), True)])
+def test_rows_and_query_dependence_match_python(seed, grid, float16):
+    trace = random_trace(seed, grid=grid)
+    data = hover.payload(trace, max_float32_bytes=0 if float16 else 10 ** 9)
+    rng = np.random.default_rng(seed)
+    asks = [(rec.key, head, int(cell)) for rec in trace
+            for head in [None] + (list(range(rec.heads)) if rec.heads > 1 else [])
+            for cell in rng.choice(grid[0] * grid[1], 4, replace=False)]
+    got = node(ROWS, [data, asks])
+    tol = 2e-3 if float16 else 1e-6
+    kinds = {layer["kind"] for layer in data["layers"]}
+    assert kinds == {"affinity", "crisscross", "twohop", "distribute"}
+    for (key, head, cell), (row, score) in zip(asks, got):
+        rec = trace[key]
+        want = rec.row(cell, head).ravel()
+        assert np.abs(np.array(row) - want).max() <= tol * want.max(), (key, head, cell)
+        assert abs(score - analysis.query_dependence(rec, cell, head)) <= (1e-3 if float16 else 1e-6)
+
+
+def random_geometries(rng, count):
+    for _ in range(count):
+        w0, h0 = (int(v) for v in rng.integers(8, 1500, 2))
+        if rng.random() < 0.5:
+            crop = tuple(int(v) for v in rng.integers(32, 300, 2))
+            yield Geometry.center_crop((w0, h0), int(rng.integers(max(crop), 400)), crop)
+        else:
+            short = int(rng.integers(32, 600))
+            yield Geometry.keep_ratio((w0, h0), short, int(rng.integers(short, 2 * short + 1)))
+
+
+GEOMETRY = """return input.map(([g, grid, pixels]) => { const geo = new M.Geometry(g), n = grid[0] * grid[1];
+  const cells = Array.from({length: n}, (_, c) => c);
+  return [pixels.map(([x, y]) => [geo.toGrid(x, y, grid, false), geo.toGrid(x, y, grid, true)]),
+          cells.map(c => geo.cellBox(c, grid)), cells.map(c => geo.cellCentre(c, grid))]; });"""
+
+
+def test_geometry_matches_python():
+    rng = np.random.default_rng(7)
+    cases = []
+    for geo in random_geometries(rng, 40):
+        w_in, h_in = geo.input_size
+        stride = int(2 ** rng.integers(0, 6))  # a strided grid, or one that tiles unevenly
+        grid = ((-(-h_in // stride), -(-w_in // stride)) if rng.random() < 0.6
+                else tuple(int(v) for v in rng.integers(1, 40, 2)))
+        w0, h0 = geo.image_size
+        pixels = [(int(x), int(y)) for x, y in zip(rng.integers(0, w0, 60), rng.integers(0, h0, 60))]
+        pixels += [(0, 0), (w0 - 1, h0 - 1)]
+        cases.append((geo, list(grid), pixels))
+    got = node(GEOMETRY, [[{k: list(v) for k, v in vars(g).items()}, grid, px] for g, grid, px in cases])
+    for (geo, grid, pixels), (cells, boxes, centres) in zip(cases, got):
+        assert cells == [[geo.to_grid(x, y, grid), geo.to_grid(x, y, grid, clamp=True)]
+                         for x, y in pixels], geo
+        n = grid[0] * grid[1]
+        assert boxes == [list(geo.cell_box(c, grid)) for c in range(n)], geo
+        assert centres == [list(geo.cell_centre(c, grid)) for c in range(n)], geo
+
+
+def test_integer_and_float16_helpers():
+    rng = np.random.default_rng(8)
+    halves = np.concatenate([rng.integers(-1000, 1000, 200) + 0.5, rng.uniform(-1e6, 1e6, 200)])
+    a = np.concatenate([rng.integers(-2 ** 40, 2 ** 40, 300), rng.integers(-50, 50, 100)])
+    b = np.concatenate([rng.integers(1, 2 ** 20, 300), rng.integers(1, 7, 100)])
+    f16 = np.concatenate([rng.normal(0, 100, 100), [0.0, -0.0, 6e-8, -3e-5, 65504, np.inf, -np.inf]]
+                         ).astype(np.float16)
+    f32 = rng.normal(0, 1e3, 50).astype(np.float32)
+    got = node("""const [halves, a, b, e16, e32] = input;
+      return [halves.map(M.roundHalfEven), a.map((v, k) => M.floorDiv(v, b[k])),
+              Array.from(M.decode(e16), String), Array.from(M.decode(e32))];""",
+               [halves.tolist(), a.tolist(), b.tolist(), hover.encode(f16, float16=True),
+                hover.encode(f32)])
+    np.testing.assert_array_equal(got[0], np.rint(halves))  # numpy rounds half to even
+    assert got[1] == (a // b).tolist()
+    np.testing.assert_array_equal(np.array(got[2], float), f16.astype(np.float64))
+    np.testing.assert_array_equal(np.array(got[3]), f32)
+
+
+def test_peak_and_nearly_uniform_match_python():
+    rng = np.random.default_rng(9)
+    rows = [1 + rng.uniform(0, s, 50) for s in rng.uniform(0, 0.02, 200)]  # around the threshold
+    rows += [rng.dirichlet(np.ones(30)) for _ in range(20)] + [np.zeros(9), -1 - rng.random(9)]
+    data = hover.payload(random_trace())
+    got = node("""const [spread, rows] = input;
+      return rows.map(r => { const p = M.peak(r); return [p.best, p.hi, p.lo, M.nearlyUniform(p.hi, p.lo, spread)]; });""",
+               [data["nearly_uniform"], [r.tolist() for r in rows]])
+    want = [[int(np.argmax(r)), r.max(), r.min(), hover.nearly_uniform(r)] for r in rows]
+    assert got == want
+    assert {g[3] for g in got} == {True, False}
+
+
+def test_a_newer_payload_version_is_refused_with_a_sentence():
+    version = hover.payload(random_trace())["version"]
+    got = node("""return [M.PAYLOAD_VERSION, M.versionProblem({version: input}),
+                          M.versionProblem({version: input + 1}), M.versionProblem({})];""", version)
+    assert got[0] == version == hover.SCHEMA_VERSION and got[1] is None
+    assert (f"made by a newer VisAttn (payload version {version + 1}); this page understands up "
+            f"to {version}.") in got[2]
+    assert "no version" in got[3]
