@@ -22,6 +22,7 @@ import numpy as np
 
 Grid = tuple[int, int]  # (rows, cols) of a feature map
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1: half-open, original pixels
+REMAP_MAX = 16384  # cv2.remap refuses a map or an output of SHRT_MAX (32767) px a side
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -141,16 +142,25 @@ class Geometry:
                       ) -> np.ndarray:
         """Resample a (Hg, Wg) map onto the original image, or onto `out_size` (W, H), a
         uniformly scaled view of it. Bilinear between cell centres; NaN where the model
-        did not look (outside a centre crop)."""
+        did not look (outside a centre crop). Any size the loader accepts: OpenCV's remap
+        takes at most REMAP_MAX pixels a side, so a longer picture (a panorama) is
+        resampled in strips; each output pixel depends only on its own coordinates, so
+        the strips join exactly."""
         hg, wg = values.shape
         w0, h0 = self.image_size
         ow, oh = out_size or (w0, h0)
         gx, inside_x = self._display_to_grid(ow, 0, wg)
         gy, inside_y = self._display_to_grid(oh, 1, hg)
-        map_x = np.broadcast_to(gx[None, :], (oh, ow)).astype(np.float32)
-        map_y = np.broadcast_to(gy[:, None], (oh, ow)).astype(np.float32)
-        out = cv2.remap(np.ascontiguousarray(values, dtype=np.float32), map_x, map_y,
-                        interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        src = np.ascontiguousarray(values, dtype=np.float32)
+        out = np.empty((oh, ow), np.float32)
+        for y0 in range(0, oh, REMAP_MAX):
+            for x0 in range(0, ow, REMAP_MAX):
+                xs, ys = gx[x0:x0 + REMAP_MAX], gy[y0:y0 + REMAP_MAX]
+                map_x = np.broadcast_to(xs[None, :], (len(ys), len(xs))).astype(np.float32)
+                map_y = np.broadcast_to(ys[:, None], (len(ys), len(xs))).astype(np.float32)
+                out[y0:y0 + len(ys), x0:x0 + len(xs)] = cv2.remap(
+                    src, map_x, map_y, interpolation=cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE)
         out[~(inside_y[:, None] & inside_x[None, :])] = np.nan
         return out
 
