@@ -57,7 +57,7 @@ def test_module_entry_point_help():
     done = subprocess.run([sys.executable, "-m", "visattn", "--help"], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0
-    assert all(cmd in done.stdout for cmd in ("analyze", "download", "list-models", "bench"))
+    assert all(cmd in done.stdout for cmd in ("analyze", "download", "list-models", "view"))
 
 
 def test_analyze_writes_overlays_arrays_and_meta_per_image(tmp_path, capsys):

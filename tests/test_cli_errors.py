@@ -59,7 +59,7 @@ def test_query_outside_the_photo_is_refused_not_clamped(photo, tmp_path, capsys)
     status, err = run(capsys, "analyze", photo, "--model", "tiny_nl", "--query", "80,10",
                       "--out", tmp_path / "o", "--quiet")
     assert status == 1
-    assert "query 80,10 is outside the 80x48 photo" in err
+    assert "query (80, 10) is outside the 80×48 photo" in err
     assert not (tmp_path / "o" / "photo").exists()
     status, _ = run(capsys, "analyze", photo, "--model", "tiny_nl", "--query", "79,47",
                     "--out", tmp_path / "o", "--quiet")

@@ -14,6 +14,10 @@ Your own attention module, in your own network:
     trace = visattn.analyze("cat.jpg", my_network)
     with visattn.attention_off(my_network):
         logits = my_network(x)           # every registered attention module neutral
+
+One analysis in one file, read back exactly (arrays + a JSON header, no pickle):
+
+    visattn.save(trace, "cat.npz");  trace = visattn.load("cat.npz")
 """
 from .resources import mount_models
 
@@ -22,15 +26,17 @@ mount_models()  # visattn.models: the models/ folder, installed or in a checkout
 from .ablation import AttentionError, AttentionLeftOn, attention_off
 from .geometry import Geometry
 from .image import ImageError, load_image
+from .opener import Network, open_network
 from .pipeline import analyze
 from .preprocess import Preprocess, prepare
 from .records import (Affinity, AxisGate, BranchWeights, ChannelWeights, CrissCross, Distribute,
                       Pairwise, Prediction, Record, RelativePosition, Segmentation, SpatialMap,
                       Trace, TwoHop)
 from .registry import Family, register_attention
+from .trace_file import load, save
 from .version import __version__
 
-__all__ = ["__version__", "analyze", "load_image", "ImageError", "Geometry", "Preprocess", "prepare",
+__all__ = ["__version__", "analyze", "open_network", "Network", "save", "load", "load_image", "ImageError", "Geometry", "Preprocess", "prepare",
            "register_attention", "attention_off", "Family", "AttentionLeftOn", "AttentionError",
            "Record", "ChannelWeights", "SpatialMap", "BranchWeights", "AxisGate", "Affinity",
            "CrissCross", "TwoHop", "Distribute", "RelativePosition", "Pairwise", "Prediction",

@@ -113,6 +113,12 @@ class AblationRow:
     baseline_prob_of_top1: float  # probability of the unablated top-1 class after ablation
     left_on: tuple[str, ...] = ()  # a sentence per attention module that could not be switched off
 
+    @property
+    def what(self) -> str:
+        """Which attention the row switched off, in words (the app's and the CLI's label)."""
+        return "none (baseline)" if self.stage == 0 else \
+            ("every stage" if self.stage is None else f"stage {self.stage}")
+
 
 def stage_ablation(model: nn.Module, rgb, preprocess: Preprocess, labels: Sequence[str],
                    k: int = 5) -> list[AblationRow]:

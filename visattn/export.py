@@ -1,4 +1,6 @@
-"""Export one analysis as a zip: every overlay as PNG, raw arrays as NPZ, metadata as JSON."""
+"""Export one analysis as a zip or a folder: every record's picture as PNG, the Trace itself
+as arrays.npz (visattn.load reads it back; the rows of the queries are stored beside it),
+metadata as JSON, and the offline hover view."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,10 +15,12 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from . import analysis, hover, render
+from . import analysis, hover, render, trace_file
 from .render import centre_cell  # noqa: F401  (where callers have long found it)
-from .records import (Affinity, AxisGate, BranchWeights, ChannelWeights, Distribute, Pairwise,
-                      Segmentation, SpatialMap, Trace)
+from .records import Pairwise, Segmentation, Trace, view_of
+
+
+MAX_PINS = 50  # pinned queries kept per analysis (the oldest go first)
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,21 @@ class Query:
     x: int
     y: int
     head: Optional[int] = None
+
+
+def outside_photo(x: float, y: float, size: tuple[int, int]) -> Optional[str]:
+    """None for a pixel inside a photo of `size` (W, H), else the sentence saying where
+    pixels are (the app's and the command line's refusal)."""
+    w, h = size
+    if 0 <= x < w and 0 <= y < h:
+        return None
+    return (f"({x:g}, {y:g}) is outside the {w}×{h} photo: x from 0 to {w - 1}, "
+            f"y from 0 to {h - 1}.")
+
+
+def pin(queries: Sequence[Query], query: Query) -> list[Query]:
+    """The pinned queries with `query` last: no repeat, at most MAX_PINS."""
+    return [q for q in queries if q != query][-(MAX_PINS - 1):] + [query]
 
 
 def safe_name(key: str) -> str:
@@ -38,33 +57,18 @@ def _png(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _record_files(trace: Trace, rec, stem: str, cmap: str, cap: int):
-    """One record -> (its PNG files, its arrays, extra meta)."""
-    files, arrays, extra = {}, {}, {}
-    if isinstance(rec, SpatialMap):
-        files[stem + ".png"] = _png(render.spatial_view(trace, rec, cap=cap, cmap=cmap))
-        arrays[rec.key] = rec.values
-    elif isinstance(rec, (ChannelWeights, BranchWeights)):
-        chart = render.gate_chart(rec.values, rec.value_kind, rec.key) \
-            if isinstance(rec, ChannelWeights) else render.branch_chart(rec)
-        files[stem + ".png"] = _png(chart)
-        arrays[rec.key] = rec.values
-        if isinstance(rec, ChannelWeights) and rec.top_channels is not None:
-            arrays[rec.key + "/top_channels"] = rec.top_channels
-            arrays[rec.key + "/top_features"] = rec.top_features
-    elif isinstance(rec, AxisGate):
-        files[stem + ".png"] = _png(render.axis_gate_view(rec))
-        arrays[rec.key] = rec.values
-        extra["axes"] = list(rec.axes)
-    elif isinstance(rec, Pairwise):
-        extra["heads"] = rec.heads
-        if isinstance(rec, Affinity):  # TwoHop rows are made from its two hops' arrays
-            arrays[rec.key + "/queries"], arrays[rec.key + "/keys"] = rec.queries, rec.keys
-            extra["scale"] = rec.scale
-        if isinstance(rec, Distribute):
-            arrays[rec.key + "/gather"] = rec.gather
-            arrays[rec.key + "/distribute"] = rec.distribute
-    return files, arrays, extra
+def _record_meta(rec) -> dict:
+    """meta.json's line of a record: what it is and its scalars (arrays are in arrays.npz)."""
+    out = {"key": rec.key, "kind": type(rec).__name__, "family": rec.family,
+           "layer": rec.layer, "name": rec.name, "grid": list(rec.grid), "stage": rec.stage,
+           "call": rec.call, "value_kind": rec.value_kind}
+    if view_of(rec) == "pairwise":
+        out["heads"] = rec.heads
+    for name in ("axes", "scale"):
+        if hasattr(rec, name):
+            value = getattr(rec, name)
+            out[name] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 def _with_automatic(trace: Trace, queries: Sequence[Query], layers: str) -> list[tuple[Query, bool]]:
@@ -100,39 +104,29 @@ def export_files(trace: Trace, queries: Sequence[Query] = (), cmap: str = "jet",
     (the hover view of every pairwise layer in one offline file). Maps on the photo are at
     the photo's own size. `layers` is a shell pattern on record keys."""
     cap = max(trace.image.shape[:2])
-    arrays: dict[str, np.ndarray] = {"image": trace.image}
+    kept = [rec for rec in trace if fnmatch.fnmatchcase(rec.key, layers)]
     files: dict[str, bytes] = {}
-    records = []
     for n, rec in enumerate(trace, 1):
-        if not fnmatch.fnmatchcase(rec.key, layers):
-            continue
-        more, data, extra = _record_files(trace, rec, f"overlays/{n:03d}_{safe_name(rec.key)}",
-                                          cmap, cap)
-        files.update(more)
-        arrays.update(data)
-        records.append({"key": rec.key, "kind": type(rec).__name__, "family": rec.family,
-                        "layer": rec.layer, "name": rec.name, "grid": list(rec.grid),
-                        "stage": rec.stage, "call": rec.call, "value_kind": rec.value_kind,
-                        **extra})
+        picture = render.picture(trace, rec, cap, cmap) \
+            if fnmatch.fnmatchcase(rec.key, layers) else None
+        if picture is not None:
+            files[f"overlays/{n:03d}_{safe_name(rec.key)}.png"] = _png(picture)
     if isinstance(trace.prediction, Segmentation):
         files["segmentation.png"] = _png(render.segmentation_view(trace, cap=cap))
-        arrays["class_map"] = trace.prediction.class_map
-    query_meta = []
+    rows, query_meta = {}, []
     for q, automatic in _with_automatic(trace, queries, layers):
         png_name, png, row_name, row, meta = _query_files(trace, q, automatic, cmap, cap)
-        files[png_name], arrays[row_name] = png, row
+        files[png_name], rows[row_name] = png, row
         query_meta.append(meta)
-    npz = io.BytesIO()
-    np.savez_compressed(npz, **arrays)
     meta = {
         "model": trace.model,
         "preprocess": dataclasses.asdict(trace.preprocess) if trace.preprocess else None,
         "geometry": dataclasses.asdict(trace.geometry),
         "prediction": trace.prediction.top(5) if trace.prediction else None,
         "elapsed_s": trace.elapsed_s, "notes": trace.notes,
-        "records": records, "queries": query_meta,
+        "records": [_record_meta(rec) for rec in kept], "queries": query_meta,
     }
-    files["arrays.npz"] = npz.getvalue()
+    files["arrays.npz"] = trace_file.to_bytes(dataclasses.replace(trace, records=kept), rows)
     files["meta.json"] = json.dumps(meta, indent=2).encode()
     if viewer and any(isinstance(r, Pairwise) for r in trace):
         files["viewer.html"] = hover.viewer_html(trace, cmap=cmap).encode()

@@ -7,9 +7,10 @@ built.
 """
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from dataclasses import dataclass, field
-from typing import (Iterator, Literal, Optional, Protocol, Sequence, TypeVar, Union,
+from typing import (ClassVar, Iterator, Literal, Optional, Protocol, Sequence, TypeVar, Union,
                     runtime_checkable)
 
 import numpy as np
@@ -19,6 +20,24 @@ from .geometry import Geometry, Grid
 ValueKind = Literal["gate", "logit", "probability", "vector"]
 # gate: in (0, 1), multiplies features; logit: before a sigmoid; probability: sums to 1
 # over positions or branches; vector: an additive term (unbounded).
+
+View = Literal["channel", "spatial", "branch", "axes", "pairwise", "custom"]
+
+KINDS: dict[str, type] = {}  # every record kind and part a saved Trace may hold, by name
+
+
+def kind_name(cls: type) -> str:
+    """The name a kind is saved under: the class name for VisAttn's own, module:qualname
+    for anyone else's."""
+    own = cls.__module__.startswith(__package__ + ".") if __package__ else False
+    return cls.__name__ if own else f"{cls.__module__}:{cls.__qualname__}"
+
+
+def register_kind(cls: type) -> type:
+    """Make a dataclass savable inside a Trace (records register themselves; a record's
+    nested part, such as RelativePosition, registers with this decorator)."""
+    KINDS.setdefault(kind_name(cls), cls)
+    return cls
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -31,6 +50,36 @@ class Record:
     grid: Grid  # (H, W) of the feature map this block attends over
     stage: Optional[int] = None  # 1-based network stage parsed from the layer path
     call: int = 0  # which call of the block within one forward (blocks run twice, e.g. CCNet)
+
+    # The contract of a kind, said once. What it is made of: its dataclass fields (arrays,
+    # scalars, nested parts and other records), read by `arrays()` and by trace_file's
+    # save/load. How it is drawn: `view` picks the drawing in render, export and the tabs
+    # (a subclass draws as its parent); `page_row` names the page's JavaScript row function
+    # that mirrors `row()` (None: the page asks the server), read on the exact class only,
+    # never inherited by a user's subclass that may compute its rows differently.
+    view: ClassVar[View] = "custom"
+    page_row: ClassVar[Optional[str]] = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        register_kind(cls)
+
+    def page_kind(self) -> Optional[str]:
+        """The page's row function for this record, None if the page cannot mirror it."""
+        return type(self).__dict__.get("page_row")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays this record is made of, by field name; a nested part's arrays by
+        their own field names; none for the records it is made of (a TwoHop's hops)."""
+        out: dict[str, np.ndarray] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                out[f.name] = value
+            elif dataclasses.is_dataclass(value) and not isinstance(value, Record):
+                out.update((g.name, getattr(value, g.name)) for g in dataclasses.fields(value)
+                           if isinstance(getattr(value, g.name), np.ndarray))
+        return out
 
     @property
     def key(self) -> str:
@@ -47,6 +96,7 @@ class ChannelWeights(Record):
     """One weight per channel, (C,). Where the block's input is known, the feature maps of
     the top channels (highest weight first) are kept too: `top_channels` (k,), indices
     into C, and `top_features` (k, H, W), the block input at those channels."""
+    view: ClassVar[View] = "channel"
     values: np.ndarray
     value_kind: ValueKind = "gate"
     top_channels: Optional[np.ndarray] = None
@@ -59,6 +109,7 @@ class ChannelWeights(Record):
 @dataclass(frozen=True, kw_only=True, eq=False)
 class SpatialMap(Record):
     """One value per position of the feature grid, (H, W)."""
+    view: ClassVar[View] = "spatial"
     values: np.ndarray
     value_kind: ValueKind = "gate"
 
@@ -70,6 +121,7 @@ class SpatialMap(Record):
 class BranchWeights(Record):
     """Per-channel selection among K branches (SK kernels, ResNeSt splits), (K, C);
     sums to 1 over K."""
+    view: ClassVar[View] = "branch"
     values: np.ndarray
     value_kind: ValueKind = "probability"
 
@@ -84,6 +136,7 @@ class LogitTerm(Protocol):
     def logits(self, q: np.ndarray, r: int, c: int, grid: Grid) -> np.ndarray: ...
 
 
+@register_kind
 @dataclass(frozen=True, eq=False)
 class RelativePosition:
     """BoTNet/HaloNet-style relative position logits: for query (r, c) and key (r', c'),
@@ -106,6 +159,8 @@ class Affinity(Record):
     logits_i = scale * keys q_i  (+ extra.logits(q_i))      (times scale too if extra_scaled)
     row_i    = softmax(logits_i) over all N = H * W keys.
     """
+    view: ClassVar[View] = "pairwise"
+    page_row: ClassVar[Optional[str]] = "affinity"
     queries: np.ndarray  # (heads, N, d)
     keys: np.ndarray  # (heads, N, d)
     scale: float
@@ -123,6 +178,11 @@ class Affinity(Record):
     @property
     def heads(self) -> int:
         return self.queries.shape[0]
+
+    def page_kind(self) -> Optional[str]:
+        """Mirrored in the page without an extra term or with relative positions only."""
+        mirrored = self.extra is None or type(self.extra) is RelativePosition
+        return super().page_kind() if mirrored else None
 
     def logits(self, i: int, head: int) -> np.ndarray:
         """(H, W) pre-softmax logits of query cell i for one head."""
@@ -150,6 +210,8 @@ class CrissCross(Affinity):
     """Criss-cross attention (CCNet): the query at (r, c) attends over its column and its
     row only (itself once), one softmax over those H + W - 1 cells. Rows are computed on
     the cross alone, O((H + W) d); the (H, W) row is zero off the cross."""
+    view: ClassVar[View] = "pairwise"
+    page_row: ClassVar[Optional[str]] = "crisscross"
 
     def logits(self, i: int, head: int) -> np.ndarray:
         h, w = self.grid
@@ -167,6 +229,8 @@ class TwoHop(Record):
     """Where a query reaches through two stacked sparse attentions (CCNet's recurrence):
     row_i = sum_j second.row(i)[j] * first.row(j), an (H, W) distribution. Lazy; the
     second hop's row is sparse (a cross), so a row costs (H + W) first-hop rows."""
+    view: ClassVar[View] = "pairwise"
+    page_row: ClassVar[Optional[str]] = "twohop"
     first: Affinity
     second: Affinity
     value_kind: ValueKind = "probability"
@@ -191,6 +255,7 @@ class TwoHop(Record):
 class AxisGate(Record):
     """A gate over two axes that are not the feature grid (Triplet attention's C x W and
     H x C branches): values (A, B) with axes naming them, e.g. ("C", "W")."""
+    view: ClassVar[View] = "axes"
     values: np.ndarray
     axes: tuple[str, str]
     value_kind: ValueKind = "gate"
@@ -205,6 +270,8 @@ class Distribute(Record):
     position i takes descriptor k with weight
     distribute[k, i], and descriptor k gathered position j with weight gather[k, j], so
     row_i = distribute[:, i] @ gather, a distribution over all positions (rank <= n)."""
+    view: ClassVar[View] = "pairwise"
+    page_row: ClassVar[Optional[str]] = "distribute"
     gather: np.ndarray  # (n, N), each row sums to 1 over positions
     distribute: np.ndarray  # (n, N), each column sums to 1 over descriptors
     value_kind: ValueKind = "probability"
@@ -249,6 +316,13 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def view_of(rec) -> View:
+    """How a record is drawn: its kind's `view`; "pairwise" for any record that gives rows
+    (a user's Pairwise that is not a Record included)."""
+    view = getattr(rec, "view", "custom")
+    return "pairwise" if view == "custom" and isinstance(rec, Pairwise) else view
+
+
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max())
     return e / e.sum()
@@ -260,6 +334,7 @@ def _check_ndim(rec: Record, ndim: int) -> None:
                          f"got shape {rec.values.shape}")
 
 
+@register_kind
 @dataclass(frozen=True)
 class Prediction:
     """Class probabilities of a classifier, (num_classes,), with their names."""
@@ -272,6 +347,7 @@ class Prediction:
                 for i in idx]
 
 
+@register_kind
 @dataclass(frozen=True)
 class Segmentation:
     """Per-pixel classes of a segmentation network on the photo (or a scaled view of it):

@@ -1,6 +1,10 @@
-"""Pure rendering: arrays in, RGB uint8 images out. The only module that imports matplotlib.
+"""Drawing: records, traces and arrays in, pictures out. The only module that imports
+matplotlib (its figures are made here and returned as pictures, or as figures by the
+`*_figure` functions for callers that draw into them).
 
-Every image here is RGB (never BGR), uint8, (H, W, 3).
+Every picture here is RGB (never BGR), uint8, (H, W, 3). Which drawing a record gets is
+its kind's `view` (records.Record.view), looked up in one table per use (thumbnail,
+picture).
 """
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ import cv2
 import numpy as np
 
 from .geometry import Box
-from .records import (AxisGate, BranchWeights, ChannelWeights, Pairwise, Record, Segmentation,
-                      SpatialMap, Trace)
+from .records import (AxisGate, BranchWeights, ChannelWeights, Record, Segmentation, SpatialMap,
+                      Trace, view_of)
 
 DISPLAY_CAP = 768  # longest side of any image shown in the UI
 NAN_GREY = np.array([128, 128, 128], np.uint8)
@@ -325,29 +329,57 @@ def centre_cell(rec) -> int:
     return (h // 2) * w + w // 2
 
 
+def _pairwise_thumbnail(trace: Trace, rec, cap: int, alpha: float, cmap: str) -> np.ndarray:
+    """The row of the centre query, its cell outlined."""
+    cell = centre_cell(rec)
+    shown = map_on_image(trace, rec.row(cell), cap, alpha, cmap, enlarge=True)
+    scale = shown.shape[1] / trace.geometry.image_size[0]  # the photo may be a display copy
+    return draw_box(shown, trace.geometry.cell_box(cell, rec.grid), scale)
+
+
+def _bars_thumbnail(rec, cap: int) -> np.ndarray:
+    lo, hi, _ = value_axis(rec.values, rec.value_kind)
+    return bars(rec.values, width=cap, height=cap // 2, lo=lo, hi=hi)
+
+
+_THUMBNAILS = {  # records.Record.view -> a small picture
+    "spatial": lambda trace, rec, cap, alpha, cmap: map_on_image(trace, rec.values, cap, alpha,
+                                                                 cmap, enlarge=True),
+    "pairwise": _pairwise_thumbnail,
+    "channel": lambda trace, rec, cap, alpha, cmap: _bars_thumbnail(rec, cap),
+    "branch": lambda trace, rec, cap, alpha, cmap: heatmap(
+        rec.values, width=cap, row_height=max(8, cap // (2 * len(rec.values)))),
+    "axes": lambda trace, rec, cap, alpha, cmap: axis_gate_view(rec, cap),
+}
+
+_PICTURES = {  # records.Record.view -> the full picture export writes (pairwise: per query)
+    "spatial": lambda trace, rec, cap, cmap: spatial_view(trace, rec, cap=cap, cmap=cmap),
+    "channel": lambda trace, rec, cap, cmap: gate_chart(rec.values, rec.value_kind, rec.key),
+    "branch": lambda trace, rec, cap, cmap: branch_chart(rec),
+    "axes": lambda trace, rec, cap, cmap: axis_gate_view(rec),
+}
+
+
 def thumbnail(trace: Trace, rec: Record, cap: int = 256, alpha: float = 0.5,
               cmap: str = "jet") -> np.ndarray:
     """A small picture of one record: maps on the photo, gates as bars."""
-    if isinstance(rec, SpatialMap):
-        return map_on_image(trace, rec.values, cap, alpha, cmap, enlarge=True)
-    if isinstance(rec, Pairwise):
-        cell = centre_cell(rec)
-        shown = map_on_image(trace, rec.row(cell), cap, alpha, cmap, enlarge=True)
-        scale = shown.shape[1] / trace.geometry.image_size[0]  # the photo may be a display copy
-        return draw_box(shown, trace.geometry.cell_box(cell, rec.grid), scale)
-    if isinstance(rec, ChannelWeights):
-        lo, hi, _ = value_axis(rec.values, rec.value_kind)
-        return bars(rec.values, width=cap, height=cap // 2, lo=lo, hi=hi)
-    if isinstance(rec, BranchWeights):
-        return heatmap(rec.values, width=cap, row_height=max(8, cap // (2 * len(rec.values))))
-    if isinstance(rec, AxisGate):
-        return axis_gate_view(rec, cap)
-    raise TypeError(f"no thumbnail for {type(rec).__name__}")
+    draw = _THUMBNAILS.get(view_of(rec))
+    if draw is None:
+        raise TypeError(f"no thumbnail for {type(rec).__name__}")
+    return draw(trace, rec, cap, alpha, cmap)
+
+
+def picture(trace: Trace, rec: Record, cap: int = DISPLAY_CAP,
+            cmap: str = "jet") -> Optional[np.ndarray]:
+    """The record's picture as export writes it; None for pairwise records (drawn per
+    query) and kinds without one."""
+    draw = _PICTURES.get(view_of(rec))
+    return None if draw is None else draw(trace, rec, cap, cmap)
 
 
 def caption(rec: Record) -> str:
     extra = ""
-    if isinstance(rec, Pairwise):
+    if view_of(rec) == "pairwise":
         extra = f" (centre query, {rec.heads} head{'s' if rec.heads != 1 else ''})"
     return f"{rec.layer} · {rec.name}{extra} · {rec.grid[0]}×{rec.grid[1]}"
 
@@ -415,6 +447,13 @@ def excitation_figure(stats, classes: list[int]) -> np.ndarray:
     fig.suptitle(f"Channel gates per class, {stats.images} images", fontsize=9)
     fig.tight_layout()
     return _figure_rgb(fig)
+
+
+def attention_beside_cam(trace: Trace, attention: np.ndarray, cam: np.ndarray,
+                         alpha: float = 0.6, cmap: str = "jet", cap: int = 384) -> np.ndarray:
+    """A block's attention map (left) and its Grad-CAM (right) on the photo, same size."""
+    left, right = (map_on_image(trace, m, cap, alpha, cmap, enlarge=True) for m in (attention, cam))
+    return side_by_side(left, right)
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarray:

@@ -88,11 +88,16 @@ def preprocess_of(model: nn.Module, size: Optional[tuple[int, int]] = None,
     return Preprocess(**fields)
 
 
+def read_labels(path) -> tuple[str, ...]:
+    """Class names from a text file, one per line."""
+    return tuple(Path(path).read_text(encoding="utf-8").splitlines())
+
+
 def labels_of(model: nn.Module, path: Optional[str] = None) -> tuple[str, ...]:
     """Class names: one per line of the file, else the model's pretrained_cfg
     `label_names`, else none (classes are shown by number)."""
     if path is not None:
-        return tuple(Path(path).read_text(encoding="utf-8").splitlines())
+        return read_labels(path)
     return tuple(_cfg(model).get("label_names", ()))
 
 

@@ -1,0 +1,119 @@
+"""visattn analyze: photos and folders -> one folder per photo (pictures, the trace file
+arrays.npz, meta.json, optionally viewer.html); batched, resumable, one failure never ends
+the run."""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import sys
+from pathlib import Path
+
+from ..render import COLORMAPS
+from .common import add_network_options, image_list, open_from_args, out_dirs, query
+
+ANALYZED = "analyzed.csv"  # the run's ledger: what a restart skips
+
+
+def add(sub, names: argparse.ArgumentParser, batch: argparse.ArgumentParser) -> None:
+    s = sub.add_parser(
+        "analyze", parents=[names, batch],
+        help="capture every attention map of a network on photos and save them",
+        description="Run a network on each photo and write, per photo, a folder with every "
+                    "captured map as PNG (overlays/), the analysis itself (arrays.npz: "
+                    "visattn.load or `visattn view` read it back) and a JSON of model, "
+                    "preprocessing, layers and queries (meta.json). A photo that cannot be "
+                    "read or analysed is reported and skipped; the exit status is 1 if any was.")
+    add_network_options(s)
+    s.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="photo files (JPEG, PNG, ...) or folders of them; photos listed in "
+                        "OUT/analyzed.csv by an earlier run are skipped")
+    s.add_argument("--layers", default="*", metavar="PATTERN",
+                   help="only records whose key matches this shell pattern, e.g. '*spatial*' "
+                        "or 'layer4.*' (default: all)")
+    s.add_argument("--query", type=query, action="append", default=[], metavar="X,Y",
+                   help="a photo pixel whose attention row to save for every pairwise layer "
+                        "(Non-local, BoTNet, CCNet, DANet); repeatable")
+    s.add_argument("--cmap", default="jet", choices=COLORMAPS)
+    s.add_argument("--html", action="store_true",
+                   help="also write viewer.html: point at any pixel of the photo to see where "
+                        "it looks, for every pairwise layer, in one offline file")
+    s.set_defaults(run=run)
+
+
+def export_one(trace, folder: Path, args) -> list:
+    """One analysis -> its folder; ValueError for a query outside the photo."""
+    from ..export import Query, export_folder, outside_photo
+    from ..records import Pairwise
+    for x, y in args.query:
+        refusal = outside_photo(x, y, trace.geometry.image_size)
+        if refusal:
+            raise ValueError(f"query {refusal}")
+    layers = [r.key for r in trace if isinstance(r, Pairwise)]
+    queries = [Query(key, x, y) for key in layers for x, y in args.query
+               if fnmatch.fnmatchcase(key, args.layers)]
+    return export_folder(trace, folder, queries, args.cmap, args.layers, args.html)
+
+
+def run(args) -> int:
+    """Photos through a DataLoader, a batched forward, one folder per photo."""
+    from tqdm.auto import tqdm
+
+    from ..folders import batches
+    from ..ledger import Ledger
+    from ..pipeline import analyze_batch
+    net = open_from_args(args)  # unknown model, missing weights: said once, before any photo
+    out = Path(args.out)
+    images = image_list(args.images)
+    folders = out_dirs(images, out)
+    ledger = Ledger(out / ANALYZED, ("image", "folder", "top1", "probability", "error"))
+    done = ledger.done()
+    todo = [i for i, image in enumerate(images) if image not in done]
+    bar = tqdm(total=len(images), initial=len(images) - len(todo), unit="image",
+               desc=f"analysing with {net.name}", disable=args.quiet)
+    failures = []
+    for batch in batches([images[i] for i in todo], net.preprocess, args.batch_size,
+                         args.workers, keep_rgb=True):
+        rows = [[images[todo[it.index]], "", "", "", it.error] for it in batch.failed]
+        rows += _analyse_batch(batch, net, images, folders, todo, args, analyze_batch, tqdm)
+        for row in rows:
+            if row[-1]:
+                failures.append(row)
+                tqdm.write(f"FAILED {row[0]}: {row[-1]}", file=sys.stderr)
+        ledger.append(rows)
+        bar.update(len(rows))
+    bar.close()
+    print(f"{len(images) - len(failures)} of {len(images)} images analysed; results in {out}")
+    if failures:
+        print(f"{len(failures)} failed: " + ", ".join(row[0] for row in failures[:20])
+              + (" ..." if len(failures) > 20 else ""), file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _analyse_batch(batch, net, images, folders, todo, args, analyze_batch, tqdm) -> list[list]:
+    """Ledger rows of one batch: a forward that fails fails its photos, an export that
+    fails fails its photo; the run goes on either way."""
+    if batch.x is None:
+        return []
+    try:
+        traces = analyze_batch(batch.x, [it.rgb for it in batch.items],
+                               [it.geometry for it in batch.items], net)
+    except Exception as exc:  # noqa: BLE001 (one bad batch never ends the run; said per photo)
+        return [[images[todo[it.index]], "", "", "", _sentence(exc)] for it in batch.items]
+    rows = []
+    for it, trace in zip(batch.items, traces):
+        image, folder = images[todo[it.index]], folders[todo[it.index]]
+        try:
+            written = export_one(trace, folder, args)
+        except Exception as exc:  # noqa: BLE001 (said with the photo's name, the run goes on)
+            rows.append([image, "", "", "", _sentence(exc)])
+            continue
+        top = trace.prediction.top(1) if trace.prediction else []
+        rows.append([image, folder, *(top[0] if top else ("", "")), ""])
+        guess = f", {top[0][0]} ({top[0][1]:.0%})" if top else ""
+        tqdm.write(f"ok {image} -> {folder} ({len(written)} files{guess})")
+    return rows
+
+
+def _sentence(exc: Exception) -> str:
+    text = " ".join(str(exc).split())[:200]
+    return text if isinstance(exc, (OSError, ValueError)) else f"{type(exc).__name__}: {text}"
