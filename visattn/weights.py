@@ -40,7 +40,9 @@ from .resources import assets_dir
 
 Progress = Callable[[int, Optional[int]], None]  # (bytes done, bytes total or None)
 ASSETS = assets_dir()  # package data (importlib.resources), or the checkout's assets/
-STALL_S = 4.0  # no connection, no first byte, or a gap in the transfer: give up (< 5 s)
+STALL_S = 4.0  # no connection, no first byte, or no byte for this long: give up (< 5 s)
+PIECE = 64 * 1024  # bytes read (and reported) at a time: a report every 0.64 s at 100 kB/s
+LEFTOVER_S = 600.0  # a partial download untouched this long was abandoned (killed process)
 CONNECT_TIMEOUT_S = STALL_S  # an unreachable host must fail fast
 READ_TIMEOUT_S = STALL_S  # silence from a server that accepted the connection
 WEB_PAGE_NOTE = ("a web page instead of the weights file (a download quota or sign-in page, "
@@ -268,6 +270,7 @@ def looks_like_web_page(path: Path) -> bool:
 def _download_url(spec: UrlFile, progress: Optional[Progress], who: str) -> Path:
     final = _url_path(spec)
     final.parent.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(final.parent, ".part-*")
     tmp_dir = Path(tempfile.mkdtemp(prefix=".part-", dir=final.parent))
     try:
         download = tmp_dir / (spec.name or spec.url.rsplit("/", 1)[-1].split("?")[0] or "download")
@@ -303,7 +306,7 @@ def _stream(spec: UrlFile, out_path: Path, progress: Optional[Progress], who: st
             total = int(resp.headers["content-length"]) if "content-length" in resp.headers else None
             done = 0
             with open(out_path, "wb") as out:
-                for chunk in resp.iter_bytes(1 << 20):
+                for chunk in resp.iter_bytes(PIECE):
                     out.write(chunk)
                     done += len(chunk)
                     if progress:
@@ -420,12 +423,34 @@ def _download_hub(spec: HubFile, progress: Optional[Progress], who: str) -> Path
         raise WeightsError(f"{who}: the file the Hub sent for {spec.describe()} does not match "
                            "its ETag; it was discarded, nothing was cached.")
     _pin_after_download(spec, path)
+    clean_leftovers(path.resolve().parent, "*.incomplete")
     return path
+
+
+def clean_leftovers(folder: Path, pattern: str, older_than_s: float = LEFTOVER_S) -> int:
+    """Delete what killed downloads left in `folder` (huggingface_hub's *.incomplete
+    blobs, our .part-* folders): untouched for `older_than_s`, so no download still
+    running loses its file. Returns how many were deleted."""
+    cutoff = time.time() - older_than_s
+    gone = 0
+    for p in Path(folder).glob(pattern):
+        try:
+            if p.stat().st_mtime >= cutoff:
+                continue
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+            gone += 1
+        except OSError:  # removed meanwhile, or not ours to remove
+            continue
+    return gone
 
 
 def _hf_hub_download(spec: HubFile, endpoint: Optional[str], watch: _Watch) -> str:
     from huggingface_hub import constants, hf_hub_download
     constants.HF_HUB_DOWNLOAD_TIMEOUT = max(1, int(STALL_S))  # read at call time
+    # huggingface_hub reads (and reports) DOWNLOAD_CHUNK_SIZE bytes at a time, 10 MB by
+    # default: at 1 MB/s that is 10 s between reports, which the watch would take for a
+    # stall. Small pieces: a report whenever bytes move (read at call time too).
+    constants.DOWNLOAD_CHUNK_SIZE = PIECE
     return hf_hub_download(spec.repo_id, spec.filename, revision=spec.revision,
                            endpoint=endpoint, cache_dir=hub_cache(), etag_timeout=STALL_S,
                            tqdm_class=_hub_tqdm(watch))
