@@ -25,20 +25,89 @@ def test_arrays_travel_as_float32_or_float16_by_size():
     assert hover.layer_payload(rec, max_float32_bytes=a.nbytes)["precision"] == "float16"
 
 
-def test_payload_of_an_analysis(tmp_path):
+def test_payload_of_an_analysis():
+    """Read with numpy alone, the payload gives back the photo, published colour maps, and
+    rows equal to the record's."""
     rgb = np.random.default_rng(1).integers(0, 256, (70, 110, 3), dtype=np.uint8)
     trace = visattn.analyze(rgb, "tiny_nl")
     data = json.loads(json.dumps(hover.payload(trace, alpha=0.3, cmap="turbo")))  # JSON-clean
+    assert data["version"] == hover.SCHEMA_VERSION
     shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(data["photo"]["src"].split(",")[1]))))
-    np.testing.assert_array_equal(shown, render.fit(rgb, render.DISPLAY_CAP, enlarge=True))
+    assert shown.shape == (489, 768, 3) == (data["photo"]["height"], data["photo"]["width"], 3)
+    ys, xs = ((np.arange(n) + 0.5) * big / n for n, big in ((70, 489), (110, 768)))
+    np.testing.assert_array_equal(shown[ys.astype(int)][:, xs.astype(int)], rgb)  # enlarged crisp
     assert data["geometry"]["image_size"] == [110, 70] and (data["alpha"], data["cmap"]) == (0.3, "turbo")
-    for name in render.COLORMAPS:
-        np.testing.assert_array_equal(np.reshape(data["luts"][name], (256, 3)), render.lut(name))
+    ends = {"jet": ([0, 0, 128], [128, 0, 0]), "viridis": ([68, 1, 84], [253, 231, 37]),
+            "inferno": ([0, 0, 4], [252, 255, 164]), "turbo": ([48, 18, 59], [122, 4, 3])}
+    assert {name: (lut[:3], lut[-3:]) for name, lut in data["luts"].items()} == ends
     (layer,) = data["layers"]
     rec = trace[layer["key"]]
-    assert layer["kind"] == "affinity" and layer["grid"] == list(rec.grid) and layer["scale"] == rec.scale
-    np.testing.assert_array_equal(decoded(layer["arrays"]["queries"]), rec.queries)
-    assert layer["refs"] == visattn.analysis.reference_cells(rec.grid)
+    (h, w), n = layer["grid"], layer["grid"][0] * layer["grid"][1]
+    assert layer["kind"] == "affinity" and layer["centre_cell"] == (h // 2) * w + w // 2
+    q, k = (decoded(layer["arrays"][name]).astype(np.float64) for name in ("queries", "keys"))
+    for cell in (0, layer["centre_cell"], n - 1):
+        logits = layer["scale"] * k[0] @ q[0, cell]
+        row = np.exp(logits - logits.max())
+        np.testing.assert_allclose(row / row.sum(), rec.row(cell).ravel(), atol=1e-6)
+
+
+def conform(value, schema, path, seen):
+    """Check value against hover.SCHEMA's part schema; note the schema paths it used."""
+    seen.add(path)
+    if isinstance(schema, list):
+        assert isinstance(value, list), path
+        for v in value:
+            conform(v, schema[0], path + "[]", seen)
+    elif isinstance(schema, dict):
+        assert isinstance(value, dict), path
+        if "*" in schema:
+            for v in value.values():
+                conform(v, schema["*"], path + ".*", seen)
+            return
+        names = {name.rstrip("?"): name for name in schema}
+        assert set(value) <= set(names), f"{path}: undocumented {set(value) - set(names)}"
+        assert {n for n in schema if not n.endswith("?")} <= set(value), f"{path}: missing fields"
+        for name, v in value.items():
+            conform(v, schema[names[name]], f"{path}.{names[name]}", seen)
+    elif schema.startswith("array"):
+        conform(value, hover.ARRAY, path, set())
+        assert value["dtype"] in ("f2", "f4") and len(decoded(value)) == value["shape"][0]
+
+
+def schema_paths(schema, path):
+    yield path
+    if isinstance(schema, list):
+        yield from schema_paths(schema[0], path + "[]")
+    elif isinstance(schema, dict):
+        for name, part in schema.items():
+            yield from schema_paths(part, path + ("." + name if name != "*" else ".*"))
+
+
+def test_the_payload_is_what_its_schema_says():
+    """Every field of a payload holding every kind of layer is in hover.SCHEMA, every field
+    the schema requires is there, and every field the schema lists is used."""
+    from pairwise_records import random_trace
+    from visattn.records import SpatialMap
+
+    class Custom(Affinity):  # a kind the page cannot compute: the server draws it
+        pass
+
+    trace = random_trace(seed=4)
+    rec = trace.records[0]
+    rng = np.random.default_rng(4)
+    hops = [CrissCross(queries=rec.queries, keys=rec.keys, scale=1.0, layer="unlisted",
+                       family="t", name="cc", grid=rec.grid, call=c) for c in (0, 1)]
+    trace.records += [
+        TwoHop(first=hops[0], second=hops[1], layer="unlisted", family="t", name="two-hop",
+               grid=rec.grid),
+        Custom(queries=rec.queries, keys=rec.keys, scale=1.0, layer="custom", family="t",
+               name="custom", grid=rec.grid),
+        SpatialMap(values=rng.random(rec.grid).astype(np.float32), value_kind="probability",
+                   layer=rec.layer, family="t", name="unary map", grid=rec.grid)]
+    data = json.loads(json.dumps(hover.payload(trace)))
+    seen = set()
+    conform(data, hover.SCHEMA, "payload", seen)
+    assert set(schema_paths(hover.SCHEMA, "payload")) == seen
 
 
 def test_two_hop_brings_its_hops_even_when_they_are_not_listed():

@@ -141,3 +141,62 @@ def test_a_dnl_unary_map_is_drawn_beside_the_rows(js_page):
     assert np.abs(got - want.astype(np.int16)).max() <= 2
     js_page.locator(".va-layer").select_option(trace.records[1].key)  # a layer without one
     assert not js_page.locator(".va-beside").is_visible()
+
+
+def mount(js_page, data):
+    js_page.set_content(f"<html><body>{hover.asset('hover.html')}</body></html>")
+    js_page.add_script_tag(content=hover.script())
+    js_page.evaluate("p => { window.visattn = {}; VisAttnHover.mountStandalone(document.querySelector('.va-hover'), p); }",
+                     data)
+
+
+def test_a_newer_payload_is_refused_with_a_sentence(js_page):
+    data = hover.payload(random_trace(seed=6))
+    newer = dict(data, version=data["version"] + 1)
+    mount(js_page, newer)
+    js_page.evaluate("() => window.visattn.ready")
+    expect_text = (f"This view was made by a newer VisAttn (payload version {data['version'] + 1}); "
+                   f"this page understands up to {data['version']}.")
+    msg = js_page.locator(".va-msg")
+    assert msg.is_visible() and expect_text in msg.inner_text()
+    assert js_page.evaluate("[window.visattn.lastRow, document.querySelector('.va-canvas').width]") == [None, 0]
+    js_page.evaluate("p => window.visattn.view.setPayload(p)", data)  # its own version: drawn
+    js_page.wait_for_function("() => window.visattn.lastRow")
+    assert expect_text not in msg.inner_text()
+
+
+def test_the_view_starts_at_the_centre_and_keys_step_to_cell_centres(js_page):
+    """The first query is the middle cell's centre pixel, arrow keys go to the next cell's
+    centre pixel (Geometry.cell_centre), and the info text says where the row peaks and
+    whether it is nearly uniform."""
+    trace = random_trace(seed=7, photo=(352, 288),  # cells 16 photo pixels wide: a middle
+                         geometry=Geometry.center_crop((352, 288), 288, (144, 176)))  # to choose
+    rec = trace.records[0]
+    (h, w), n, geo = rec.grid, rec.grid[0] * rec.grid[1], trace.geometry
+    flat = Affinity(queries=np.zeros_like(rec.queries), keys=rec.keys, scale=1.0, layer="flat",
+                    family="test", name="affinity", grid=rec.grid)  # every row uniform
+    trace.records.insert(1, flat)
+    mount(js_page, hover.payload(trace))
+    js_page.wait_for_function("() => window.visattn.lastRow")
+    last = js_page.evaluate("window.visattn.lastRow")
+    centre = (h // 2) * w + w // 2
+    assert last["cell"] == centre and (last["x"], last["y"]) == geo.cell_centre(centre, rec.grid)
+    for key, step in (("ArrowRight", 1), ("ArrowDown", w), ("ArrowLeft", -1)):
+        before = js_page.evaluate("window.visattn.drawn")
+        js_page.locator(".va-canvas").press(key)
+        js_page.wait_for_function("n => window.visattn.drawn > n", arg=before)
+        moved = js_page.evaluate("window.visattn.lastRow")
+        assert moved["cell"] == last["cell"] + step, key
+        assert (moved["x"], moved["y"]) == geo.cell_centre(moved["cell"], rec.grid), key
+        last = moved
+    info = js_page.locator(".va-numbers").inner_text()
+    best = int(np.argmax(rec.row(last["cell"])))
+    r, c = divmod(last["cell"], w)
+    assert f"cell (row {r}, col {c}) of the {h}×{w} grid" in info
+    assert "around pixel ({}, {})".format(*geo.cell_centre(best, rec.grid)) in info
+    assert "nearly uniform" not in info
+    js_page.locator(".va-layer").select_option(flat.key)
+    js_page.wait_for_function("k => window.visattn.lastRow.layer === k", arg=flat.key)
+    assert "The row is nearly uniform (spread under 1 % of its maximum)" in \
+        js_page.locator(".va-numbers").inner_text()
+    assert n == len(js_page.evaluate("window.visattn.lastRow.row"))
