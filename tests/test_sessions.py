@@ -3,6 +3,7 @@ swept, a sentence for a visitor whose session was dropped, closed sessions freed
 the app's time-to-live; /affinity arguments checked; errors worded for the audience."""
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,9 +109,52 @@ def test_a_closed_session_lives_only_the_apps_time_to_live(monkeypatch):
     assert Holder.session_data["abc"].STATE_TTL_WHEN_CLOSED == sessions.TTL_S
 
 
-def test_server_options_cap_sessions_and_uploads():
-    assert ui.LAUNCH_OPTIONS["state_session_capacity"] == sessions.MAX_SESSIONS
-    assert ui.MAX_UPLOAD == "25mb"
+APP = """import os, sys, time
+from visattn import ui
+demo = ui.build()
+demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[1]), prevent_thread_lock=True,
+            quiet=True, **ui.LAUNCH_OPTIONS)
+print(demo.local_url, flush=True)
+sys.stdin.read()  # until the test closes it
+"""
+
+
+def test_the_app_as_launched_caps_sessions_and_uploads(tmp_path):
+    """The app launched the way app.py launches it (ui.LAUNCH_OPTIONS), in a process of its
+    own that keeps VISATTN_MAX_SESSIONS=3: a fourth visitor's analysis drops the first
+    one's; an upload just over 25 MB is refused with HTTP 413, one just under is taken."""
+    import subprocess
+    import sys
+
+    import httpx
+    from local_servers import closed_port
+    from page_requests import data_url_photo, join, png_bytes
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "VISATTN_MAX_SESSIONS": "3", "GRADIO_TEMP_DIR": str(tmp_path),
+           "PYTHONPATH": str(root)}
+    proc = subprocess.Popen([sys.executable, "-c", APP, str(closed_port())], cwd=tmp_path, env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip().rstrip("/")
+        assert url.startswith("http://127.0.0.1:"), url
+        photo = data_url_photo(png_bytes(Image.new("RGB", (40, 30), (9, 99, 199))))
+        for k in range(4):
+            out = join(url, "analyze", [photo, "tiny_nl", True, 512, 0.5, "jet"], f"visitor-{k}")
+            assert out["success"], out
+        args = [None, "", "", 5, 5, 0.5, "jet", False]
+        assert join(url, "affinity", args, "visitor-1")["success"]  # three are kept
+        first = join(url, "affinity", args, "visitor-0")
+        assert first["success"] is False and "no longer kept" in first["output"]["error"]
+        mb = 2 ** 20
+        over = httpx.post(f"{url}/gradio_api/upload", timeout=60, files={
+            "files": ("big.png", b"\x89PNG\r\n\x1a\n" + bytes(25 * mb + 64 * 1024), "image/png")})
+        under = httpx.post(f"{url}/gradio_api/upload", timeout=60, files={
+            "files": ("ok.png", b"\x89PNG\r\n\x1a\n" + bytes(25 * mb - 64 * 1024), "image/png")})
+        assert (over.status_code, under.status_code) == (413, 200), over.text[:200]
+    finally:
+        proc.stdin.close()
+        proc.terminate()
+        proc.wait(30)
 
 
 # ----- /affinity arguments ------------------------------------------------------------------
