@@ -84,8 +84,24 @@ def test_own_model_names_the_class_of_the_example_scenes():
     assert right >= 5
 
 
-def test_page_builds():
-    assert isinstance(ui.build(), gr.Blocks)
+def test_the_page_has_its_tabs_inputs_and_api():
+    """What the page is made of, as a visitor, the browser tests and API callers find it:
+    the eight tabs in order, the inputs by their element ids, the named API endpoints, and
+    every network of the zoo in the picker."""
+    demo = ui.build()
+    assert isinstance(demo, gr.Blocks)
+    config = demo.config
+    tabs = [c["props"].get("label") for c in config["components"] if c["type"] == "tabitem"]
+    assert tabs == ["Overview", "Non-local", "Spatial", "Channel", "Compare", "Families",
+                    "Analyses", "Export"]
+    ids = {c["props"].get("elem_id"): c for c in config["components"]}
+    assert {"photo", "model", "pretrained", "seg-size", "analyse", "summary", "nl-hover",
+            "export-go"} <= set(ids)
+    assert ids["photo"]["type"] == "image" and ids["analyse"]["type"] == "button"
+    apis = {d.get("api_name") for d in config["dependencies"]}
+    assert {"analyze", "affinity", "pin_query", "compare", "export"} <= apis
+    offered = {value for _, value in ids["model"]["props"]["choices"]}
+    assert offered == {c.name for c in zoo.cards()}
 
 
 def test_views_of_every_tab_for_one_analysis(tmp_path):
