@@ -23,6 +23,8 @@ from .resources import mount_models
 
 mount_models()  # visattn.models: the models/ folder, installed or in a checkout
 
+from . import builtin  # noqa: E402,F401  (the project's own registry entries; imports no network library)
+
 from .ablation import AttentionError, AttentionLeftOn, attention_off
 from .geometry import Geometry
 from .image import ImageError, load_image

@@ -11,18 +11,6 @@ from typing import Callable
 
 import torch
 import torch.nn as nn
-from pytorchcv.models.bamresnet import BamBlock
-from pytorchcv.models.cbamresnet import CbamBlock
-from pytorchcv.models.common.att import SABlock, SEBlock
-from timm.layers.bottleneck_attn import BottleneckAttn
-from timm.layers.cbam import CbamModule
-from timm.layers.eca import CecaModule, EcaModule
-from timm.layers.global_context import GlobalContext
-from timm.layers.non_local_attn import NonLocalAttn
-from timm.layers.selective_kernel import SelectiveKernelAttn
-from timm.layers.split_attn import SplitAttn
-from timm.layers.squeeze_excite import SEModule
-from timm.models.senet import SEModule as LegacySEModule
 
 from .models.a2net import DoubleAttention
 from .models.gsop import GSoP
@@ -74,7 +62,7 @@ def _bam(c: BlockCall) -> list[Record]:
 
 def _bottleneck_attn(c: BlockCall) -> list[Record]:
     """BoTNet MHSA: per head softmax(scale * q.k + q.rel) from the qkv projection."""
-    m: BottleneckAttn = c.module
+    m = c.module  # timm's BottleneckAttn
     qkv = c.out("qkv").flatten(1)  # (2 * heads * dqk + heads * dv, N)
     q, k = qkv[:m.dim_out_qk], qkv[m.dim_out_qk:2 * m.dim_out_qk]
     heads = m.num_heads
@@ -111,7 +99,7 @@ def _two_hop(records: list[Record]) -> list[Record]:
 def _triplet(c: BlockCall) -> list[Record]:
     """Triplet attention: gates over (C, W) and (H, C) from the rotated branches, and the
     spatial (H, W) gate."""
-    common = c._common
+    common = c.common
     return [AxisGate(values=as_array(c.out("cw.sigmoid")[0]), axes=("C", "W"), **common("C×W gate")),
             AxisGate(values=as_array(c.out("hc.sigmoid")[0]), axes=("H", "C"), **common("H×C gate")),
             c.spatial("spatial gate", c.out("hw.sigmoid"))]
@@ -124,7 +112,7 @@ def _channel_attention(c: BlockCall) -> list[Record]:
     energy = flat @ flat.T
     rows = torch.softmax(energy.max(-1, keepdim=True)[0] - energy, dim=-1)
     return [AxisGate(values=as_array(rows.float()), axes=("C", "C"), value_kind="probability",
-                     **c._common("channel affinity"))]
+                     **c.common("channel affinity"))]
 
 
 def _double_attention(c: BlockCall) -> list[Record]:
@@ -132,7 +120,7 @@ def _double_attention(c: BlockCall) -> list[Record]:
     gather, distribute = as_array(c.out("gather_softmax")), as_array(c.out("distribute_softmax"))
     recs = [c.spatial(f"gather map {k}", torch.from_numpy(g), "probability")
             for k, g in enumerate(gather)]
-    recs.append(Distribute(gather=gather, distribute=distribute, **c._common("distribute rows")))
+    recs.append(Distribute(gather=gather, distribute=distribute, **c.common("distribute rows")))
     return recs
 
 
@@ -149,6 +137,22 @@ def _channel_mean(t: torch.Tensor) -> torch.Tensor:
 
 
 # ----- the entries, family by family ------------------------------------------------------
+# Classes of timm and pytorchcv are named by path: bound when a network of theirs is first
+# met, so that importing visattn imports neither library.
+BamBlock = "pytorchcv.models.bamresnet:BamBlock"
+CbamBlock = "pytorchcv.models.cbamresnet:CbamBlock"
+SABlock = "pytorchcv.models.common.att:SABlock"
+SEBlock = "pytorchcv.models.common.att:SEBlock"
+BottleneckAttn = "timm.layers.bottleneck_attn:BottleneckAttn"
+CbamModule = "timm.layers.cbam:CbamModule"
+EcaModule = "timm.layers.eca:EcaModule"
+CecaModule = "timm.layers.eca:CecaModule"
+GlobalContext = "timm.layers.global_context:GlobalContext"
+NonLocalAttn = "timm.layers.non_local_attn:NonLocalAttn"
+SelectiveKernelAttn = "timm.layers.selective_kernel:SelectiveKernelAttn"
+SplitAttn = "timm.layers.split_attn:SplitAttn"
+SEModule = "timm.layers.squeeze_excite:SEModule"
+LegacySEModule = "timm.models.senet:SEModule"
 
 _NO_PUBLIC_WEIGHTS = "No public pretrained weights exist; only the project-trained network."
 _GATES_OFF = 1.0  # a multiplicative gate switched off

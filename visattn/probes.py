@@ -64,9 +64,13 @@ class BlockCall:
                                "forward does not call it)")
         return got
 
-    def _common(self, name: str) -> dict:
+    def common(self, name: str) -> dict:
+        """The fields every record of this call shares (layer, family, grid, stage, call),
+        with its `name`: `MyRecord(values=..., **call.common("my map"))` in a builder."""
         return dict(layer=self.layer, family=self.family, name=name, grid=self.grid,
                     stage=self.stage, call=self.call)
+
+    _common = common  # the old private name, kept for one release
 
     def channel(self, name: str, values: torch.Tensor, kind: ValueKind = "gate",
                 features: bool = True) -> Record:
@@ -79,21 +83,21 @@ class BlockCall:
             idx = torch.argsort(v, descending=True)[:TOP_K]
             top, feats = idx.numpy().astype(np.int64), as_array(x[0, idx])
         return ChannelWeights(values=as_array(v), value_kind=kind, top_channels=top,
-                              top_features=feats, **self._common(name))
+                              top_features=feats, **self.common(name))
 
     def spatial(self, name: str, values: torch.Tensor, kind: ValueKind = "gate") -> Record:
         return SpatialMap(values=as_array(values.reshape(self.grid)), value_kind=kind,
-                          **self._common(name))
+                          **self.common(name))
 
     def branch(self, name: str, values: torch.Tensor, k: int) -> Record:
-        return BranchWeights(values=as_array(values.reshape(k, -1)), **self._common(name))
+        return BranchWeights(values=as_array(values.reshape(k, -1)), **self.common(name))
 
     def affinity(self, name: str, queries: torch.Tensor, keys: torch.Tensor, scale: float,
                  kind: type = Affinity, **extra) -> Record:
         """queries, keys: (heads, d, N) as convolutions produce them."""
         return kind(queries=as_array(queries.transpose(1, 2)).copy(order="C"),
                         keys=as_array(keys.transpose(1, 2)).copy(order="C"),
-                        scale=float(scale), **extra, **self._common(name))
+                        scale=float(scale), **extra, **self.common(name))
 
 
 Build = Callable[[BlockCall], list[Record]]

@@ -9,10 +9,15 @@ zoo's family lists read it; users add their own classes with `register_attention
     class MyGate(nn.Module): ...
 
 Lookups are by exact class: a module whose class is not registered (a subclass or a
-look-alike) is never captured. The built-in entries (`builtin.py`) load on first use.
+look-alike) is never captured. A class of another library can be registered by its path,
+"package.module:Class", without importing that library: the entry is bound to the class
+the first time a module of it is met (importing visattn imports no network library). This
+module is a leaf: it imports none of its entries; the package imports `builtin.py`, the
+project's own entries.
 """
 from __future__ import annotations
 
+import importlib
 import re
 import threading
 from collections import OrderedDict
@@ -56,7 +61,7 @@ class Family:
 @dataclass(frozen=True)
 class Entry:
     """What VisAttn knows about one attention-module class."""
-    cls: type
+    cls: Union[type, str]  # the class, or its "package.module:Class" path until first met
     family: Family
     kind: str
     probe: Probe
@@ -66,30 +71,42 @@ class Entry:
 
 class _Registry:
     def __init__(self):
-        self.entries: "OrderedDict[type, Entry]" = OrderedDict()
+        self.entries: "OrderedDict[Union[type, str], Entry]" = OrderedDict()
         self.families: "OrderedDict[str, Family]" = OrderedDict()
-        self.builtins_loaded = False
-        self.loading = False
 
 
 _REG = _Registry()
-_LOADING = threading.RLock()  # re-entered by builtin's own register_attention calls
+_LOCK = threading.RLock()
 _DEFAULT = object()  # neutral= not given: the kind's default
 
 
-def _ensure_builtins() -> None:
-    """Load the built-in entries once; other threads wait until all are registered."""
-    if _REG.builtins_loaded:
-        return
-    with _LOADING:
-        if _REG.builtins_loaded or _REG.loading:  # loaded meanwhile, or builtin's own calls
-            return
-        _REG.loading = True
-        try:
-            from . import builtin  # noqa: F401  (registers the project's own entries)
-        finally:
-            _REG.loading = False
-        _REG.builtins_loaded = True
+def class_path(cls: type) -> str:
+    """"package.module:Class", the name a class can be registered under."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _resolve(path: str) -> Optional[type]:
+    """The class a path names, None if its module cannot be imported or lacks it."""
+    module, _, qualname = path.partition(":")
+    try:
+        obj = importlib.import_module(module)
+    except ImportError:
+        return None
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return obj if isinstance(obj, type) else None
+
+
+def _bind(cls: type) -> Optional[Entry]:
+    """The entry registered by path for exactly this class, now keyed by the class."""
+    with _LOCK:
+        entry = _REG.entries.get(class_path(cls))
+        if entry is None or _resolve(entry.cls) is not cls:
+            return None
+        bound = Entry(cls, entry.family, entry.kind, entry.probe, entry.neutral, entry.optional)
+        _REG.entries = OrderedDict((cls if k == entry.cls else k, bound if k == entry.cls else e)
+                                   for k, e in _REG.entries.items())
+        return bound
 
 
 def _family(family: Union[str, Family], kind: str, paper: str, link: str,
@@ -164,13 +181,26 @@ def register_attention(cls: Optional[type] = None, *, family: Union[str, Family]
             c, family=family, kind=kind, tap=tap, neutral=neutral, scale=scale, taps=taps,
             build=build, finish=finish, grid_from=grid_from, optional=optional, paper=paper,
             link=link, attends_to=attends_to, replace=replace)
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+    by_path = isinstance(cls, str)
+    if by_path and ":" not in cls:
+        raise TypeError(f"a class path is 'package.module:Class', not {cls[:80]!r}")
+    if not by_path and not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise TypeError(f"register_attention takes an nn.Module class, not {cls!r}")
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-    _ensure_builtins()
-    if cls in _REG.entries and not replace:
-        raise ValueError(f"{cls.__qualname__} is registered already (replace=True to change it)")
+    with _LOCK:
+        return _register(cls, family, kind, tap, neutral, scale, taps, build, finish, grid_from,
+                         optional, paper, link, attends_to, replace)
+
+
+def _register(cls, family, kind, tap, neutral, scale, taps, build, finish, grid_from, optional,
+              paper, link, attends_to, replace):
+    known = cls in _REG.entries or (not isinstance(cls, str) and class_path(cls) in _REG.entries)
+    if known and not replace:
+        name = cls if isinstance(cls, str) else cls.__qualname__
+        raise ValueError(f"{name} is registered already (replace=True to change it)")
+    if not isinstance(cls, str):
+        _REG.entries.pop(class_path(cls), None)
     probe_taps, builder, default_path = _kind_probe(kind, tap, scale, build, taps)
     if neutral is _DEFAULT:
         if kind == "custom":
@@ -184,27 +214,33 @@ def register_attention(cls: Optional[type] = None, *, family: Union[str, Family]
     return cls
 
 
-def unregister_attention(cls: type) -> None:
+def unregister_attention(cls: Union[type, str]) -> None:
     """Forget a class (and its family, if no other class belongs to it)."""
-    entry = _REG.entries.pop(cls)
+    with _LOCK:
+        key = cls
+        if cls not in _REG.entries:
+            key = _resolve(cls) if isinstance(cls, str) else class_path(cls)
+        entry = _REG.entries.pop(key)
     if not any(e.family.tag == entry.family.tag for e in _REG.entries.values()):
         _REG.families.pop(entry.family.tag, None)
 
 
 def entries() -> list[Entry]:
-    """Every registered entry, built-ins first, in registration order."""
-    _ensure_builtins()
-    return list(_REG.entries.values())
+    """Every registered entry, built-ins first, in registration order (classes registered
+    by path are imported here, those whose library is missing left out)."""
+    for key in [k for k in _REG.entries if isinstance(k, str)]:
+        cls = _resolve(key)
+        if cls is not None:
+            _bind(cls)
+    return [e for e in _REG.entries.values() if not isinstance(e.cls, str)]
 
 
 def families() -> list[Family]:
     """Every registered family, in registration order."""
-    _ensure_builtins()
     return list(_REG.families.values())
 
 
 def family(tag: str) -> Family:
-    _ensure_builtins()
     try:
         return _REG.families[tag]
     except KeyError:
@@ -214,8 +250,10 @@ def family(tag: str) -> Family:
 
 def entry_for(module: nn.Module) -> Optional[Entry]:
     """The entry of the module's own class (never of a base class), or None."""
-    _ensure_builtins()
-    return _REG.entries.get(type(module))
+    entry = _REG.entries.get(type(module))
+    if entry is None and _REG.entries:
+        entry = _bind(type(module)) if class_path(type(module)) in _REG.entries else None
+    return entry
 
 
 def probe_for(module: nn.Module) -> Optional[Probe]:

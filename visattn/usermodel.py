@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import torch
 import torch.nn as nn
 
-from . import weights, zoo
+from . import weights
 from .preprocess import Preprocess
+
+if TYPE_CHECKING:
+    from . import zoo
 
 Factory = Callable[[], nn.Module]
 
@@ -111,11 +114,12 @@ def _meta_build(factory: Factory) -> nn.Module:
 
 
 def register_card(name: str, spec: str, weights_path: str, *, labels: str = "imagenet",
-                  task: zoo.Task = "classify", summary: str = "", licence: str = "",
-                  preprocess: Optional[Preprocess] = None) -> zoo.ModelCard:
+                  task: "zoo.Task" = "classify", summary: str = "", licence: str = "",
+                  preprocess: Optional[Preprocess] = None) -> "zoo.ModelCard":
     """A zoo card for a user's network, so the app lists it: weights from a local file
     (its sha256 taken now, so a changed file is refused), family and paper from the
     registered attention modules it is built from, `labels` a list in assets/labels."""
+    from . import zoo
     factory = load_factory(spec)
     path = Path(weights_path).resolve()
     family, paper = zoo.attention_family(_meta_build(factory))
