@@ -144,15 +144,23 @@ def session_closed(request: gr.Request) -> None:
         state.STATE_TTL_WHEN_CLOSED = sessions.TTL_S
 
 
-def forget_inline_photos(sid: Optional[str]) -> int:
+def forget_inline_photos(sid: Optional[str] = None) -> int:
     """Gradio keeps each input's last value in the session's page config, a photo sent as a
     data: URL included (up to 33 MB of text, for as long as the session record lives):
-    drop those once the photo has been read. Returns how many were dropped."""
-    state = gradio_session(sid)
+    drop those once the photo has been read. `sid` None: every session's (the photo's
+    preprocess runs where the session is not known; a value is never read back from
+    there once its event has started). Returns how many were dropped."""
+    if sid is not None:
+        states = [gradio_session(sid)]
+    else:
+        from gradio.context import LocalContext
+        holder = getattr(LocalContext.blocks.get(None), "state_holder", None)
+        states = list(getattr(holder, "session_data", {}).values())
     dropped = 0
-    for config in getattr(state, "config_values", {}).values():
-        value = (config or {}).get("props", {}).get("value")
-        if isinstance(value, dict) and str(value.get("url") or "").startswith("data:"):
-            config["props"]["value"] = None
-            dropped += 1
+    for state in states:
+        for config in list(getattr(state, "config_values", {}).values()):
+            value = (config or {}).get("props", {}).get("value")
+            if isinstance(value, dict) and str(value.get("url") or "").startswith("data:"):
+                config["props"]["value"] = None
+                dropped += 1
     return dropped

@@ -6,7 +6,7 @@ from typing import Optional, Union
 
 import gradio as gr
 
-from .. import zoo
+from .. import sessions, zoo
 from ..image import ImageError, bytes_from_data_url
 from ..weights import ASSETS
 
@@ -38,14 +38,21 @@ def photo_upload(**kwargs) -> gr.Image:
 
 
 def photo_input(payload) -> Optional[Union[str, bytes]]:
-    """The Image component's payload -> a file path or the bytes of a data: URL."""
+    """The Image component's payload -> a file path or the bytes of a data: URL. Gradio
+    keeps the last value of every input in the session's record: an inline photo (up to
+    33 MB of text) is dropped from it here, on every path, refused or not."""
     if payload is None:
         return None
     url = payload.url or ""
     if url.startswith("data:"):
+        from .common import forget_inline_photos
+        forget_inline_photos()
+        payload.url = None
         try:
             return bytes_from_data_url(url)
         except ImageError as exc:
+            del url, payload
+            sessions.release_memory()  # the request's copies of the refused text
             raise gr.Error(str(exc)) from None
     if payload.path:
         return payload.path

@@ -3,9 +3,11 @@ Each tab's builder makes its components and wires its own events; this file wire
 connects them: a new analysis refreshes every tab, a new style redraws the open one."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import gradio as gr
 
-from .. import hover, render, sessions, zoo
+from .. import guard, hover, render, sessions, zoo
 from ..image import DEFAULT_MAX_BYTES
 from .analyse import prediction_label, run_analysis
 from .tab_analyses import build_analyses_tab
@@ -108,5 +110,26 @@ def wire(page: Page, analysed: list, style_triggers: list) -> None:
 
 
 MAX_UPLOAD = f"{DEFAULT_MAX_BYTES // 2**20}mb"  # refused by the server before anything is decoded
-LAUNCH_OPTIONS = dict(max_file_size=MAX_UPLOAD, state_session_capacity=sessions.MAX_SESSIONS,
-                      css=hover.asset("page.css"))
+
+
+class _LaunchOptions(Mapping):
+    """`launch(**LAUNCH_OPTIONS)`: a fresh `app_kwargs` at every use (Gradio adds its own
+    entries to the dict it is given), putting guard.RequestGuard in front of every route:
+    request bodies over the cap refused unread, a full disk said in a sentence."""
+
+    def __init__(self, **fixed):
+        self._fixed = fixed
+
+    def __getitem__(self, key):
+        return guard.app_kwargs() if key == "app_kwargs" else self._fixed[key]
+
+    def __iter__(self):
+        return iter([*self._fixed, "app_kwargs"])
+
+    def __len__(self):
+        return len(self._fixed) + 1
+
+
+LAUNCH_OPTIONS = _LaunchOptions(max_file_size=MAX_UPLOAD,
+                                state_session_capacity=sessions.MAX_SESSIONS,
+                                css=hover.asset("page.css"))
