@@ -15,14 +15,41 @@ from .common import FAST, MODEL, Page, Session, need, readable
 from .inputs import EXAMPLES
 
 
+MAX_STATS_FILES = 32  # images per request (the examples included)
+MAX_STATS_MEGAPIXELS = 200  # their pixels together, read from the headers before any decoding
+STATS = dict(concurrency_id="stats", concurrency_limit=1)  # its own queue: Analyse never waits
+STATS_CAPS = (f"At most {MAX_STATS_FILES} images and {MAX_STATS_MEGAPIXELS} megapixels in all per "
+              "request; for a whole folder use `visattn stats` on your own machine.")
+
+
+def check_stats_request(paths: list[str]) -> None:
+    """Refuse a request over the caps before any image is decoded (sizes from headers)."""
+    from PIL import Image
+    if len(paths) > MAX_STATS_FILES:
+        raise gr.Error(f"{len(paths)} images were sent; the limit is {MAX_STATS_FILES} per "
+                       "request. Send fewer, or use `visattn stats` for a folder.")
+    pixels = 0
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                pixels += img.size[0] * img.size[1]
+        except Exception:  # noqa: BLE001 - unreadable: skipped (and counted) by the loader
+            continue
+    if pixels > MAX_STATS_MEGAPIXELS * 1e6:
+        raise gr.Error(f"The images hold {pixels / 1e6:.0f} megapixels together; the limit is "
+                       f"{MAX_STATS_MEGAPIXELS} per request. Send fewer or smaller images.")
+
+
 @readable
 def run_stats(files, use_examples: bool, model_name: str, pretrained: bool,
               progress: gr.Progress = gr.Progress()):
-    """Excitation statistics over uploaded images (or the shipped examples), streamed."""
+    """Excitation statistics over uploaded images (or the shipped examples), streamed;
+    at most MAX_STATS_FILES images and MAX_STATS_MEGAPIXELS per request."""
     from ..excitation import ExcitationStats
     paths = [f if isinstance(f, str) else f.name for f in (files or [])]
     if use_examples or not paths:
         paths += [str(p) for p in EXAMPLES]
+    check_stats_request(paths)
     card = zoo.get(model_name)
     stats = ExcitationStats(labels=list(card.class_names))
     skipped = 0
@@ -114,7 +141,8 @@ def build_analyses_tab(page: Page) -> gr.Tab:
     with gr.Tab("Analyses", id="analyses") as tab:
         gr.Markdown("### Excitation statistics over many images\nThe mean and spread of "
                     "every channel gate per block and predicted class, and where gates "
-                    "become class-specific (SENet's excitation plots).")
+                    "become class-specific (SENet's excitation plots). " + STATS_CAPS,
+                    elem_id="st-caps")
         with gr.Row():
             st_files = gr.File(file_count="multiple", file_types=["image"],
                                label="Images (or use the examples)", elem_id="st-files")
@@ -140,7 +168,7 @@ def build_analyses_tab(page: Page) -> gr.Tab:
                                          "same top-1?", "p(original top-1)"], elem_id="ab-table")
         ab_note = gr.Markdown(elem_id="ab-note")
     st_go.click(run_stats, [st_files, st_examples, page.model, page.pretrained],
-                [st_plot, st_csv, st_text], api_visibility="private", **MODEL)
+                [st_plot, st_csv, st_text], api_visibility="private", **STATS)
     gc_go.click(attention_vs_gradcam, [page.session, gc_record, gc_top, page.alpha, page.cmap],
                 [gc_view, gc_text, gc_file, page.session], api_visibility="private", **MODEL)
     ab_go.click(run_ablation, [page.session], [ab_table, ab_note], api_visibility="private", **MODEL)
