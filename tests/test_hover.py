@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import visattn
-from visattn import hover, render
+from visattn import hover
 from visattn.records import Affinity, CrissCross, Trace, TwoHop
 
 
