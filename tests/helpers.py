@@ -1,5 +1,6 @@
 """Shared test helpers: functional re-implementations of layers (independent of the
 libraries' forward code) and ways to make random-init models meaningful."""
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -83,3 +84,8 @@ def randomize_segmentor(model: torch.nn.Module, seed: int) -> torch.nn.Module:
                 new = torch.randn(t.shape, generator=g) * 0.05
             t.copy_(new)
     return model.eval()
+
+
+def random_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """An (h, w, 3) uint8 photo of uniform random pixels from one seeded generator."""
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)

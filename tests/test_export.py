@@ -12,9 +12,11 @@ from scipy.spatial.distance import jensenshannon
 import visattn
 from visattn.export import Query, export_files, export_zip
 
+from helpers import random_photo
+
 
 def trace_of(w=150, h=110):
-    rgb = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    rgb = random_photo(h, w, 0)
     return visattn.analyze(rgb, "tiny_nl")
 
 

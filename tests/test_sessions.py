@@ -13,6 +13,8 @@ from visattn import render, sessions, ui, weights, zoo
 from visattn.records import Pairwise
 from visattn.weights import WeightsError
 
+from helpers import random_photo
+
 
 @pytest.fixture(scope="module")
 def big_analysis(tmp_path_factory):
@@ -162,7 +164,7 @@ def test_the_app_as_launched_caps_sessions_and_uploads(tmp_path):
 @pytest.fixture(scope="module")
 def bot_session(tmp_path_factory):
     path = tmp_path_factory.mktemp("bot") / "p.png"
-    Image.fromarray(np.random.default_rng(3).integers(0, 256, (180, 240, 3), dtype=np.uint8)).save(path)
+    Image.fromarray(random_photo(180, 240, 3)).save(path)
     session, *_ = ui.run_analysis(str(path), "botnet26t_256", pretrained=False)
     return session
 

@@ -9,6 +9,8 @@ from PIL import Image
 import visattn
 from visattn import ui, weights, zoo
 
+from helpers import random_photo
+
 
 def test_choices_cover_the_zoo_grouped_by_family():
     choices = ui.model_choices()
@@ -22,7 +24,7 @@ def test_choices_cover_the_zoo_grouped_by_family():
 
 def test_run_analysis_gives_top5_summary_and_one_thumbnail_per_record(tmp_path):
     path = tmp_path / "p.png"
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (180, 260, 3), dtype=np.uint8)).save(path)
+    Image.fromarray(random_photo(180, 260, 0)).save(path)
     session, label, summary, gallery, name = ui.run_analysis(str(path), "cbam_resnet50",
                                                              pretrained=False)
     assert name == "cbam_resnet50"
@@ -106,7 +108,7 @@ def test_the_page_has_its_tabs_inputs_and_api():
 
 def test_views_of_every_tab_for_one_analysis(tmp_path):
     path = tmp_path / "p.png"
-    Image.fromarray(np.random.default_rng(2).integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(path)
+    Image.fromarray(random_photo(200, 300, 2)).save(path)
     session, *_ = ui.run_analysis(str(path), "cbam_resnet50", pretrained=False)
     from visattn.ui import tab_analyses as analyses_tab, tab_channel as channel_tab
     from visattn.ui import tab_nonlocal as nonlocal_tab, tab_spatial as spatial_tab
@@ -134,7 +136,7 @@ def test_export_zip_holds_overlays_arrays_and_queries(tmp_path):
     import json
     import zipfile
     path = tmp_path / "p.png"
-    Image.fromarray(np.random.default_rng(3).integers(0, 256, (180, 240, 3), dtype=np.uint8)).save(path)
+    Image.fromarray(random_photo(180, 240, 3)).save(path)
     session, *_ = ui.run_analysis(str(path), "botnet26t_256", pretrained=False)
     layer = session.trace.select(visattn.Affinity)[1].key
     pin = gr.EventData(None, {"layer": layer, "head": 2, "x": 100, "y": 90})
@@ -163,7 +165,7 @@ def test_export_zip_holds_overlays_arrays_and_queries(tmp_path):
 
 def test_segmentation_network_overview_and_clicks(tmp_path):
     path = tmp_path / "p.png"
-    Image.fromarray(np.random.default_rng(5).integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(path)
+    Image.fromarray(random_photo(120, 160, 5)).save(path)
     session, top, summary, gallery, _ = ui.run_analysis(str(path), "ccnet_r50_d8_ade20k",
                                                         pretrained=False, seg_size=256)
     assert "classes by share" in summary and 0 < sum(top.values()) <= 1.0 + 1e-6
@@ -183,7 +185,7 @@ def test_segmentation_network_overview_and_clicks(tmp_path):
 
 def test_affinity_api_colours_from_zero_on_request(tmp_path):
     path = tmp_path / "p.png"
-    Image.fromarray(np.random.default_rng(7).integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(path)
+    Image.fromarray(random_photo(90, 120, 7)).save(path)
     session, *_ = ui.run_analysis(str(path), "tiny_nl")
     rec = session.trace.select(visattn.Affinity)[0]
     stretched, numbers, _ = ui.affinity_api(session, rec.key, "", 30, 40)
