@@ -1,5 +1,5 @@
 """A weight file is "cached" only once verified, for every kind of source: URL with a
-published hash, URL without one (vouched for by its first strict load), Hub LFS blob
+published hash, URL without one (its sha256 recorded at VisAttn's own download), Hub LFS blob
 (sha256 ETag) and Hub plain file (git object id ETag). Planted garbage and planted
 wrong checkpoints are refused and deleted with a sentence; verification is remembered by
 size + mtime; web pages are refused; every source gives up within 5 s when its server
@@ -278,13 +278,23 @@ def test_a_planted_random_checkpoint_of_the_right_layout_is_refused_where_a_hash
     assert not path.exists()
 
 
-def test_without_a_published_hash_a_right_layout_file_is_vouched_for_by_loading_it():
-    """The limit of a source without a hash (the authors' Triplet file): a file of the right
-    layout loads strictly and is recorded; from then on any other bytes are refused."""
-    state, data = random_checkpoint(zoo.get("tiny_se"), seed=8)
-    spec, path = _url_hashless(data)
-    card = small_card(spec)
-    assert card.availability() == "download"
-    zoo.build(card, pretrained=True)
-    assert card.availability() == "cached"
-    assert checksums.recorded(spec.vouch_key) == hashlib.sha256(data).hexdigest()
+def test_without_a_published_hash_a_planted_right_layout_file_is_refused(monkeypatch):
+    """A source without a hash (the authors' Triplet file): a file of the right layout that
+    VisAttn did not download is not trusted (issue 21, 6b): it is deleted, and online
+    replaced by a download whose sha256 is recorded (trusted on first use only)."""
+    _, planted = random_checkpoint(zoo.get("tiny_se"), seed=8)
+    state, served = random_checkpoint(zoo.get("tiny_se"), seed=11)
+    with serve({"/download": send_file(served)}) as srv:
+        spec = UrlFile(srv.url + "/download?id=1", None, name="w.pth.tar")
+        path = plant_url(spec, planted)
+        card = small_card(spec)
+        assert card.availability() == "download"
+        monkeypatch.setenv("VISATTN_OFFLINE", "1")
+        with pytest.raises(WeightsError, match="did not verify and was deleted"):
+            zoo.build(card, pretrained=True)
+        assert not path.exists() and checksums.recorded(spec.vouch_key) is None
+        monkeypatch.delenv("VISATTN_OFFLINE")
+        model = zoo.build(card, pretrained=True)
+    assert checksums.recorded(spec.vouch_key) == hashlib.sha256(served).hexdigest()
+    for k, v in state.items():
+        assert torch.equal(model.state_dict()[k], v)

@@ -8,7 +8,12 @@ for a file without a published hash, written at its first strict, complete load;
 downloaded and verified at, for sources that do not name one.
 
 Both live in one JSON file in the weight cache (`VISATTN_CACHE/checksums.json`), written
-atomically; a damaged memo is treated as empty.
+atomically; a damaged memo is treated as empty, and the memo is best-effort: a cache on a
+full or read-only disk is not written and nothing fails (bundled networks still load).
+
+The memo speaks for size and mtime, not for content: `digest(path, fresh=True)` (what
+every load goes through) hashes the file at its first use in this process whatever the
+memo says, so a file whose bytes changed with its size and mtime kept is caught.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from typing import Optional
 
 MEMO_NAME = "checksums.json"
 _LOCK = threading.Lock()
+_HASHED_HERE: dict[tuple, str] = {}  # (path, size, mtime, algo) -> hex, hashed in this process
 
 
 def cache_dir() -> Path:
@@ -44,12 +50,21 @@ def _read() -> dict:
     return memo
 
 
-def _write(memo: dict) -> None:
+def _write(memo: dict) -> bool:
+    """Best-effort: False (and nothing written) on a full or read-only disk."""
     path = _memo_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{MEMO_NAME}.{os.getpid()}.{threading.get_ident()}")
-    tmp.write_text(json.dumps(memo, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(memo, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        return False
 
 
 def hash_file(path: Path, algo: str = "sha256") -> str:
@@ -78,16 +93,22 @@ def _stamp(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
-def digest(path: Path, algo: str = "sha256") -> str:
+def digest(path: Path, algo: str = "sha256", fresh: bool = False) -> str:
     """The file's hex digest ('sha1', 'sha256' or 'git-sha1'), hashed only when the file is
-    new to the memo or its size or mtime changed."""
+    new to the memo or its size or mtime changed; with `fresh`, hashed at least once in
+    this process (the memo on disk is not trusted for content)."""
     key = str(Path(path).resolve())
     stamp = _stamp(Path(key))
-    with _LOCK:
-        entry = _read()["files"].get(key, {})
-    if entry.get("stamp") == stamp and algo in entry:
-        return entry[algo]
+    here = (key, *stamp, algo)
+    if here in _HASHED_HERE:
+        return _HASHED_HERE[here]
+    if not fresh:
+        with _LOCK:
+            entry = _read()["files"].get(key, {})
+        if entry.get("stamp") == stamp and algo in entry:
+            return entry[algo]
     value = _HASHERS[algo](Path(key))
+    _HASHED_HERE[here] = value
     with _LOCK:
         memo = _read()
         entry = memo["files"].get(key, {})
@@ -102,6 +123,8 @@ def digest(path: Path, algo: str = "sha256") -> str:
 def forget(path: Path) -> None:
     """Drop a (deleted) file from the memo."""
     key = str(Path(path).resolve())
+    for here in [h for h in list(_HASHED_HERE) if h[0] == key]:
+        _HASHED_HERE.pop(here, None)
     with _LOCK:
         memo = _read()
         if memo["files"].pop(key, None) is not None:

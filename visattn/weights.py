@@ -9,10 +9,13 @@ Three kinds of weight file:
 
 Downloads stream into a temporary file beside the cache and are moved into place only
 after the hash matches, so the cache never holds a partial or wrong file. A cached file
-counts as "verified" only once its hash matched: the published one, the Hub's ETag, or,
-for a source without a published hash, the sha256 recorded at its first strict, complete
-load (`vouch`). Hashes are remembered by size and mtime (`checksums`), so verifying again
-costs nothing. A file that fails verification or a strict load is deleted (`discard`).
+counts as "verified" only once its hash matched: the published one, the ETag the Hub
+gave when VisAttn downloaded it (recorded then), or, for a source without a published
+hash, the sha256 recorded when VisAttn downloaded it (trusted on first use only, and said
+so). A file planted in a cache, never downloaded and recorded by VisAttn, does not verify.
+Every load hashes its file at its first use in the process (`fresh`); the memo of hashes
+by size and mtime (`checksums`) only spares the page's status lookups. A file that fails
+verification or a strict load is deleted (`discard`).
 Web pages (quota and sign-in pages) are refused. Every network source gives up after
 STALL_S seconds without a byte. Checkpoints load only through safetensors or
 torch.load(weights_only=True).
@@ -131,13 +134,14 @@ def _url_path(spec: UrlFile) -> Path:
 
 # ----- hashing ----------------------------------------------------------------------------
 
-def file_digest(path: Path, algo: str = "sha256") -> str:
-    """The file's hex digest, remembered by size and mtime (see checksums)."""
-    return checksums.digest(path, algo)
+def file_digest(path: Path, algo: str = "sha256", fresh: bool = False) -> str:
+    """The file's hex digest, remembered by size and mtime (see checksums); `fresh`: hashed
+    at least once in this process, whatever the memo on disk says."""
+    return checksums.digest(path, algo, fresh)
 
 
-def _matches(path: Path, algo: str, digest: str) -> bool:
-    return file_digest(path, algo).startswith(digest.lower())
+def _matches(path: Path, algo: str, digest: str, fresh: bool = False) -> bool:
+    return file_digest(path, algo, fresh).startswith(digest.lower())
 
 
 # ----- lookup without network -------------------------------------------------------------
@@ -175,17 +179,41 @@ def _pin_after_download(spec: HubFile, path: Path) -> None:
         checksums.pin(spec.repo_id, commit)
 
 
-def check(path: Path, spec: WeightFile) -> Optional[bool]:
-    """True: the file has its hash (published, Hub ETag, or recorded at its first strict
-    load); False: it does not; None: a hashless file never yet loaded strictly."""
+def check(path: Path, spec: WeightFile, fresh: bool = False) -> bool:
+    """Does the file have its hash: the published one (bundled files: the manifest's;
+    mmseg/openmmlab and pytorchcv files: the prefix their names carry), for a Hub file the
+    sha256 the Hub gave when VisAttn downloaded it, for a file without a published hash
+    the sha256 recorded when VisAttn downloaded it (trusted on first use only)? A file
+    found in a cache that VisAttn did not download and record does not verify. `fresh`:
+    hash the content at least once in this process (every load does)."""
     if isinstance(spec, BundledFile):
-        return _matches(path, "sha256", spec.sha256)
+        return _matches(path, "sha256", spec.sha256, fresh)
     if isinstance(spec, UrlFile):
         if spec.digest is not None:
-            return _matches(path, spec.algo, spec.digest)
+            return _matches(path, spec.algo, spec.digest, fresh)
         vouched = checksums.recorded(spec.vouch_key)
-        return None if vouched is None else file_digest(path) == vouched
-    return _hub_blob_matches(path)
+        return vouched is not None and file_digest(path, "sha256", fresh) == vouched
+    recorded = checksums.recorded(_hub_key(spec, path))
+    return recorded is not None and Path(path).resolve().name == recorded and \
+        _hub_blob_matches(path, fresh)
+
+
+def trusted_on_first_use(spec: Optional[WeightFile]) -> bool:
+    """No hash is published for this file: it is checked only against the sha256 recorded
+    at its first download (a changed file is caught, a wrong first download is not)."""
+    return isinstance(spec, UrlFile) and spec.digest is None
+
+
+TOFU_NOTE = ("its authors publish no checksum, so the file is trusted on first use only: "
+             "checked against the sha256 recorded when it was first downloaded")
+
+
+def _hub_key(spec: HubFile, path: Path) -> str:
+    """Where the ETag the Hub gave for a downloaded file is recorded: repository, the
+    commit it was stored under (snapshots/<commit>/...), file name."""
+    parts = Path(path).parts
+    commit = parts[-1 - len(Path(spec.filename).parts)] if len(parts) > 1 else ""
+    return f"hub:{spec.repo_id}@{commit}/{spec.filename}"
 
 
 def verified(spec: WeightFile) -> Optional[Path]:
@@ -196,16 +224,18 @@ def verified(spec: WeightFile) -> Optional[Path]:
 
 
 def vouch(spec: WeightFile, path: Path) -> None:
-    """A file without a published hash was loaded strictly and completely: record its
-    sha256, which verifies it from now on."""
-    if isinstance(spec, UrlFile) and spec.digest is None:
-        checksums.record(spec.vouch_key, file_digest(path))
+    """A file without a published hash, downloaded by VisAttn and recorded then, loaded
+    strictly and completely: nothing more to record (kept for callers; a file VisAttn did
+    not download is never recorded, see `check`)."""
+    return None
 
 
 def discard(spec: WeightFile, path: Path) -> None:
     """Delete a cached file that failed verification or a strict load (never a bundled one)."""
     if isinstance(spec, BundledFile):
         return
+    if isinstance(spec, HubFile):
+        checksums.unrecord(_hub_key(spec, path))
     blob = Path(path).resolve()
     for p in {Path(path), blob}:
         p.unlink(missing_ok=True)
@@ -229,7 +259,7 @@ def fetch(spec: WeightFile, progress: Optional[Progress] = None, who: str = "") 
     hit = cached(spec)
     why = "network access is off"
     if hit is not None:
-        if check(hit, spec) is not False:
+        if check(hit, spec, fresh=True):
             return hit
         discard(spec, hit)
         why = f"the cached copy did not verify and was deleted; {why}"
@@ -245,7 +275,7 @@ def _bundled(spec: BundledFile, who: str) -> Path:
     if not path.is_file():
         raise WeightsError(f"{who}: the bundled weights are missing from this installation.",
                            f"({spec.describe()}) Reinstall VisAttn from its repository.")
-    if not _matches(path, "sha256", spec.sha256):
+    if not _matches(path, "sha256", spec.sha256, fresh=True):
         raise WeightsError(f"{who}: the bundled weights do not match their sha256.",
                            f"({path}, {spec.sha256}) Reinstall VisAttn from its repository.")
     return path
@@ -285,10 +315,11 @@ def _download_url(spec: UrlFile, progress: Optional[Progress], who: str) -> Path
             raise WeightsError(f"{who}: the file from {spec.url} does not match its published "
                                f"{spec.algo} {spec.digest} (got {got}…); it was discarded, "
                                "nothing was cached.")
+        sha256 = file_digest(payload, "sha256", fresh=True) if spec.digest is None else None
         checksums.forget(payload)
         os.replace(payload, final)
-        if spec.digest is None:  # vouched for by the caller's strict load
-            checksums.unrecord(spec.vouch_key)
+        if sha256 is not None:  # trusted on first use: this download is what later loads must match
+            checksums.record(spec.vouch_key, sha256)
         return final
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -418,10 +449,11 @@ def _download_hub(spec: HubFile, progress: Optional[Progress], who: str) -> Path
         discard(spec, path)
         raise WeightsError(f"{who}: the Hub sent {WEB_PAGE_NOTE} for {spec.describe()}; "
                            "nothing was cached.")
-    if not _hub_blob_matches(path):
+    if not _hub_blob_matches(path, fresh=True):
         discard(spec, path)
         raise WeightsError(f"{who}: the file the Hub sent for {spec.describe()} does not match "
                            "its ETag; it was discarded, nothing was cached.")
+    checksums.record(_hub_key(spec, path), path.resolve().name)  # the repository's hash
     _pin_after_download(spec, path)
     clean_leftovers(path.resolve().parent, "*.incomplete")
     return path
@@ -469,7 +501,7 @@ def _hub_error(exc: BaseException, spec: HubFile, endpoint: Optional[str], who: 
                                              f"{str(exc)[:200]})"))
 
 
-def _hub_blob_matches(path: Path) -> bool:
+def _hub_blob_matches(path: Path, fresh: bool = False) -> bool:
     """huggingface_hub names each cached blob by its ETag: the file's sha256 for LFS files,
     the git object id (sha1 of 'blob <size>\\0' + content) for plain ones."""
     blob = path.resolve()
@@ -477,9 +509,9 @@ def _hub_blob_matches(path: Path) -> bool:
     if any(c not in "0123456789abcdef" for c in etag):
         return False
     if len(etag) == 64:
-        return file_digest(blob, "sha256") == etag
+        return file_digest(blob, "sha256", fresh) == etag
     if len(etag) == 40:
-        return file_digest(blob, "git-sha1") == etag
+        return file_digest(blob, "git-sha1", fresh) == etag
     return False
 
 

@@ -8,11 +8,12 @@ import gradio as gr
 
 from .. import sessions, zoo
 from ..image import ImageError, bytes_from_data_url
-from ..weights import ASSETS
+from ..weights import ASSETS, TOFU_NOTE, trusted_on_first_use
 
 EXAMPLES = sorted((ASSETS / "examples").glob("*.jpg")) + sorted((ASSETS / "examples").glob("*.png"))
 STATUS = {"bundled": "bundled", "cached": "ready", "download": "downloads {mb:.0f} MB",
           "random": "no weights published"}
+TOFU_STATUS = "ready, trusted on first use only (no checksum published)"
 OWN_MODELS_NOTE = ("No pretrained weights are cached on this machine, so VisAttn starts on its "
                    "own small networks, trained on generated scenes and shipped with it (no "
                    "download): point at one of the twin diamonds on the Non-local tab. Choosing "
@@ -103,7 +104,18 @@ def _status(card, pretrained: bool) -> str:
     state = card.availability()
     if not pretrained and state in ("cached", "download"):
         return "random weights"
+    if state == "cached" and trusted_on_first_use(card.weights):
+        return TOFU_STATUS
     return STATUS[state].format(mb=card.download_mb)
+
+
+def trust_note(name: str) -> str:
+    """A sentence for the summary where the network's weights are trusted on first use only
+    (no checksum published), else ''."""
+    card = zoo.get(name)
+    if not trusted_on_first_use(card.weights):
+        return ""
+    return f"{card.name}'s weights: {TOFU_NOTE}."
 
 
 def pretrained_box(name: str, ticked: bool):
