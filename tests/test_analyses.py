@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from pytorchcv.model_provider import get_model as pcv_model
 
 import visattn
-from visattn import analysis, cli, scenes, ui, zoo
+from visattn import metrics, cli, scenes, ui, zoo
 from visattn.ablation import attention_off, stage_ablation
 from visattn.excitation import ExcitationStats, collect
 from visattn.gradcam import agreement, gradcam
@@ -34,7 +34,7 @@ def test_statistics_equal_a_direct_computation():
             np.testing.assert_allclose(mean, gates[predicted == c].mean(0), atol=1e-9)
             np.testing.assert_allclose(std, gates[predicted == c].std(0), atol=1e-6)
         assert stats.divergence(key) == pytest.approx(
-            analysis.class_separation(gates, predicted), rel=1e-6)
+            metrics.class_separation(gates, predicted), rel=1e-6)
     rows = stats.to_csv().splitlines()
     assert rows[0] == "block,stage,class,images,channel,mean,std"
     expected_rows = sum(len(traces[0][k].values) * len(stats.classes(k)) for k in stats.blocks())

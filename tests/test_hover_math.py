@@ -1,6 +1,6 @@
 """visattn/static/hover_math.js, the hover view's arithmetic, run under Node without a page on
 random inputs, against the Python it mirrors: record rows and query dependence
-(visattn.records, analysis.query_dependence), Geometry (to_grid, cell_box, cell_centre),
+(visattn.records, metrics.query_dependence), Geometry (to_grid, cell_box, cell_centre),
 the integer and float16 helpers, the "nearly uniform" test, and the payload version."""
 import json
 import os
@@ -10,7 +10,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from visattn import analysis, hover
+from visattn import metrics, hover
 from visattn.geometry import Geometry
 
 from pairwise_records import random_trace
@@ -65,7 +65,7 @@ def test_rows_and_query_dependence_match_python(seed, grid, float16):
         rec = trace[key]
         want = rec.row(cell, head).ravel()
         assert np.abs(np.array(row) - want).max() <= tol * want.max(), (key, head, cell)
-        assert abs(score - analysis.query_dependence(rec, cell, head)) <= (1e-3 if float16 else 1e-6)
+        assert abs(score - metrics.query_dependence(rec, cell, head)) <= (1e-3 if float16 else 1e-6)
 
 
 def random_geometries(rng, count):

@@ -79,3 +79,44 @@ def test_a_class_registered_by_path_binds_to_exactly_that_class():
     finally:
         registry.unregister_attention(_Gate)
     assert registry.entry_for(_Gate()) is None
+
+
+def _module_imports(path: Path, package: str) -> set[str]:
+    """visattn modules a file imports at module level (not inside functions, not for type
+    checking only)."""
+    tree = ast.parse(path.read_text())
+    out = set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            target = ".".join(p for p in (base, node.module or "") if p)
+            out |= {f"{target}.{a.name}" for a in node.names} | {target}
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+    return out
+
+
+def test_the_package_has_no_import_circle():
+    modules = {}
+    for path in (ROOT / "visattn").rglob("*.py"):
+        rel = path.relative_to(ROOT).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        package = name if rel.name == "__init__" else name.rsplit(".", 1)[0]
+        modules[name] = (path, package)
+    graph = {name: {m for m in _module_imports(path, package) if m in modules and m != name
+                    and modules[m][0].name != "__init__.py"}
+             for name, (path, package) in modules.items()}
+    state: dict[str, int] = {}
+
+    def visit(node, trail):
+        state[node] = 1
+        for nxt in graph[node]:
+            assert state.get(nxt) != 1, "import circle: " + " -> ".join(trail + [node, nxt])
+            if nxt not in state:
+                visit(nxt, trail + [node])
+        state[node] = 2
+
+    for name in graph:
+        if name not in state:
+            visit(name, [])
+    assert len(graph) > 40 and graph["visattn.opener"] >= {"visattn.usermodel"}

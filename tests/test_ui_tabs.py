@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 import visattn
-from visattn import analysis, ui, zoo
+from visattn import metrics, ui, zoo
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def test_compare_defaults_all_have_the_stage():
     assert len(chosen) == 3 and "tiny_a2" not in chosen  # nothing at stage 3
     blank = np.full((64, 64, 3), 90, np.uint8)
     for name in chosen:
-        assert analysis.stage_map(visattn.analyze(blank, name), 3) is not None
+        assert metrics.stage_map(visattn.analyze(blank, name), 3) is not None
 
 
 def test_compare_keeps_its_maps_and_restyles_without_running_networks(session):

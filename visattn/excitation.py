@@ -70,7 +70,7 @@ class ExcitationStats:
 
     def divergence(self, key: str) -> float:
         """Between-class spread of the class means over the mean within-class spread, with
-        every image weighted equally (the same number visattn.analysis.class_separation
+        every image weighted equally (the same number visattn.metrics.class_separation
         gives on the stored vectors)."""
         parts = [self.sums[(key, c)] for c in self.classes(key)]
         n = sum(p.n for p in parts)

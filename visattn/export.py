@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from . import analysis, hover, render, trace_file
+from . import hover, metrics, render, trace_file
 from .render import centre_cell  # noqa: F401  (where callers have long found it)
 from .records import Pairwise, Segmentation, Trace, view_of
 
@@ -91,7 +91,7 @@ def _query_files(trace: Trace, q: Query, automatic: bool, cmap: str, cap: int):
     png = _png(render.affinity_view(trace, rec, cell, q.head, cap=cap, cmap=cmap))
     meta = {**dataclasses.asdict(q), "cell": cell, "automatic": automatic,
             "cell_box": list(trace.geometry.cell_box(cell, rec.grid)),
-            "query_dependence": analysis.query_dependence(rec, cell, q.head)}
+            "query_dependence": metrics.query_dependence(rec, cell, q.head)}
     return (f"queries/{safe_name(q.layer)}_{tag}.png", png, f"{q.layer}/row_{tag}",
             rec.row(cell, q.head), meta)
 

@@ -1,5 +1,5 @@
 """Faithfulness of a network's attention over a set of images with object masks: the
-driver that runs the model image by image and scores each map with `analysis`."""
+driver that runs the model image by image and scores each map with `metrics`."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .analysis import class_separation, energy_ratio, mass_ratio, pointing_game, roc_auc
+from .metrics import class_separation, energy_ratio, mass_ratio, pointing_game, roc_auc
 from .pipeline import analyze
 from .records import ChannelWeights, Pairwise, SpatialMap
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .analysis import ranks
+from .metrics import ranks
 from .device import of_module
 from .preprocess import prepare
 from .records import Pairwise, SpatialMap, Trace

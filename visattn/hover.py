@@ -7,7 +7,7 @@ distribute matrices; a two-hop record names its two hops). The payload's fields 
 
 The page's JavaScript, `script()`, is three files of visattn/static loaded in order:
   hover_math.js   no page needed (also a Node module): `Geometry`'s pixel <-> cell arithmetic,
-                  each record kind's `row()`, `analysis.query_dependence`, `nearly_uniform`,
+                  each record kind's `row()`, `metrics.query_dependence`, `nearly_uniform`,
                   and the newest payload version it understands
   hover_paint.js  `grid_to_image`'s bilinear resampling, `render.overlay`'s colour lookup and
                   blend, `render.draw_box`: a hovered row looks like the server's `/affinity`
@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from . import render
-from .analysis import reference_cells
+from .metrics import reference_cells
 from .records import Affinity, Pairwise, RelativePosition, SpatialMap, Trace, TwoHop
 
 MAX_FLOAT32_BYTES = 2 * 2 ** 20  # a layer's inputs up to this size go as float32
@@ -71,7 +71,7 @@ SCHEMA = {
         "family": "str: the attention family",
         "grid": "[h, w]: the query/key grid; a row is h * w long, row-major",
         "heads": "int: attention heads (several: a row per head, or their mean)",
-        "refs": "[int]: analysis.reference_cells(grid), the cells query dependence compares with",
+        "refs": "[int]: metrics.reference_cells(grid), the cells query dependence compares with",
         "centre_cell": "int: render.centre_cell, the query shown before anyone points",
         "kind": "'affinity' | 'crisscross' | 'twohop' | 'distribute' | 'server': the row "
                 "function the page uses; 'server': the page cannot compute these rows",

@@ -71,11 +71,11 @@ def _preprocess(own: Preprocess, given: PreprocessLike) -> Preprocess:
 def _from_card(card: "ModelCard", weights, pretrained: bool, device: DeviceLike,
                preprocess: PreprocessLike, labels: Optional[Sequence[str]],
                progress: Optional[Progress]) -> Network:
-    from . import zoo
+    from . import loader
     if weights is not None:
         raise ValueError(f"{card.name} loads its own published weights; weights= goes with a "
                          "network of your own (package.module:function or an nn.Module).")
-    module = zoo.load(card.name, pretrained, progress, device)
+    module = loader.load(card, pretrained, progress, device)
     notes = tuple(card.notes) + (() if pretrained else (RANDOM_NOTE,))
     return Network(module, card.name, _preprocess(card.preprocess, preprocess),
                    tuple(labels) if labels else card.class_names, card.task, pretrained,

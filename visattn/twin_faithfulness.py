@@ -4,7 +4,7 @@ where the right answer is known: a pixel of one twin should look at the other tw
 Per query, in image space (rows resampled by `Geometry.grid_to_image`):
   twin mass ratio        from a pixel of twin i: row mass on twin j / j's area fraction
                          (1 = no better than uniform; 1 / area = all mass on j)
-  query dependence       `analysis.query_dependence` of the query's cell (bits, 0..1), at
+  query dependence       `metrics.query_dependence` of the query's cell (bits, 0..1), at
                          object pixels
   background twin ratio  from a background pixel: row mass on both twins / their area
                          fraction (a row that is not asked about the twins should not
@@ -18,7 +18,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch.nn as nn
 
-from .analysis import mass_ratio, query_dependence
+from .metrics import mass_ratio, query_dependence
 from .geometry import Geometry
 
 BARS = {"twin_mass_ratio": (">=", 5.0), "query_dependence": (">=", 0.5),

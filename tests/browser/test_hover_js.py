@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visattn import analysis, hover, render
+from visattn import metrics, hover, render
 from visattn.geometry import Geometry
 from visattn.records import Affinity
 
@@ -43,7 +43,7 @@ def test_rows_and_query_dependence_match_python(js_page, float16):
             for cell, (row, score) in zip(cells, got):
                 want = rec.row(cell, head).ravel()
                 assert np.abs(np.array(row) - want).max() <= tol * want.max(), (rec.key, head, cell)
-                assert abs(score - analysis.query_dependence(rec, cell, head)) <= 1e-3
+                assert abs(score - metrics.query_dependence(rec, cell, head)) <= 1e-3
     assert kinds == {"affinity", "crisscross", "twohop", "distribute"}
 
 

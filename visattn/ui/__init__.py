@@ -5,7 +5,7 @@ Per-user state is one `Session` in a gr.State (with a time-to-live): the Trace o
 analysis (records with cached embeddings) and the queries pinned since. Pointing at the
 photo never reaches the server; nothing here ever re-runs a network to redraw a view.
 """
-from .analyse import prediction_label, run_analysis, summary
+from .analyse_button import prediction_label, run_analysis, summary
 from .tab_analyses import attention_vs_gradcam, run_ablation, run_stats
 from .tab_channel import show_channels
 from .common import COLORMAPS, MEAN_OF_HEADS, Session, need, readable, session_closed, weights_message

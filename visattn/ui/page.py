@@ -9,7 +9,7 @@ import gradio as gr
 
 from .. import guard, hover, render, sessions, zoo
 from ..image import DEFAULT_MAX_BYTES
-from .analyse import prediction_label, run_analysis
+from .analyse_button import prediction_label, run_analysis
 from .tab_analyses import build_analyses_tab
 from .tab_channel import build_channel_tab
 from .common import COLORMAPS, FAST, MODEL, Page, readable, session_closed

@@ -9,6 +9,7 @@ import gradio as gr
 from .. import render, sessions, zoo
 from ..export import safe_name
 from ..image import ImageError
+from ..opener import open_network
 from ..pipeline import analyze
 from ..records import SpatialMap
 from .common import FAST, MODEL, Page, Session, need, readable
@@ -82,10 +83,10 @@ def attention_vs_gradcam(session: Optional[Session], key: str, top_pct: float, a
     trace = session.trace
     if not key:
         raise gr.Error("This network has no spatial attention map to compare.")
-    if zoo.get(trace.model).task != "classify":
+    net = open_network(trace.model, pretrained=session.pretrained)
+    if net.task != "classify":
         raise gr.Error("Grad-CAM explains a class score: choose a classifier.")
-    model = zoo.load(trace.model, pretrained=session.pretrained)
-    found = compare(trace, model, key, top=top_pct / 100.0)
+    found = compare(trace, net.module, key, top=top_pct / 100.0)
     session.gradcam = (found.attention, found.cam)  # kept: opacity and colour map redraw it
     report = sessions.temp_folder("gradcam") / "agreement.json"
     report.write_text(json.dumps(found.report(trace.model), indent=2))
@@ -102,17 +103,14 @@ def run_ablation(session: Optional[Session]):
     from ..ablation import stage_ablation
     session = need(session)
     trace = session.trace
-    card = zoo.get(trace.model)
-    if card.task != "classify":
+    net = open_network(trace.model, pretrained=session.pretrained)
+    if net.task != "classify":
         raise gr.Error("Switching attention off compares class predictions: choose a classifier.")
-    model = zoo.load(trace.model, pretrained=session.pretrained)
-    rows = stage_ablation(model, trace.image, trace.preprocess, card.class_names)
+    rows = stage_ablation(net.module, trace.image, trace.preprocess, net.labels)
     table = []
     for row in rows:
-        what = "none (baseline)" if row.stage == 0 else \
-            ("every stage" if row.stage is None else f"stage {row.stage}")
         label, p = row.top[0]
-        table.append([what, row.switched, label, round(p, 4), "yes" if row.same_top1 else "NO",
+        table.append([row.what, row.switched, label, round(p, 4), "yes" if row.same_top1 else "NO",
                       round(row.baseline_prob_of_top1, 4)])
     left_on = sorted({sentence for row in rows for sentence in row.left_on})
     note = ("Left on (no neutral value is known for them): " + " ".join(left_on)) if left_on else ""
@@ -124,10 +122,7 @@ def gradcam_view(session: Optional[Session], alpha: float, cmap: str):
     """The kept attention / Grad-CAM pair drawn with the current opacity and colour map."""
     if session is None or session.gradcam is None:
         return None
-    attention, cam = session.gradcam
-    left = render.map_on_image(session.trace, attention, 384, alpha, cmap, enlarge=True)
-    right = render.map_on_image(session.trace, cam, 384, alpha, cmap, enlarge=True)
-    return render.side_by_side(left, right)
+    return render.attention_beside_cam(session.trace, *session.gradcam, alpha, cmap)
 
 
 def refresh(session: Optional[Session]):

@@ -7,7 +7,7 @@ from typing import Optional
 import gradio as gr
 import numpy as np
 
-from .. import analysis, render, zoo
+from .. import metrics, render, zoo
 from ..pipeline import analyze
 from ..records import Trace
 from .common import FAST, MODEL, Page, Session, need, readable
@@ -18,7 +18,7 @@ from .inputs import model_choices, uses_pretrained
 def stages_with_attention(name: str) -> frozenset:
     """The stages at which a bundled network has something to compare (one 64 px forward)."""
     trace = analyze(np.full((64, 64, 3), 128, np.uint8), name)
-    return frozenset(s for s in range(1, 5) if analysis.stage_map(trace, s) is not None)
+    return frozenset(s for s in range(1, 5) if metrics.stage_map(trace, s) is not None)
 
 
 def default_networks(stage: int, count: int = 3) -> list[str]:
@@ -39,7 +39,7 @@ def compare(session: Optional[Session], models: list[str], stage: int, pretraine
     for name in progress.tqdm(models[:4], desc="Running networks"):
         card = zoo.get(name)
         trace = analyze(session.trace.image, name, pretrained=uses_pretrained(name, pretrained))
-        found = analysis.stage_map(trace, int(stage))
+        found = metrics.stage_map(trace, int(stage))
         light = Trace(trace.model, [], trace.geometry, image=trace.image)
         values, what = found if found is not None else (None, f"no attention at stage {stage}")
         session.compared.append((light, values, f"{card.family} · {name} · stage {stage}: {what}"))

@@ -7,8 +7,9 @@ import functools
 import gradio as gr
 
 from .. import families, zoo
+from ..opener import open_network
 from ..weights import WeightsError
-from .analyse import run_analysis
+from .analyse_button import run_analysis
 from .common import MODEL, Page
 from .inputs import SEG_DEFAULT
 
@@ -35,7 +36,7 @@ def open_family(name: str, seg_size: int = SEG_DEFAULT, alpha: float = 0.5, cmap
     pretrained = zoo.get(model).availability() in ("bundled", "cached")
     if not pretrained:
         try:  # downloads where there is network
-            zoo.load(model, pretrained=True, progress=None)
+            open_network(model, pretrained=True)
             pretrained = True
         except WeightsError:
             pass

@@ -10,8 +10,8 @@ from typing import Optional
 import gradio as gr
 import numpy as np
 
-from .. import analysis, hover, render
-from ..export import Query
+from .. import hover, metrics, render
+from ..export import Query, outside_photo, pin
 from ..render import centre_cell
 from ..records import Pairwise, Trace
 from .common import (FAST, MEAN_OF_HEADS, COLORMAPS, Page, Session, head_choice, head_index, keys,
@@ -75,7 +75,7 @@ def pinned_text(session: Session) -> str:
         r, c = divmod(cell, rec.grid[1])
         head = "mean of heads" if q.head is None else f"head {q.head}"
         lines.append(f"{n}. pixel ({q.x}, {q.y}) on `{q.layer}`, {head} → cell (row {r}, col {c}), "
-                     f"query dependence {analysis.query_dependence(rec, cell, q.head):.3f}")
+                     f"query dependence {metrics.query_dependence(rec, cell, q.head):.3f}")
     return "\n".join(lines)
 
 
@@ -87,14 +87,14 @@ def pin_query(session: Optional[Session], alpha: float, cmap: str, evt: gr.Event
     data = getattr(evt, "_data", None) or {}
     layer, head = str(data.get("layer", ""))[:200], data.get("head")
     rec = pairwise_record(session, layer)
-    w0, h0 = session.trace.geometry.image_size
     x, y = int(data.get("x", -1)), int(data.get("y", -1))
-    if not (0 <= x < w0 and 0 <= y < h0):
-        raise gr.Error(f"The pinned pixel is outside the {w0}×{h0} photo.")
+    refusal = outside_photo(x, y, session.trace.geometry.image_size)
+    if refusal:
+        raise gr.Error(f"The pinned pixel {refusal}")
     if head is not None and not (isinstance(head, int) and 0 <= head < rec.heads):
         raise gr.Error(f"{layer} has {rec.heads} head(s); head {head!r} does not exist.")
     query = Query(rec.key, x, y, head)
-    session.queries = [q for q in session.queries if q != query][-49:] + [query]
+    session.queries = pin(session.queries, query)
     fallback = gr.update(visible=False)
     if not hover.mirrored(rec):
         image, _, session = show_affinity(session, rec.key, head_choice(head), (x, y), alpha, cmap)
@@ -124,9 +124,9 @@ def show_affinity(session: Optional[Session], layer: str, head: str,
     if xy is None:
         xy = trace.geometry.cell_centre(centre_cell(rec), rec.grid)
     x, y = int(xy[0]), int(xy[1])
-    w0, h0 = trace.geometry.image_size
-    if not (0 <= x < w0 and 0 <= y < h0):
-        raise gr.Error(f"({x}, {y}) is outside the {w0}×{h0} image.")
+    refusal = outside_photo(x, y, trace.geometry.image_size)
+    if refusal:
+        raise gr.Error(refusal)
     cell = trace.geometry.to_grid(x, y, rec.grid)
     outside = cell is None
     if outside:
@@ -137,7 +137,7 @@ def show_affinity(session: Optional[Session], layer: str, head: str,
     if unary is not None:  # DNL: the pixel's pairwise row beside the unary map
         image = render.side_by_side(image, render.spatial_view(trace, unary, alpha=alpha,
                                                                cmap=cmap))
-    score = analysis.query_dependence(rec, cell, h)
+    score = metrics.query_dependence(rec, cell, h)
     ms = (time.perf_counter() - start) * 1000
     r, c = divmod(cell, rec.grid[1])
     info = (f"Query pixel **({x}, {y})** → cell (row {r}, col {c}) of the {rec.grid[0]}×"
@@ -176,10 +176,9 @@ def affinity_args(trace: Trace, layer, head, x, y) -> tuple[str, Optional[int], 
         raise gr.Error("x and y are photo pixel coordinates (numbers).") from None
     if not (np.isfinite(px) and np.isfinite(py)):
         raise gr.Error("x and y must be finite numbers (photo pixels).")
-    w0, h0 = trace.geometry.image_size
-    if not (0 <= px < w0 and 0 <= py < h0):
-        raise gr.Error(f"({px:g}, {py:g}) is outside the {w0}×{h0} photo: x from 0 to "
-                       f"{w0 - 1}, y from 0 to {h0 - 1}.")
+    refusal = outside_photo(px, py, trace.geometry.image_size)
+    if refusal:
+        raise gr.Error(refusal)
     return layer, index, int(px), int(py)
 
 
@@ -196,12 +195,12 @@ def affinity_api(session: Optional[Session], layer: str, head: str, x: float, y:
         raise gr.Error(f"cmap is one of {', '.join(COLORMAPS)} and alpha lies in 0..1.")
     image, info, session = show_affinity(session, layer, head, (x, y), alpha, cmap, bool(from_zero))
     rec, q = session.trace[layer], Query(layer, x, y, head_index)
-    session.queries = [p for p in session.queries if p != q][-49:] + [q]
+    session.queries = pin(session.queries, q)
     cell = session.trace.geometry.to_grid(q.x, q.y, rec.grid, clamp=True)
     row = rec.row(cell, q.head)
     numbers = {"layer": layer, "x": q.x, "y": q.y, "head": q.head, "grid": list(rec.grid),
                "cell": cell, "cell_box": list(session.trace.geometry.cell_box(cell, rec.grid)),
-               "query_dependence": analysis.query_dependence(rec, cell, q.head),
+               "query_dependence": metrics.query_dependence(rec, cell, q.head),
                "nearly_uniform": hover.nearly_uniform(row),
                "row": row.astype(float).tolist()}
     return image, numbers, session

@@ -1,4 +1,4 @@
-"""The Analyse button: photo + network -> a new Session, the prediction, the summary and
+"""The Analyse button: photo + network -> a new Session (ui.common), the prediction, the summary and
 the overview gallery."""
 from __future__ import annotations
 
