@@ -262,11 +262,23 @@ def _mean_of_branches(block, x):
     return y.reshape(1, block.radix, -1, *y.shape[2:]).mean(1)
 
 
+class _OneFrame(nn.Module):
+    """Hosts a space-time block on a photo: a clip of one frame."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        return self.block(x[:, :, None]).squeeze(2)
+
+
 def _examples():
     """Each built-in class -> (a small instance hosting it, input channels, the hosting
     block's output with the attention off). A new entry needs one line here."""
     from visattn.models.a2net import DoubleAttention
     from visattn.models.gsop import GSoP
+    from visattn.models.i3d_nl import NonLocal3d
     from visattn.models.mmseg_r50d8 import (CAM, PAM, CrissCrossAttention, DisentangledNonLocal2d,
                                             NonLocal2d)
     from visattn.models.triplet import TripletAttention
@@ -286,6 +298,7 @@ def _examples():
         NonLocalAttn: (lambda: NonLocalAttn(16, rd_ratio=1 / 2), 16, _identity),
         NonLocal2d: (lambda: NonLocal2d(16), 16, _identity),
         DisentangledNonLocal2d: (lambda: DisentangledNonLocal2d(16), 16, _identity),
+        NonLocal3d: (lambda: _OneFrame(NonLocal3d(16)), 16, _identity),
         SEModule: (lambda: SEModule(16, rd_ratio=1 / 4), 16, _identity),
         LegacySEModule: (lambda: LegacySEModule(16, reduction=4), 16, _identity),
         SEBlock: (lambda: SEBlock(16, reduction=4), 16, _identity),
@@ -326,7 +339,7 @@ def test_each_built_in_entry_drives_capture_ablation_and_the_families_page(entry
     trace = capture.run(net, x)  # capture: records of the entry's family
     assert len(trace) > 0 and {r.family for r in trace} == {entry.family.tag}
     (layer, _, _), = registry.registered(net)  # "0", or "0.attn" inside SK's convolution
-    assert all(r.layer == layer and r.grid == (8, 8) for r in trace)
+    assert all(r.layer == layer and r.grid[-2:] == (8, 8) for r in trace)  # (T, H, W) for clips
     with torch.no_grad():  # ablation: the neutral value, exactly restored
         before = net(x)
         with warnings.catch_warnings(record=True) as said:

@@ -24,6 +24,7 @@ from .resources import mount_models
 mount_models()  # visattn.models: the models/ folder, installed or in a checkout
 
 from . import builtin  # noqa: E402,F401  (the project's own registry entries; imports no network library)
+from . import builtin_video  # noqa: E402,F401  (space-time entries: mmcv's NonLocal3d)
 
 from .ablation import AttentionError, AttentionLeftOn, attention_off
 from .geometry import Geometry
@@ -35,10 +36,12 @@ from .records import (Affinity, AxisGate, BranchWeights, ChannelWeights, CrissCr
                       Pairwise, Prediction, Record, RelativePosition, Segmentation, SpatialMap,
                       Trace, TwoHop)
 from .registry import Family, register_attention
+from .records_video import Clip, SpaceTimeAffinity
 from .trace_file import load, save
+from .video import VideoError, analyze_video, load_clip
 from .version import __version__
 
-__all__ = ["__version__", "analyze", "open_network", "Network", "save", "load", "load_image", "ImageError", "Geometry", "Preprocess", "prepare",
+__all__ = ["__version__", "analyze", "analyze_video", "load_clip", "VideoError", "Clip", "SpaceTimeAffinity", "open_network", "Network", "save", "load", "load_image", "ImageError", "Geometry", "Preprocess", "prepare",
            "register_attention", "attention_off", "Family", "AttentionLeftOn", "AttentionError",
            "Record", "ChannelWeights", "SpatialMap", "BranchWeights", "AxisGate", "Affinity",
            "CrissCross", "TwoHop", "Distribute", "RelativePosition", "Pairwise", "Prediction",

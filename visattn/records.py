@@ -381,6 +381,7 @@ class Trace:
     notes: list[str] = field(default_factory=list)
     image: Optional[np.ndarray] = None  # the RGB image analysed, (H0, W0, 3) uint8
     preprocess: Optional[object] = None  # the Preprocess that made the model input
+    clip: Optional[object] = None  # a video's frames and sampling (records_video.Clip)
 
     def __iter__(self) -> Iterator[Record]:
         return iter(self.records)
