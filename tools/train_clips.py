@@ -1,0 +1,174 @@
+"""Train the moving-clip labeller with its space-time Non-local block (`tiny_nl_clips`) and
+without it (the control, `tiny_none_clips`) on CPU, fixed seeds, resumable.
+
+    python tools/train_clips.py                        # both, one after the other
+    python tools/train_clips.py --model tiny_nl_clips
+    python tools/train_clips.py --rows-only            # re-measure the shipped rows
+
+Per-pixel labels: background / seen in this frame only / also seen in another frame
+(visattn.scenes.moving_clip). Writes <assets>/weights/<name>.safetensors (fp16),
+<assets>/labels/clips.txt and clips_palette.txt, and an entry of
+<assets>/weights/clips.json (the clip networks' manifest: same fields as manifest.json's)
+whose accuracies (all pixels; once-vs-again on object pixels, the part that needs other
+frames) are measured on held-out clips with the fp16 weights actually shipped. Checkpoints
+go to <out>/<name>/last.pt; rerunning the same command resumes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python tools/train_clips.py`: the checkout's root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from tools.training import (cached, fit, load_half, save_half, shipped_entry,  # noqa: E402
+                            training_arguments, training_command, weights_dir)
+from visattn import scenes  # noqa: E402
+from visattn.models.tiny_clips import tiny_clip_net  # noqa: E402
+
+MODELS = {"tiny_nl_clips": True, "tiny_none_clips": False}  # name -> has the Non-local block
+CLASS_WEIGHTS = (0.25, 1.0, 1.0)  # background pixels are ~93 % of a clip and easy
+CLIPS_MANIFEST = "clips.json"  # beside manifest.json
+
+
+def clip_tensor(frames: np.ndarray, mean, std) -> torch.Tensor:
+    """(n, T, h, w, 3) uint8 -> (n, 3, T, h, w) normalised."""
+    x = torch.from_numpy(frames).permute(0, 4, 1, 2, 3).float().div_(255.0)
+    return (x - torch.tensor(mean).view(1, 3, 1, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1, 1)
+
+
+def dataset(seed: int, n: int, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Clips of a dataset seed, generated once and kept beside the checkpoints: frames
+    (n, T, 64, 64, 3) uint8, labels (n, T, 64, 64) int64."""
+    def make():
+        frames, masks = scenes.make_clip_batch(seed, n)
+        return {"frames": frames, "labels": np.stack([scenes.clip_labels(m) for m in masks])}
+    z = cached(cache / f"clips-{seed}-{n}.npz", make)
+    return z["frames"], z["labels"]
+
+
+@torch.no_grad()
+def pixel_scores(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor,
+                 batch: int = 50) -> dict:
+    """Accuracy over all pixels (3 classes), and once-vs-again accuracy over object pixels
+    (the larger of the two object logits against the truth; chance is about 0.5)."""
+    model.eval()
+    hits = obj_hits = obj = 0
+    for i in range(0, len(x), batch):
+        logits, y = model(x[i:i + batch]), labels[i:i + batch]
+        hits += int((logits.argmax(1) == y).sum())
+        on = y > 0
+        again = logits[:, 2] > logits[:, 1]
+        obj_hits += int((again[on] == (y[on] == 2)).sum())
+        obj += int(on.sum())
+    return {"pixel_accuracy": hits / labels.numel(), "once_vs_again_accuracy": obj_hits / obj}
+
+
+def weighted_loss(model, xb, yb):
+    return F.cross_entropy(model(xb), yb, weight=torch.tensor(CLASS_WEIGHTS))
+
+
+def read_clips_manifest(args) -> dict:
+    path = weights_dir(args) / CLIPS_MANIFEST
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_clips_entry(entry: dict, args) -> None:
+    manifest = read_clips_manifest(args)
+    manifest[entry["name"]] = entry
+    path = weights_dir(args) / CLIPS_MANIFEST
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
+
+
+def train(name: str, args) -> dict:
+    torch.manual_seed(args.seed)
+    frames, labels = dataset(args.data_seed, args.train_size, Path(args.out))
+    val_frames, val_labels = dataset(args.val_seed, args.val_size, Path(args.out))
+    flat = frames.reshape(-1, 3)
+    mean = (flat.mean(0) / 255.0).astype(np.float32)
+    std = (flat.std(0) / 255.0).astype(np.float32)
+    x, vx = clip_tensor(frames, mean, std), clip_tensor(val_frames, mean, std)
+    y, vy = torch.from_numpy(labels), torch.from_numpy(val_labels)
+    model = tiny_clip_net(MODELS[name])
+
+    def report(m):
+        s = pixel_scores(m, vx[:200], vy[:200])
+        return f"pixels {s['pixel_accuracy']:.3f}  once-vs-again {s['once_vs_again_accuracy']:.3f}"
+    seconds = fit(name, model, x, y, args, weighted_loss, report)
+    return ship(name, model, mean, std, (vx, vy), seconds, args)
+
+
+def ship(name: str, model, mean, std, val, seconds: float, args) -> dict:
+    """fp16 safetensors and a clips.json entry; accuracies measured with the shipped weights."""
+    path = weights_dir(args) / f"{name}.safetensors"
+    shipped = save_half(model, path, tiny_clip_net(MODELS[name]))
+    n_params = sum(p.numel() for p in model.parameters())
+    entry = {
+        "name": name,
+        "task": "segment_clip",
+        "architecture": f"models.tiny_clips.tiny_clip_net(non_local={MODELS[name]})",
+        "attention": "nl" if MODELS[name] else "none",
+        **shipped_entry(path, n_params, mean, std, scenes.CLIP_LABELS, scenes.SIZE, args),
+        "frames": scenes.CLIP_FRAMES,
+        "data": "visattn.scenes.make_clip_batch",
+        "class_weights": list(CLASS_WEIGHTS),
+        **{f"val_{k}": v for k, v in pixel_scores(shipped, *val).items()},
+        "train_cpu_seconds": round(seconds),
+        "threads": args.threads,
+        "command": training_command("train_clips.py", f"--model {name}", args),
+        "trained_on": "generated moving clips (visattn.scenes.moving_clip), CPU",
+    }
+    write_clips_entry(entry, args)
+    print(f"[{name}] shipped {path} ({path.stat().st_size / 1e6:.2f} MB), held-out pixel "
+          f"accuracy {entry['val_pixel_accuracy']:.3f}, once-vs-again "
+          f"{entry['val_once_vs_again_accuracy']:.3f}", flush=True)
+    return entry
+
+
+def measure_rows(name: str, entry: dict, n: int, args) -> dict:
+    """Medians of the cross-frame row scores (visattn.clip_metrics) of a network on the
+    first n held-out clips of its entry, through visattn.analyze_video."""
+    from visattn.clip_metrics import clip_rows
+    shipped = load_half(tiny_clip_net(MODELS[name]), weights_dir(args) / entry["file"])
+    return clip_rows(shipped, entry, n).medians()
+
+
+def write_labels(assets: Path) -> None:
+    """<assets>/labels/clips.txt and clips_palette.txt, from visattn.scenes."""
+    folder = Path(assets) / "labels"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "clips.txt").write_text("\n".join(scenes.CLIP_LABELS) + "\n", encoding="utf-8")
+    (folder / "clips_palette.txt").write_text(
+        "\n".join(" ".join(str(int(v)) for v in rgb) for rgb in scenes.CLIP_COLOURS) + "\n")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python tools/train_clips.py",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="all", help=f"one of {list(MODELS)}, or 'all'")
+    training_arguments(p, epochs=10, train_size=3000, val_size=500, batch=16)
+    p.add_argument("--rows-only", action="store_true",
+                   help="only re-measure the shipped networks' rows (clips.json 'rows')")
+    p.add_argument("--rows-n", type=int, default=100, help="held-out clips for the rows")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    write_labels(Path(args.assets))
+    for name in MODELS if args.model == "all" else [args.model]:
+        if not args.rows_only:
+            train(name, args)
+        entry = read_clips_manifest(args)[name]
+        entry["rows"] = measure_rows(name, entry, args.rows_n, args)
+        entry["rows_clips"] = args.rows_n
+        write_clips_entry(entry, args)
+        print(f"[{name}] rows on {args.rows_n} held-out clips: {entry['rows']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
