@@ -7,8 +7,10 @@ from typing import Optional
 import gradio as gr
 
 from .. import render
-from ..records import AxisGate, BranchWeights, ChannelWeights
-from .common import FAST, Page, Session, keys, readable
+from ..records import BranchWeights, ChannelWeights, view_of
+from .common import FAST, Page, Session, readable
+
+CHANNEL_VIEWS = ("channel", "branch", "axes")  # the records this tab draws
 
 NO_CHANNEL = ("This network has no channel gates or branch weights: try SE, ECA, CBAM, "
               "GSoP, SK or ResNeSt networks (`tiny_se`, `seresnet50`, ...), or DANet's channel "
@@ -22,14 +24,12 @@ def show_channels(session: Optional[Session], key: str, alpha: float = 0.6, cmap
     if session is None or not key:
         return None, None, []
     trace, rec = session.trace, session.trace[key]
-    if isinstance(rec, AxisGate):
-        peers = [r for r in trace if isinstance(r, AxisGate) and r.name == rec.name]
+    peers = [r for r in trace if view_of(r) == view_of(rec) and r.name == rec.name]
+    if view_of(rec) == "axes":
         return render.axis_gate_view(rec), None, [(render.axis_gate_view(r, 384), r.key)
                                                   for r in peers]
-    if isinstance(rec, BranchWeights):
-        peers = [r for r in trace if isinstance(r, BranchWeights) and r.name == rec.name]
+    if view_of(rec) == "branch":
         return render.branch_chart(rec), render.gate_matrix([first_branch(r) for r in peers]), []
-    peers = [r for r in trace if isinstance(r, ChannelWeights) and r.name == rec.name]
     return (render.gate_chart(rec.values, rec.value_kind, f"{rec.layer} · {rec.name}"),
             render.gate_matrix(peers), render.feature_tiles(trace, rec, cmap=cmap, alpha=alpha))
 
@@ -39,7 +39,7 @@ def show_tiles(session: Optional[Session], key: str, alpha: float, cmap: str):
     """Only the feature maps (what opacity and colour map change)."""
     rec = session.trace[key] if session is not None and key else None
     return render.feature_tiles(session.trace, rec, cmap=cmap, alpha=alpha) \
-        if isinstance(rec, ChannelWeights) else []
+        if rec is not None and view_of(rec) == "channel" else []
 
 
 def first_branch(rec: BranchWeights) -> ChannelWeights:
@@ -51,7 +51,8 @@ def first_branch(rec: BranchWeights) -> ChannelWeights:
 
 def refresh(session: Optional[Session], tab: str, alpha: float, cmap: str):
     """A new analysis -> (block picker, its views if the tab is open, why it is empty)."""
-    found = keys(session.trace if session else None, ChannelWeights, BranchWeights, AxisGate)
+    trace = session.trace if session else None
+    found = [r.key for r in trace if view_of(r) in CHANNEL_VIEWS] if trace else []
     first = found[0] if found else None
     views = show_channels(session, first, alpha, cmap) if first and tab == "channel" \
         else (None, None, [])
