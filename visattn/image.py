@@ -15,6 +15,7 @@ import io
 import os
 import urllib.parse
 import warnings
+import zlib
 from pathlib import Path
 from typing import Optional, Union
 
@@ -27,6 +28,8 @@ DEFAULT_MAX_PIXELS = int(os.environ.get("VISATTN_MAX_PIXELS", 40_000_000))
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024  # the web app's upload limit, for every way in
 TRANSPARENCY_NOTE = ("The photo has transparent areas; they were filled with white, as the "
                      "preview shows them.")
+REPAIRED_NOTE = ("The file is slightly damaged (a wrong PNG checksum or a missing JPEG end "
+                 "marker); it was decoded as browsers do.")
 ImageSource = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
 
 _SRGB = ImageCms.createProfile("sRGB")
@@ -50,7 +53,21 @@ def load_image(src: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS,
         _check_size(src.size, max_pixels)
         return _to_rgb(ImageOps.exif_transpose(src), notes)
     data = _read_bytes(src, max_bytes)
-    return _decode(data, max_pixels, notes)
+    try:
+        return _decode(data, max_pixels, notes)
+    except ImageError as first:
+        repaired = _repaired(data)  # what browsers decode: bad PNG checksums, no JPEG end
+        if repaired is None:
+            raise
+        try:
+            rgb = _decode(repaired, max_pixels, notes)
+        except ImageError:
+            raise first from None
+        if repaired.startswith(b"\xff\xd8") and (rgb[-8:, -8:] == 128).all():
+            raise first  # the scan itself was cut short: libjpeg filled its end with grey
+        if notes is not None:
+            notes.append(REPAIRED_NOTE)
+        return rgb
 
 
 def bytes_from_data_url(url: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
@@ -133,6 +150,26 @@ def _decode(data: bytes, max_pixels: int, notes: Optional[list] = None) -> np.nd
     return _to_rgb(ImageOps.exif_transpose(img), notes)
 
 
+def _repaired(data: bytes) -> Optional[bytes]:
+    """A PNG with its chunk checksums recomputed, or a JPEG with its end marker added;
+    None when neither applies (or nothing would change)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        out, pos = bytearray(data[:8]), 8
+        while pos + 8 <= len(data):
+            n = int.from_bytes(data[pos:pos + 4], "big")
+            body = data[pos + 4:pos + 8 + n]  # type + data
+            if len(body) < n + 4:
+                break
+            out += data[pos:pos + 4] + body + zlib.crc32(body).to_bytes(4, "big")
+            pos += 12 + n
+            if body[:4] == b"IEND":
+                break
+        return bytes(out) if bytes(out) != data else None
+    if data.startswith(b"\xff\xd8") and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
+        return data + b"\xff\xd9"
+    return None
+
+
 def _is_text(head: bytes) -> bool:
     try:
         head.decode("utf-8")
@@ -155,7 +192,7 @@ def _check_size(size: tuple[int, int], max_pixels: int) -> None:
 def _to_rgb(img: Image.Image, notes: Optional[list] = None) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        return _gray_to_rgb(_scale_high_depth(np.asarray(img), mode))
+        return _gray_to_rgb(_scale_high_depth(np.asarray(img), mode, notes))
     if mode in ("RGBA", "LA", "PA", "RGBa", "La", "P") and notes is not None:
         alpha = img.convert("RGBA").getchannel("A")
         if alpha.getextrema()[0] < 255:
@@ -181,19 +218,40 @@ def _through_icc(img: Image.Image) -> Image.Image:
         return img
 
 
-def _scale_high_depth(a: np.ndarray, mode: str) -> np.ndarray:
-    """16/32-bit integer or float grey -> uint8, keeping the file's own range."""
+def _scale_high_depth(a: np.ndarray, mode: str, notes: Optional[list] = None) -> np.ndarray:
+    """16/32-bit integer or float grey -> uint8, by the range the values show: 16-bit files
+    holding 10/12/14-bit data (cameras, scientific images) are scaled by that depth; floats
+    in 0..1 are scaled, in -1..1 shifted, in any other range stretched to 0..255; each
+    conversion that is not the plain one is said in `notes`."""
     a = a.astype(np.float64)
     if not np.isfinite(a).all():
         raise ImageError("The image holds NaN or infinite values (a float image with missing "
                          "data?); save it with finite values, e.g. as an 8- or 16-bit PNG.")
-    if mode.startswith("I;16"):
-        return np.clip(np.round(a / 257.0), 0, 255).astype(np.uint8)
-    if mode == "F" and np.nanmax(a) <= 1.0:
+    lo, top = float(a.min(initial=0.0)), float(a.max(initial=0.0))
+
+    def say(text: str) -> None:
+        if notes is not None:
+            notes.append(text)
+
+    if mode.startswith("I;16") or (mode == "I" and lo >= 0 and top <= 65535):
+        bits = next((b for b in (10, 12, 14) if top < 2 ** b), 16)
+        if bits < 16 and top > 255:
+            say(f"The 16-bit image holds {bits}-bit values (0..{2 ** bits - 1}); they were "
+                f"scaled as {bits}-bit, not as 16-bit (which would show them near black).")
+            return np.clip(np.round(a * 255.0 / (2 ** bits - 1)), 0, 255).astype(np.uint8)
+        scale = 257.0 if mode.startswith("I;16") or top > 255 else 1.0
+        return np.clip(np.round(a / scale), 0, 255).astype(np.uint8)
+    if mode == "F" and lo >= 0 and top <= 1.0:
         return np.clip(np.round(a * 255.0), 0, 255).astype(np.uint8)
-    top = np.nanmax(a)
-    scale = 1.0 if top <= 255 else (257.0 if top <= 65535 else top / 255.0)
-    return np.clip(np.round(a / scale), 0, 255).astype(np.uint8)
+    if mode == "F" and lo >= -1.0 and top <= 1.0:
+        say("The float image holds values in -1..1; they were mapped to 0..255 (-1 black, "
+            "1 white).")
+        return np.clip(np.round((a + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    if top == lo:
+        return np.full(a.shape, 0 if top <= 0 else min(255, int(round(top))), np.uint8)
+    say(f"The image's values run from {lo:.4g} to {top:.4g} (the file does not say its range); "
+        "they were stretched to 0..255.")
+    return np.clip(np.round((a - lo) * 255.0 / (top - lo)), 0, 255).astype(np.uint8)
 
 
 def _gray_to_rgb(g: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import gradio as gr
+import numpy as np
 
 from .. import launch, render, sessions
 from ..export import Query
@@ -96,23 +97,89 @@ def weights_message(exc: WeightsError) -> str:
     return f"{exc} Or untick 'Pretrained weights' to explore the architecture with random weights."
 
 
+MAX_MESSAGE = 200  # characters in a refusal
+NOT_FINITE = "A number sent is not finite (NaN or infinity); send ordinary numbers."
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _finite(value) -> bool:
+    try:
+        return not isinstance(value, (float, np.floating)) or bool(np.isfinite(value))
+    except (TypeError, ValueError):
+        return True
+
+
+def _ours(exc: BaseException) -> bool:
+    """Raised by VisAttn's own code (its message is a sentence), not inside Python or a
+    library (whose text is internal: "unhashable type", "Exceeds the limit ...")."""
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last = tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    return bool(last) and os.path.abspath(last).startswith(_PACKAGE)
+
+
+def clip(text: str, limit: int = MAX_MESSAGE) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def public_message(exc: BaseException) -> str:
+    """One sentence of at most MAX_MESSAGE characters for a refusal."""
+    from .. import guard
+    if guard.is_disk_trouble(exc):
+        return guard.disk_full(exc)
+    if isinstance(exc, ImageError) or (isinstance(exc, (KeyError, ValueError, IndexError))
+                                       and _ours(exc)):
+        return clip(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+    if isinstance(exc, (KeyError, ValueError, IndexError, TypeError, OverflowError)):
+        return (f"This input cannot be used here ({type(exc).__name__}); check the numbers and "
+                "names sent.")
+    detail = type(exc).__name__ if on_space() else f"{type(exc).__name__}: {exc}"
+    return clip(f"Something went wrong ({clip(detail, 80)}). Try again, or another photo or "
+                "network.")
+
+
 def readable(fn):
-    """Errors reach the user as a sentence, never as a stack trace."""
+    """Errors reach the user as a sentence (at most MAX_MESSAGE characters, never Python's
+    internal text), never as a stack trace; NaN or infinite numbers are refused first."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        if not all(_finite(v) for v in (*args, *kwargs.values())):
+            raise gr.Error(NOT_FINITE)
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
+        except gr.Error as exc:
+            if len(str(exc.message)) > MAX_MESSAGE:
+                raise gr.Error(clip(exc.message), duration=exc.duration) from None
             raise
         except WeightsError as exc:
             raise gr.Error(weights_message(exc), duration=None) from None
-        except (ImageError, KeyError, ValueError, IndexError) as exc:
-            raise gr.Error(str(exc.args[0] if isinstance(exc, KeyError) else exc)) from None
-        except Exception as exc:  # noqa: BLE001 - last resort, still a sentence
-            detail = type(exc).__name__ if on_space() else f"{type(exc).__name__}: {exc}"
-            raise gr.Error(f"Something went wrong ({detail}). Try again, or another photo "
-                           "or network.") from None
+        except Exception as exc:  # noqa: BLE001 - every refusal is a sentence
+            raise gr.Error(public_message(exc)) from None
     return wrapper
+
+
+def guarded_preprocess(component) -> None:
+    """Gradio's own checks of an input (a dropdown value not among its choices, a number
+    that is not one) echo the whole value or say nothing: say one short sentence instead,
+    quoting at most 40 characters of what was sent."""
+    original = component.preprocess
+    label = getattr(component, "label", None) or "An input"
+
+    def preprocess(payload):
+        if not _finite(payload):
+            raise gr.Error(f"{label}: {NOT_FINITE}")
+        try:
+            return original(payload)
+        except gr.Error as exc:
+            if len(str(exc.message)) <= MAX_MESSAGE and len(str(payload)) <= 40:
+                raise
+            raise gr.Error(clip(f"{label}: {quoted(payload)} is not accepted here.")) from None
+        except Exception:  # noqa: BLE001
+            raise gr.Error(clip(f"{label}: {quoted(payload)} is not accepted here.")) from None
+    component.preprocess = preprocess
 
 
 def need(session: Optional[Session]) -> Session:

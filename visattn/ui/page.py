@@ -12,11 +12,13 @@ from ..image import DEFAULT_MAX_BYTES
 from .analyse_button import prediction_label, run_analysis
 from .tab_analyses import build_analyses_tab
 from .tab_channel import build_channel_tab
-from .common import COLORMAPS, FAST, MODEL, Page, readable, session_closed
+from .common import (COLORMAPS, FAST, MODEL, Page, guarded_preprocess, readable,
+                     session_closed)
 from .tab_compare import build_compare_tab
 from .tab_export import build_export_tab
 from .tab_families import build_families_tab
-from .inputs import (EXAMPLES, SEG_CHOICES, SEG_DEFAULT, default_model, model_choices, photo_upload,
+from .inputs import (EXAMPLES, SEG_CHOICES, SEG_DEFAULT, default_model, model_choices, photo_input,
+                     photo_upload,
                      picker, pretrained_box, published, start_example)
 from .tab_nonlocal import build_nonlocal_tab
 from .tab_spatial import build_spatial_tab
@@ -94,6 +96,10 @@ def build() -> gr.Blocks:
                 picker, [model, pretrained], [model], **FAST)
     demo.unload(session_closed)
     demo.queue(default_concurrency_limit=1, max_size=64)
+    for block in demo.blocks.values():  # Gradio's own input checks: short sentences
+        if isinstance(block, gr.components.Component) and not isinstance(block, gr.State) \
+                and block.preprocess is not photo_input:
+            guarded_preprocess(block)
     return demo
 
 
