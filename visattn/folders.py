@@ -55,6 +55,12 @@ class Batch:
     x: Optional[torch.Tensor]  # (B, 3, H, W) of those items, None if none was read
     failed: list[Item]  # images that could not be read
 
+    def pin_memory(self) -> "Batch":
+        """Page-locked pixels (the DataLoader's pin_memory): the copy to a GPU can overlap."""
+        if self.x is not None:
+            self.x = self.x.pin_memory()
+        return self
+
 
 class PreparedImages(Dataset):
     """Images decoded and prepared (in the DataLoader's workers)."""
@@ -85,11 +91,18 @@ def collate(items: list[Item]) -> Batch:
     return Batch(good, x, failed)
 
 
+def batch_length(preprocess: Preprocess, batch_size: int) -> int:
+    """Images per batch `batches` makes: one for keep-ratio inputs, whose sizes differ."""
+    return max(1, batch_size if preprocess.mode == "crop" else 1)
+
+
 def batches(files: Sequence[Path], preprocess: Preprocess, batch_size: int, workers: int,
-            keep_rgb: bool = False) -> DataLoader:
+            keep_rgb: bool = False, pin_memory: bool = False) -> DataLoader:
     """Batches of prepared images in file order. Inputs of different sizes (keep-ratio
-    preprocessing) cannot share a batch: then each batch holds one image."""
-    size = batch_size if preprocess.mode == "crop" else 1
-    return DataLoader(PreparedImages(files, preprocess, keep_rgb), batch_size=max(1, size),
+    preprocessing) cannot share a batch: then each batch holds one image. `pin_memory`
+    (for a CUDA run) page-locks each batch so `.to(device, non_blocking=True)` overlaps."""
+    return DataLoader(PreparedImages(files, preprocess, keep_rgb),
+                      batch_size=batch_length(preprocess, batch_size),
                       num_workers=workers, collate_fn=collate, shuffle=False,
+                      pin_memory=pin_memory and torch.cuda.is_available(),
                       persistent_workers=False, prefetch_factor=2 if workers else None)

@@ -38,6 +38,12 @@ class Ledger:
         self.rows = self.rows[:n]
         self._write(self.rows)
 
+    def reorder(self, key) -> None:
+        """Sort the rows by `key(row)` (stable: an image's tries keep their order) and write
+        them out: a run's ledger in file order, however many processes wrote it."""
+        self.rows = sorted(self.rows, key=key)
+        self._write(self.rows)
+
     def append(self, rows: Sequence[Sequence]) -> None:
         """Add rows and write them out at once (flushed: a crash loses at most a batch)."""
         rows = [[str(v) for v in r] for r in rows]

@@ -1,6 +1,7 @@
 """visattn analyze: photos and folders -> one folder per photo (pictures, the trace file
 arrays.npz, meta.json, optionally viewer.html); batched, resumable, one failure never ends
-the run."""
+the run. Under torchrun the processes split the photos (each writes its own photos'
+folders and a ledger under OUT/parts/; process 0 joins the ledgers at the end)."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +13,7 @@ from ..render import COLORMAPS
 from .common import add_network_options, image_list, open_from_args, out_dirs, query
 
 ANALYZED = "analyzed.csv"  # the run's ledger: what a restart skips
+PARTS = "parts"  # under torchrun: one ledger per process while the run goes on
 
 
 def add(sub, names: argparse.ArgumentParser, batch: argparse.ArgumentParser) -> None:
@@ -58,18 +60,45 @@ def run(args) -> int:
     """Photos through a DataLoader, a batched forward, one folder per photo."""
     from tqdm.auto import tqdm
 
-    from ..folders import batches
+    from .. import distributed
+    from ..device import of_module
+    from ..folders import batch_length, batches
     from ..ledger import Ledger
     from ..pipeline import analyze_batch
+    args.device = distributed.rank_device(args.device)  # torchrun: this process's GPU
     net = open_from_args(args)  # unknown model, missing weights: said once, before any photo
+    world = distributed.start(of_module(net.module))
+    try:
+        return _run(args, net, world, tqdm, batch_length, batches, Ledger, analyze_batch)
+    finally:
+        world.close()
+
+
+def _run(args, net, world, tqdm, batch_length, batches, Ledger, analyze_batch) -> int:
     out = Path(args.out)
     images = image_list(args.images)
     folders = out_dirs(images, out)
-    ledger = Ledger(out / ANALYZED, ("image", "folder", "top1", "probability", "error"))
+    order = {image: i for i, image in enumerate(images)}
+    in_order = lambda row: order.get(row[0], len(order))  # noqa: E731
+    columns = ("image", "folder", "top1", "probability", "error")
+    parts = out / PARTS
+    if world.main:  # what the processes of an interrupted torchrun run did
+        ledger = Ledger(out / ANALYZED, columns)
+        for part in sorted(parts.glob("analyzed.*.csv")) if parts.is_dir() else []:
+            ledger.append(Ledger(part, columns).rows)
+            part.unlink()
+        if parts.is_dir():
+            parts.rmdir()
+    world.barrier()
+    ledger = Ledger(out / ANALYZED, columns)
     done = ledger.done()
-    todo = [i for i, image in enumerate(images) if image not in done]
-    bar = tqdm(total=len(images), initial=len(images) - len(todo), unit="image",
-               desc=f"analysing with {net.name}", disable=args.quiet)
+    todo = world.share([i for i, image in enumerate(images) if image not in done],
+                       batch_length(net.preprocess, args.batch_size))
+    mine = ledger if world.size == 1 else Ledger(parts / f"analyzed.{world.rank}.csv", columns)
+    if world.size > 1:
+        mine.keep_first(0)
+    bar = tqdm(total=len(images), initial=len(images) - len(todo) * world.size, unit="image",
+               desc=f"analysing with {net.name}", disable=args.quiet or not world.main)
     failures = []
     for batch in batches([images[i] for i in todo], net.preprocess, args.batch_size,
                          args.workers, keep_rgb=True):
@@ -79,9 +108,22 @@ def run(args) -> int:
             if row[-1]:
                 failures.append(row)
                 tqdm.write(f"FAILED {row[0]}: {row[-1]}", file=sys.stderr)
-        ledger.append(rows)
-        bar.update(len(rows))
+        mine.append(rows)
+        bar.update(len(rows) * world.size)
     bar.close()
+    if world.size > 1:
+        everyone = [r for rows in world.gather(mine.rows) for r in rows]
+        failures = [r for r in everyone if r[-1]]
+        if world.main:
+            ledger.append(everyone)
+            for f in parts.iterdir():
+                f.unlink()
+            parts.rmdir()
+        world.barrier()
+    if world.main:
+        ledger.reorder(in_order)
+    else:
+        return 1 if failures else 0
     print(f"{len(images) - len(failures)} of {len(images)} images analysed; results in {out}")
     if failures:
         print(f"{len(failures)} failed: " + ", ".join(row[0] for row in failures[:20])

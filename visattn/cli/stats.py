@@ -1,5 +1,9 @@
 """visattn stats: excitation statistics of the channel gates over a folder of images
-(folder_stats), SENet's figure and the CSVs; resumable."""
+(folder_stats), SENet's figure and the CSVs; resumable. Under torchrun the processes
+split the images and process 0 writes (visattn.distributed):
+
+    torchrun --nproc_per_node=8 -m visattn stats imagenet/val --model seresnet50 --out senet/
+"""
 from __future__ import annotations
 
 import argparse
@@ -33,6 +37,10 @@ def add(sub, batch: argparse.ArgumentParser) -> None:
     s.add_argument("--limit", type=int, default=0, help="use at most this many images")
     s.add_argument("--checkpoint-s", type=float, default=60.0, metavar="S",
                    help="save the running sums every S seconds (a restart resumes there)")
+    s.add_argument("--autocast", choices=["bf16", "fp16"],
+                   help="run the forward in bfloat16 / float16 autocast (faster on GPUs); the "
+                        "first batch's gates are checked against float32 and the largest "
+                        "difference printed")
     s.set_defaults(run=run)
 
 
@@ -40,20 +48,32 @@ def run(args) -> int:
     from PIL import Image
 
     from .. import render
-    from ..folder_stats import COLUMNS, LEDGER, FolderStats
+    from .. import distributed
+    from ..device import of_module
+    from ..folder_stats import AUTOCAST, COLUMNS, LEDGER, FolderStats
     from ..folder_stats import run as run_stats
     from ..ledger import Ledger
-    net = open_from_args(args)
     if not Path(args.folder).is_dir():
         raise UserError(f"{args.folder} is not a folder; give a folder of images.", 2)
+    args.device = distributed.rank_device(args.device)  # torchrun: this process's GPU
+    net = open_from_args(args)
+    world = distributed.start(of_module(net.module))
     out = Path(args.out)
     job = FolderStats(Path(args.folder), out, net.module, net.name, net.preprocess,
                       net.labels, args.label_source, args.batch_size, args.workers,
-                      args.limit, args.checkpoint_s, args.quiet)
+                      args.limit, args.checkpoint_s, args.quiet, args.autocast, world)
     try:
         stats = run_stats(job)
     except ValueError as exc:
         raise UserError(str(exc), 2) from None
+    finally:
+        world.close()
+    if args.autocast and world.main:
+        print(f"autocast {args.autocast}: the first batch's gates are within "
+              f"{job.autocast_gap:.3g} of float32 (max |difference|; tolerance "
+              f"{AUTOCAST[args.autocast][1]})")
+    if not world.main:
+        return 0
     if not stats.blocks():
         print(f"{net.name} has no channel gates to gather statistics of", file=sys.stderr)
         return 2
