@@ -23,6 +23,7 @@ import ctypes
 import ctypes.util
 import dataclasses
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -110,29 +111,59 @@ def session_ended(_session=None) -> None:
 
 class Visitors:
     """Session ids that had an analysis (ids only, a bounded number), so a visitor
-    whose session was dropped gets a sentence instead of "analyse a photo first"."""
+    whose session was dropped gets a sentence instead of "analyse a photo first". Kept in
+    a small file too (`path`, best-effort), so a visitor still hears it after the server
+    restarted."""
 
-    def __init__(self, size: int = 20 * MAX_SESSIONS):
-        self.size = size
+    def __init__(self, size: int = 20 * MAX_SESSIONS, path: Optional[Path] = None):
+        self.size, self.path = size, path
         self._seen: "OrderedDict[str, float]" = OrderedDict()
         self._lock = threading.Lock()
+        for sid in self._load():
+            self._seen[sid] = 0.0
+
+    def _load(self) -> list[str]:
+        try:
+            lines = Path(self.path).read_text().split() if self.path else []
+        except (OSError, UnicodeDecodeError):
+            return []
+        return lines[-self.size:]
+
+    def _store(self, sid: str) -> None:
+        if not self.path:
+            return
+        try:
+            if len(self._seen) >= self.size or not Path(self.path).exists():
+                Path(self.path).write_text("".join(f"{s}\n" for s in self._seen))
+            else:
+                with open(self.path, "a") as f:
+                    f.write(f"{sid}\n")
+        except OSError:  # a full or read-only disk: remembered in memory only
+            pass
 
     def analysed(self, session_id: Optional[str]) -> None:
-        if not session_id:
+        if not session_id or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(session_id)):
             return
         with self._lock:
             self._seen[session_id] = time.time()
             self._seen.move_to_end(session_id)
             while len(self._seen) > self.size:
                 self._seen.popitem(last=False)
+            self._store(session_id)
 
     def had_analysis(self, session_id: Optional[str]) -> bool:
         with self._lock:
             return bool(session_id) and session_id in self._seen
 
 
-VISITORS = Visitors()
+def visitors_file() -> Path:
+    """VISATTN_VISITORS_FILE, else visattn-visitors.txt in the temporary folder."""
+    return Path(os.environ.get("VISATTN_VISITORS_FILE")
+                or Path(tempfile.gettempdir()) / "visattn-visitors.txt")
 
-DROPPED = ("Your analysis is no longer kept on the server: sessions are freed after "
-           f"{TTL_S / 60:.0f} minutes without use, and the server keeps at most "
-           f"{MAX_SESSIONS} at a time, dropping the oldest. Press Analyse to run it again.")
+
+VISITORS = Visitors(path=visitors_file())
+
+DROPPED = ("Your analysis is no longer kept on the server (it restarted, or sessions are freed "
+           f"after {TTL_S / 60:.0f} minutes without use, at most {MAX_SESSIONS} kept). "
+           "Press Analyse to run it again.")
