@@ -10,6 +10,7 @@ from PIL import Image
 import visattn
 from visattn import hover
 from visattn.records import Affinity, CrissCross, Trace, TwoHop
+from helpers import random_photo
 
 
 def decoded(enc):
@@ -28,7 +29,7 @@ def test_arrays_travel_as_float32_or_float16_by_size():
 def test_payload_of_an_analysis():
     """Read with numpy alone, the payload gives back the photo, published colour maps, and
     rows equal to the record's."""
-    rgb = np.random.default_rng(1).integers(0, 256, (70, 110, 3), dtype=np.uint8)
+    rgb = random_photo(70, 110, 1)
     trace = visattn.analyze(rgb, "tiny_nl")
     data = json.loads(json.dumps(hover.payload(trace, alpha=0.3, cmap="turbo")))  # JSON-clean
     assert data["version"] == hover.SCHEMA_VERSION
@@ -128,7 +129,7 @@ def test_two_hop_brings_its_hops_even_when_they_are_not_listed():
 def test_viewer_of_the_ade20k_nonlocal_network_at_512px_is_under_10_mb():
     import dataclasses
     card = visattn.zoo.get("nonlocal_r50_d8_ade20k")
-    rgb = np.random.default_rng(3).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    rgb = random_photo(480, 640, 3)
     trace = visattn.analyze(rgb, card.name, pretrained=False,
                             preprocess=dataclasses.replace(card.preprocess, size=(512, 2048)))
     html = hover.viewer_html(trace)

@@ -15,7 +15,7 @@ from visattn import capture, zoo
 from visattn.preprocess import prepare
 from visattn.records import Affinity, CrissCross, SpatialMap, TwoHop
 
-from helpers import randomize_segmentor
+from helpers import randomize_segmentor, random_photo
 
 HERE = Path(__file__).parent / "mmseg"
 META = json.loads((HERE / "reference.json").read_text())
@@ -196,7 +196,7 @@ def _cross_of(rec, cells):
 def test_resize_is_exactly_mmcvs_imrescale(size):
     w, h = map(int, size.split("x"))
     shape, digest = META["imrescale_2048x512"][size]
-    img = np.random.default_rng(w * 31 + h).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    img = random_photo(h, w, w * 31 + h)
     pre = zoo.get("nonlocal_r50_d8_ade20k").preprocess
     pre = type(pre)(**{**pre.__dict__, "size": (512, 2048)})
     x, geo = prepare(img, pre)

@@ -12,8 +12,9 @@ import visattn
 from visattn import cli, export, trace_file, zoo
 from visattn.preprocess import Preprocess
 from visattn.records import KINDS, Record, Trace, view_of
+from helpers import random_photo
 
-PHOTO = np.random.default_rng(7).integers(0, 256, (70, 96, 3), np.uint8)
+PHOTO = random_photo(70, 96, 7)
 SMALL_SEG = Preprocess(size=(96, 384), mode="keep_ratio")
 
 

@@ -5,12 +5,13 @@ from PIL import Image
 
 import visattn
 from visattn import metrics, ui, zoo
+from helpers import random_photo
 
 
 @pytest.fixture
 def session(tmp_path):
     path = tmp_path / "p.png"
-    Image.fromarray(np.random.default_rng(4).integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(path)
+    Image.fromarray(random_photo(90, 120, 4)).save(path)
     return ui.run_analysis(str(path), "tiny_cbam")[0]
 
 
@@ -50,7 +51,7 @@ def test_the_pretrained_box_means_something_only_where_weights_are_published():
 
 def test_bundled_networks_ignore_an_unticked_box(tmp_path):
     path = tmp_path / "p.png"
-    Image.fromarray(np.random.default_rng(5).integers(0, 256, (70, 70, 3), dtype=np.uint8)).save(path)
+    Image.fromarray(random_photo(70, 70, 5)).save(path)
     ticked = ui.run_analysis(str(path), "tiny_se", True)
     unticked = ui.run_analysis(str(path), "tiny_se", False)
     assert ticked[1] == unticked[1] and unticked[0].pretrained

@@ -17,6 +17,8 @@ from visattn import cli, registry, usermodel, zoo
 from visattn.image import load_image
 from visattn.preprocess import Preprocess, prepare
 
+from helpers import random_photo
+
 USER_MODULE = '''
 import torch
 import torch.nn as nn
@@ -78,7 +80,7 @@ def files(user_package, tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
     for k, size in enumerate([(70, 50), (40, 60), (33, 33)]):
-        pixels = np.random.default_rng(k).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        pixels = random_photo(size[1], size[0], k)
         Image.fromarray(pixels).save(photos / f"p{k}.png")
     return tmp_path / "my.safetensors", sorted(photos.iterdir())
 
