@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import io
+import html
 import json
 from functools import lru_cache
 from importlib import resources
@@ -213,10 +214,10 @@ def viewer_html(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
     """A self-contained page (no network) with the hover view of every pairwise layer of
     this analysis: photo and rows' inputs embedded. Float16 by default (say so)."""
     data = payload(trace, alpha, cmap, max_float32_bytes)
-    doc = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    doc = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")  # no tag in <script>
     precisions = sorted({layer.get("precision", "server") for layer in data["layers"]})
     title = f"VisAttn — {trace.model}: where does each pixel look?"
-    return asset("viewer.html").format(
-        title=title, css=asset("hover.css"), skeleton=asset("hover.html"),
-        js=script(), payload=doc, precision=" and ".join(precisions),
-        model=trace.model, size="{}×{}".format(*trace.geometry.image_size))
+    return asset("viewer.html").format(  # every string that reaches the HTML escaped
+        title=html.escape(title), css=asset("hover.css"), skeleton=asset("hover.html"),
+        js=script(), payload=doc, precision=html.escape(" and ".join(precisions)),
+        model=html.escape(trace.model), size="{}×{}".format(*trace.geometry.image_size))
