@@ -108,3 +108,9 @@ def test_internal_python_text_never_reaches_the_visitor():
     with pytest.raises(gr.Error) as info:
         digits("9" * 5000)
     assert "Exceeds" not in info.value.message and "9" * 41 not in info.value.message
+
+
+def test_names_shown_in_the_page_are_text_not_html_or_markdown():
+    shown = common.md_text('<img src=x onerror="alert(1)"> layer_1.*')
+    assert "<img" not in shown and "&lt;img" in shown
+    assert "\\_" in shown and "\\*" in shown

@@ -76,6 +76,14 @@ def head_choice(head: Optional[int]) -> str:
     return MEAN_OF_HEADS if head is None else f"head {head}"
 
 
+def md_text(text) -> str:
+    """A name, key, note or file name as literal text in a gr.Markdown: HTML escaped and
+    Markdown's marks backslashed (Gradio's sanitiser would drop a tag; this shows it)."""
+    import html
+    import re
+    return re.sub(r"([\\`*_{}\[\]()#+!|~>-])", r"\\\1", html.escape(str(text), quote=False))
+
+
 def quoted(text: str, limit: int = 40) -> str:
     """User input quoted in a message, never long."""
     text = str(text)

@@ -12,7 +12,7 @@ from ..image import ImageError
 from ..opener import open_network
 from ..pipeline import analyze
 from ..records import SpatialMap
-from .common import FAST, MODEL, Page, Session, need, readable
+from .common import FAST, MODEL, Page, Session, md_text, need, readable
 from .inputs import EXAMPLES
 
 
@@ -66,7 +66,7 @@ def run_stats(files, use_examples: bool, model_name: str, pretrained: bool,
     csv_path.write_text(stats.to_csv())
     top = max(stats.blocks(), key=stats.divergence)
     text = (f"{stats.images} images ({skipped} skipped). Gates are most class-specific at "
-            f"**{top}** (divergence {stats.divergence(top):.2f}). The CSV holds every "
+            f"**{md_text(top)}** (divergence {stats.divergence(top):.2f}). The CSV holds every "
             "channel's mean and spread per block and predicted class.")
     return render.divergence_plot(stats), str(csv_path), text
 
@@ -90,10 +90,14 @@ def attention_vs_gradcam(session: Optional[Session], key: str, top_pct: float, a
     session.gradcam = (found.attention, found.cam)  # kept: opacity and colour map redraw it
     report = sessions.temp_folder("gradcam") / "agreement.json"
     report.write_text(json.dumps(found.report(trace.model), indent=2))
-    what = key if isinstance(trace[key], SpatialMap) else f"{key} (mean row)"
-    text = (f"Left: **{what}**. Right: Grad-CAM of the predicted class at "
-            f"`{found.layer}`. Rank correlation **{found.scores['spearman']:.2f}**, "
-            f"IoU of the top {top_pct:.0f} % **{found.scores['top_iou']:.2f}**.")
+    what = md_text(key if isinstance(trace[key], SpatialMap) else f"{key} (mean row)")
+    if found.empty:
+        text = f"Left: **{what}**. Right: " + found.sentence.replace(
+            f"at {found.layer}", f"at `{found.layer}`").replace(" is empty", " is **empty**", 1)
+    else:
+        text = (f"Left: **{what}**. Right: Grad-CAM of the predicted class at "
+                f"{md_text(found.layer)}. Rank correlation **{found.scores['spearman']:.2f}**, "
+                f"IoU of the top {top_pct:.0f} % **{found.scores['top_iou']:.2f}**.")
     return gradcam_view(session, alpha, cmap), text, str(report), session
 
 
