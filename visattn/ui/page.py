@@ -16,6 +16,7 @@ from .common import (COLORMAPS, FAST, MODEL, Page, guarded_preprocess, readable,
                      session_closed)
 from .tab_compare import build_compare_tab
 from .tab_export import build_export_tab
+from . import mcp_tools
 from .tab_families import build_families_tab
 from .inputs import (EXAMPLES, SEG_CHOICES, SEG_DEFAULT, default_model, model_choices, photo_input,
                      photo_upload,
@@ -83,6 +84,7 @@ def build() -> gr.Blocks:
             analysed = [*build_families_tab(page, [session, top5, summary, maps], tabs)]
             build_analyses_tab(page)
             build_export_tab(page)
+        mcp_tools.register()  # list_networks, analyze_photo, attention_row (MCP tools)
         page.on_restyle("overview", restyle_gallery, [session, alpha, cmap], [maps])
         overview.select(lambda: "overview", None, page.tab_open, **FAST).then(
             restyle_gallery, [session, alpha, cmap], [maps], **FAST)
