@@ -10,6 +10,12 @@ the app did before), for comparison in the same run.
 
     python bench/session_memory.py                 # 40 sessions of 12 MP photos
     python bench/session_memory.py --quick         # 8 sessions (the test's version)
+    python bench/session_memory.py --refused 20    # 20 visitors each sending a 40 MB data: URL
+
+`--refused N` measures what refused photos leave behind: N visitors each send a photo as
+a `data:` URL of `--url-mb` MB (40 by default: over the request cap, answered 413
+before the body is read; 36: under it, refused by the loader as over 25 MB) and keep
+their tabs open; the growth of the server's RSS is measured with every session alive.
 """
 from __future__ import annotations
 
@@ -125,6 +131,70 @@ def visitors(url: str, fn: int, n: int, size: tuple[int, int], conn) -> None:
     conn.recv()  # leave: closing the process closes every tab's connections
 
 
+def refusing_visitors(url: str, fn: int, n: int, url_mb: float, conn) -> None:
+    """N tabs, each sending one photo as a data: URL of `url_mb` MB that the server refuses
+    (the request cap or the loader's 25 MB), then staying open."""
+    text = "data:image/png;base64," + "A" * int(url_mb * 2**20 - 22)
+    tabs, answers = [], []
+    for _ in range(n):
+        tab = Visitor(url, fn)
+        body = {"data": [{"path": None, "url": text, "meta": {"_type": "gradio.FileData"}},
+                         MODEL, True, 512, 0.5, "jet"],
+                "event_data": None, "fn_index": fn, "trigger_id": None,
+                "session_hash": tab.session}
+        try:
+            resp = httpx.post(f"{url}/gradio_api/queue/join", content=json.dumps(body),
+                              headers={"content-type": "application/json"}, timeout=120)
+            status = resp.status_code
+        except httpx.HTTPError:  # hung up on before the body was sent: refused too
+            status = 413
+        if status == 200:
+            with httpx.stream("GET", f"{url}/gradio_api/queue/data?session_hash={tab.session}",
+                              timeout=300) as resp:
+                for line in resp.iter_lines():
+                    if line.startswith("data:") and "process_completed" in line:
+                        status = "refused" if not json.loads(line[5:]).get("success") else "ok"
+                        break
+        answers.append(status)
+        tabs.append(tab)
+    conn.send(("alive", answers))
+    conn.recv()
+
+
+def run_refused(n: int, url_mb: float) -> dict:
+    """RSS growth of the server after N refused data: URL photos, every session alive."""
+    import multiprocessing
+
+    from visattn import ui
+    demo = ui.build()
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
+                quiet=True, **ui.LAUNCH_OPTIONS)
+    url = demo.local_url.rstrip("/")
+    fn = next(d["id"] for d in demo.config["dependencies"] if d.get("api_name") == "analyze")
+    try:
+        warm = Visitor(url, fn)
+        warm.analyse(photo_jpeg(400, 300, 1), "warm.jpg")  # model, caches, allocator
+        warm.close()
+        gc.collect()
+        before = rss_mb()
+        ctx = multiprocessing.get_context("spawn")
+        here, there = ctx.Pipe()
+        browsers = ctx.Process(target=refusing_visitors, args=(url, fn, n, url_mb, there))
+        browsers.start()
+        status, answers = here.recv()
+        time.sleep(1.0)
+        gc.collect()
+        alive = rss_mb()
+        sessions_seen = len(demo.state_holder.session_data)
+        here.send("leave")
+        browsers.join(60)
+    finally:
+        demo.close()
+    return {"refused": n, "url_mb": url_mb, "answers": sorted({str(a) for a in answers}),
+            "rss_before_mb": before, "rss_after_mb": alive, "grown_mb": alive - before,
+            "sessions_seen": sessions_seen}
+
+
 def run(n: int, megapixels: float, keep_full: bool) -> dict:
     import multiprocessing
 
@@ -180,7 +250,21 @@ def main() -> None:
                    help="keep the full-resolution photo per session (the old behaviour)")
     p.add_argument("--quick", action="store_true", help="8 sessions")
     p.add_argument("--json", action="store_true", help="print one JSON line")
+    p.add_argument("--refused", type=int, default=0,
+                   help="instead: N visitors each sending a refused data: URL photo")
+    p.add_argument("--url-mb", type=float, default=40.0,
+                   help="size of each refused data: URL (with --refused)")
     args = p.parse_args()
+    if args.refused:
+        result = run_refused(args.refused, args.url_mb)
+        if args.json:
+            print(json.dumps(result))
+            return
+        print(f"{result['refused']} visitors each sending a {result['url_mb']:.0f} MB data: URL "
+              f"(answers: {', '.join(result['answers'])}): RSS {result['rss_before_mb']:.0f} -> "
+              f"{result['rss_after_mb']:.0f} MB with every session alive, "
+              f"{result['grown_mb']:+.1f} MB")
+        return
     result = run(8 if args.quick else args.sessions, args.megapixels, args.keep_full)
     if args.json:
         print(json.dumps(result))

@@ -131,3 +131,19 @@ def test_a_full_disk_under_a_route_is_a_sentence_not_a_bare_500():
     assert sent[0]["status"] == 507
     text = json.loads(sent[1]["body"])["error"]
     assert "disk is full" in text and len(text) <= 200
+
+
+def test_twenty_refused_40_mb_data_urls_leave_at_most_20_mb():
+    """bench/session_memory.py --refused 20: 20 visitors, each its own session kept open,
+    each sending a 40 MB data: URL; the server grows by at most 20 MB (was ~850 MB)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    done = subprocess.run([sys.executable, "bench/session_memory.py", "--refused", "20", "--json"],
+                          capture_output=True, text=True, timeout=600,
+                          cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print("\n", result)
+    assert result["answers"] == ["413"]
+    assert result["grown_mb"] <= 20
