@@ -4,10 +4,13 @@ kept in a small process-wide cache keyed by name, weights and device. Only the o
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
+import torch
 import torch.nn as nn
 
 from . import weights
@@ -19,11 +22,28 @@ if TYPE_CHECKING:
     from .zoo import ModelCard
 
 
+def seed_of(name: str) -> int:
+    """The seed of a network's random weights: a stable hash of its name (the same in every
+    process and on every machine, unlike Python's hash())."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little") >> 1
+
+
+@contextlib.contextmanager
+def seeded(name: str) -> Iterator[None]:
+    """Build inside this: torch's random numbers start from `seed_of(name)`, so a network's
+    random weights are the same whatever ran before; the caller's random state is restored."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed_of(name))
+        yield
+
+
 def build(card: "ModelCard", pretrained: bool = True,
           progress: Optional[Progress] = None) -> nn.Module:
     """A new eval-mode model; with `pretrained`, its published weights fetched, verified
-    and loaded strictly (a missing or unexpected key is an error, never a silent skip)."""
-    model = card.source.build()
+    and loaded strictly (a missing or unexpected key is an error, never a silent skip).
+    Random weights are seeded by the card's name (`seeded`)."""
+    with seeded(card.name):
+        model = card.source.build()
     if pretrained:
         if card.weights is None:
             raise WeightsError(f"{card.name}: no pretrained weights are published for this "

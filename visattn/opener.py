@@ -121,7 +121,9 @@ def open_network(model: Union[str, "ModelCard", nn.Module, Network], *, weights=
         if weights is None and pretrained:
             raise WeightsError(f"{model[:80]} is your own network: give its weights file, or "
                                "use random weights (pretrained=False, --random).")
-        module = usermodel.load_model(model, weights)
+        from .loader import seeded
+        with seeded(model):  # random weights (no file) the same in every process
+            module = usermodel.load_model(model, weights)
         return _from_module(module, None, weights is not None, device, preprocess, labels)
     from . import zoo
     card = zoo.get(model) if isinstance(model, str) else model
