@@ -81,7 +81,7 @@ def md_text(text) -> str:
     Markdown's marks backslashed (Gradio's sanitiser would drop a tag; this shows it)."""
     import html
     import re
-    return re.sub(r"([\\`*_{}\[\]()#+!|~>-])", r"\\\1", html.escape(str(text), quote=False))
+    return re.sub(r"([\\`*_{}\[\]#+!|~>-])", r"\\\1", html.escape(str(text), quote=False))
 
 
 def quoted(text: str, limit: int = 40) -> str:
