@@ -8,7 +8,7 @@ import torch
 
 from visattn.models.tiny_resnet import DEPTHS
 from visattn import capture, labels, zoo
-from visattn.records import (Affinity, AxisGate, BranchWeights, ChannelWeights, CrissCross,
+from visattn.records import (Affinity, AxisGate, BranchWeights, ChannelAffinity, ChannelWeights, CrissCross,
                              Distribute, SpatialMap, TwoHop)
 from visattn.weights import HubFile
 
@@ -25,7 +25,7 @@ EXPECTED = {  # card -> {record kind: count}
     "botnet26t_256": {Affinity: 3},  # MHSA replaces the last block of stage 3 and both of stage 4
     "nonlocal_r50_d8_ade20k": {Affinity: 1},  # one NL block in the decode head
     "ccnet_r50_d8_ade20k": {CrissCross: 2, TwoHop: 1},  # recurrence 2, and their composition
-    "danet_r50_d8_ade20k": {Affinity: 1, AxisGate: 1},  # position attention, channel attention (C x C)
+    "danet_r50_d8_ade20k": {Affinity: 1, ChannelAffinity: 1},  # position attention, channel attention (C x C)
     "dnl_r50_d8_ade20k": {Affinity: 1, SpatialMap: 1},  # whitened pairwise rows, unary map
     "triplet_resnet50": {AxisGate: 2 * RESNET50_BLOCKS, SpatialMap: RESNET50_BLOCKS},
 }

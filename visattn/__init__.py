@@ -32,7 +32,8 @@ from .image import ImageError, load_image
 from .opener import Network, open_network
 from .pipeline import analyze
 from .preprocess import Preprocess, prepare
-from .records import (Affinity, AxisGate, BranchWeights, ChannelWeights, CrissCross, Distribute,
+from .records import (Affinity, AxisGate, BranchWeights, ChannelAffinity, ChannelWeights, CrissCross,
+                      Distribute,
                       Pairwise, Prediction, Record, RelativePosition, Segmentation, SpatialMap,
                       Trace, TwoHop)
 from .registry import Family, register_attention
@@ -43,6 +44,7 @@ from .version import __version__
 
 __all__ = ["__version__", "analyze", "analyze_video", "load_clip", "VideoError", "Clip", "SpaceTimeAffinity", "open_network", "Network", "save", "load", "load_image", "ImageError", "Geometry", "Preprocess", "prepare",
            "register_attention", "attention_off", "Family", "AttentionLeftOn", "AttentionError",
-           "Record", "ChannelWeights", "SpatialMap", "BranchWeights", "AxisGate", "Affinity",
+           "Record", "ChannelWeights", "SpatialMap", "BranchWeights", "AxisGate", "ChannelAffinity",
+           "Affinity",
            "CrissCross", "TwoHop", "Distribute", "RelativePosition", "Pairwise", "Prediction",
            "Segmentation", "Trace"]

@@ -19,7 +19,7 @@ from .models.triplet import TripletAttention
 
 from .neutral import uniform, uniform_radix
 from .probes import BlockCall, Build, Tap, as_array, branch_weights, embedded_gaussian
-from .records import AxisGate, CrissCross, Distribute, Record, RelativePosition, TwoHop
+from .records import AxisGate, ChannelAffinity, CrissCross, Distribute, Record, RelativePosition, TwoHop
 from .registry import Family, register_attention
 
 # ----- builders of the classes whose records are more than one gate ------------------------
@@ -111,8 +111,7 @@ def _channel_attention(c: BlockCall) -> list[Record]:
     flat = c.input[0].flatten(1).double()  # (C, N)
     energy = flat @ flat.T
     rows = torch.softmax(energy.max(-1, keepdim=True)[0] - energy, dim=-1)
-    return [AxisGate(values=as_array(rows.float()), axes=("C", "C"), value_kind="probability",
-                     **c.common("channel affinity"))]
+    return [ChannelAffinity(values=as_array(rows.float()), **c.common("channel affinity"))]
 
 
 def _double_attention(c: BlockCall) -> list[Record]:

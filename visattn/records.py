@@ -21,7 +21,7 @@ ValueKind = Literal["gate", "logit", "probability", "vector"]
 # gate: in (0, 1), multiplies features; logit: before a sigmoid; probability: sums to 1
 # over positions or branches; vector: an additive term (unbounded).
 
-View = Literal["channel", "spatial", "branch", "axes", "pairwise", "custom"]
+View = Literal["channel", "spatial", "branch", "axes", "channel_affinity", "pairwise", "custom"]
 
 KINDS: dict[str, type] = {}  # every record kind and part a saved Trace may hold, by name
 
@@ -262,6 +262,29 @@ class AxisGate(Record):
 
     def __post_init__(self):
         _check_ndim(self, 2)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class ChannelAffinity(AxisGate):
+    """A channel x channel affinity (DANet's channel attention): values (C, C), row c the
+    weights (summing to 1) with which channel c takes its features from every channel.
+    Drawn as a matrix with labelled axes and its strongest pairs, never as a gate chart or
+    as feature maps."""
+    view: ClassVar[View] = "channel_affinity"
+    axes: tuple[str, str] = ("C", "C")
+    value_kind: ValueKind = "probability"
+
+    def strongest(self, count: int = 8, off_diagonal: bool = True) -> list[tuple[int, int, float]]:
+        """The `count` largest entries as (row channel, column channel, weight), strongest
+        first; `off_diagonal`: a channel with itself left out."""
+        values = self.values.astype(np.float64)
+        if off_diagonal and values.shape[0] == values.shape[1]:
+            values = values.copy()
+            np.fill_diagonal(values, -np.inf)
+        flat = np.argsort(-values, axis=None, kind="stable")[:count]
+        rows, cols = np.unravel_index(flat, values.shape)
+        return [(int(r), int(c), float(self.values[r, c])) for r, c in zip(rows, cols)
+                if np.isfinite(values[r, c])]
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

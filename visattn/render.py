@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from .geometry import Box
-from .records import (AxisGate, BranchWeights, ChannelWeights, Record, Segmentation, SpatialMap,
-                      Trace, view_of)
+from .records import (AxisGate, BranchWeights, ChannelAffinity, ChannelWeights, Record,
+                      Segmentation, SpatialMap, Trace, view_of)
 
 DISPLAY_CAP = 768  # longest side of any image shown in the UI
 NAN_GREY = np.array([128, 128, 128], np.uint8)
@@ -323,6 +323,55 @@ def axis_gate_view(rec: AxisGate, width: int = 768, cmap: str = "viridis") -> np
     return with_colorbar(img, rec.values, cmap, f"rows {rec.axes[0]}, columns {rec.axes[1]}")
 
 
+def strongest_pairs_text(rec: ChannelAffinity, count: int = 8) -> list[str]:
+    """The strongest channel pairs of a channel affinity, one line each: 'c 12 ← c 40: 0.0031'
+    (channel 12 takes that weight of its features from channel 40)."""
+    return [f"c {r} ← c {c}: {w:.4g}" for r, c, w in rec.strongest(count)]
+
+
+def channel_affinity_view(rec: ChannelAffinity, width: int = 768, cmap: str = "viridis",
+                          pairs: int = 8) -> np.ndarray:
+    """A C x C channel affinity as a matrix with labelled axes (rows: the channel that takes
+    features, columns: the channel it takes them from), its colour bar in the weights' own
+    range (with the uniform weight 1/C marked), and its strongest pairs listed beside it."""
+    v = np.asarray(rec.values, np.float64)
+    c_rows, c_cols = v.shape
+    finite = v[np.isfinite(v)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    hi = hi if hi > lo else lo + 1e-12
+    height = max(300, int(width * 0.58))
+    fig, _ = _figure(width, height)
+    fig.clf()
+    grid = fig.add_gridspec(1, 2, width_ratios=[3, 1.25])
+    ax, side = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
+    shown = ax.imshow(v, cmap=cmap, vmin=lo, vmax=hi, interpolation="antialiased",
+                      aspect="equal")
+    ax.set_xlabel(f"channel it takes features from (0–{c_cols - 1})", fontsize=8)
+    ax.set_ylabel(f"channel (0–{c_rows - 1})", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.set_title(f"{rec.layer} · {rec.name}: {c_rows}×{c_cols}, each row sums to 1", fontsize=9)
+    bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
+    bar.set_label("weight", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
+    uniform = 1.0 / c_cols
+    if lo <= uniform <= hi:
+        bar.ax.axhline(uniform, color="white", linewidth=1.2)
+        bar.ax.text(1.05, uniform, " 1/C", transform=bar.ax.get_yaxis_transform(),
+                    fontsize=6, va="center")
+    side.axis("off")
+    lines = strongest_pairs_text(rec, pairs)
+    side.text(0.0, 1.0, "Strongest pairs\n(channel ← from: weight)\n\n" + "\n".join(lines),
+              va="top", ha="left", fontsize=8, family="monospace", transform=side.transAxes)
+    fig.tight_layout()
+    return _figure_rgb(fig)
+
+
+def _channel_affinity_thumbnail(rec: ChannelAffinity, cap: int, cmap: str = "viridis") -> np.ndarray:
+    """A small C x C matrix (area-averaged) with its colour bar."""
+    img = cv2.resize(colorize(normalize(rec.values), cmap), (cap, cap), interpolation=cv2.INTER_AREA)
+    return with_colorbar(img, rec.values, cmap, "C×C")
+
+
 def centre_cell(rec) -> int:
     """The cell in the middle of a record's grid (the query shown before anyone points)."""
     h, w = rec.grid
@@ -350,6 +399,7 @@ _THUMBNAILS = {  # records.Record.view -> a small picture
     "branch": lambda trace, rec, cap, alpha, cmap: heatmap(
         rec.values, width=cap, row_height=max(8, cap // (2 * len(rec.values)))),
     "axes": lambda trace, rec, cap, alpha, cmap: axis_gate_view(rec, cap),
+    "channel_affinity": lambda trace, rec, cap, alpha, cmap: _channel_affinity_thumbnail(rec, cap),
 }
 
 _PICTURES = {  # records.Record.view -> the full picture export writes (pairwise: per query)
@@ -357,6 +407,7 @@ _PICTURES = {  # records.Record.view -> the full picture export writes (pairwise
     "channel": lambda trace, rec, cap, cmap: gate_chart(rec.values, rec.value_kind, rec.key),
     "branch": lambda trace, rec, cap, cmap: branch_chart(rec),
     "axes": lambda trace, rec, cap, cmap: axis_gate_view(rec),
+    "channel_affinity": lambda trace, rec, cap, cmap: channel_affinity_view(rec),
 }
 
 
@@ -381,6 +432,8 @@ def caption(rec: Record) -> str:
     extra = ""
     if view_of(rec) == "pairwise":
         extra = f" (centre query, {rec.heads} head{'s' if rec.heads != 1 else ''})"
+    if view_of(rec) == "channel_affinity":
+        return f"{rec.layer} · {rec.name} · {rec.values.shape[0]}×{rec.values.shape[1]} channels"
     return f"{rec.layer} · {rec.name}{extra} · {rec.grid[0]}×{rec.grid[1]}"
 
 
@@ -451,8 +504,15 @@ def excitation_figure(stats, classes: list[int]) -> np.ndarray:
 
 def attention_beside_cam(trace: Trace, attention: np.ndarray, cam: np.ndarray,
                          alpha: float = 0.6, cmap: str = "jet", cap: int = 384) -> np.ndarray:
-    """A block's attention map (left) and its Grad-CAM (right) on the photo, same size."""
+    """A block's attention map (left) and its Grad-CAM (right) on the photo, same size. An
+    empty (all-zero) Grad-CAM is the photo under a band saying so, never a flat colour."""
     left, right = (map_on_image(trace, m, cap, alpha, cmap, enlarge=True) for m in (attention, cam))
+    finite = np.asarray(cam)[np.isfinite(cam)]
+    if finite.size == 0 or float(np.abs(finite).max()) <= 1e-6:
+        right = fit(trace.image, cap, enlarge=True).copy()
+        band = np.full((24, right.shape[1], 3), 255, np.uint8)
+        _text(band, "Grad-CAM is empty (zero everywhere)", (4, 16))
+        right = np.vstack([band, right])
     return side_by_side(left, right)
 
 
