@@ -46,7 +46,9 @@ def test_cam_command_writes_the_apps_agreement_and_picture(tmp_path):
                      "cpu", "--out", str(tmp_path)]) == 0
     where = tmp_path / "scene_solid_cross" / "layer4.0.attn_spatial_gate"
     report = json.loads((where / "agreement.json").read_text())
-    assert set(report) == {"model", "record", "gradcam_layer", "spearman", "top_iou", "top"}
+    assert set(report) == {"model", "record", "gradcam_layer", "spearman", "top_iou", "top",
+                           "gradcam_empty"}
+    assert report["gradcam_empty"] is False
     assert (report["model"], report["record"], report["gradcam_layer"]) == ("tiny_cbam", key, "layer4.0")
     trace = visattn.analyze(photo, "tiny_cbam", device="cpu")
     model = zoo.build(zoo.get("tiny_cbam"))
@@ -59,3 +61,48 @@ def test_cam_command_writes_the_apps_agreement_and_picture(tmp_path):
     assert report["top_iou"] == pytest.approx(len(top_a & top_c) / len(top_a | top_c), abs=0.03)
     picture = np.asarray(Image.open(where / "attention_vs_gradcam.png"))
     assert picture.shape[0] >= 384 and picture.shape[1] > 2 * picture.shape[0]
+
+
+def _silenced(name: str):
+    """A copy of the network whose classifier is zero: every class score is 0 whatever the
+    features, so Grad-CAM (gradient x activation, ReLU) is zero at every pixel."""
+    import copy
+    model = copy.deepcopy(visattn.open_network(name, device="cpu").module)
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+    return model
+
+
+def test_an_all_zero_gradcam_is_said_not_scored():
+    from visattn import gradcam, render
+    photo = Path(visattn.weights.ASSETS) / "examples" / "scene_solid_cross.png"
+    trace = visattn.analyze(photo, "tiny_cbam", device="cpu")
+    found = gradcam.compare(trace, _silenced("tiny_cbam"), "layer4.0.attn:spatial gate")
+    assert not found.cam.any()  # really empty, from the network itself
+    assert found.empty and found.scores["spearman"] is None and found.scores["top_iou"] is None
+    report = found.report("tiny_cbam")
+    assert report["gradcam_empty"] is True and "is empty" in report["note"]
+    assert "nothing to compare" in found.sentence and "layer4.0" in found.sentence
+    picture = render.attention_beside_cam(trace, found.attention, found.cam)
+    right = picture[:, picture.shape[1] // 2 + 8:]
+    assert right.reshape(-1, 3).std(0).max() > 10  # the photo under the sentence, not a flat colour
+
+
+def test_empty_gradcam_in_the_app_and_the_command_line(tmp_path, monkeypatch, capsys):
+    from visattn import gradcam, ui
+    monkeypatch.setattr(gradcam, "gradcam", lambda model, x, layer, target_class=None:
+                        np.zeros(x.shape[2:], np.float32))
+    photo = Path(visattn.weights.ASSETS) / "examples" / "scene_solid_cross.png"
+    session, *_ = ui.run_analysis(str(photo), "tiny_cbam")
+    _, text, report, _ = ui.attention_vs_gradcam(session, "layer3.0.attn:spatial gate", 20, 0.5, "jet")
+    assert "**empty**" in text and "Rank correlation" not in text and "IoU" not in text
+    assert json.loads(Path(report).read_text())["spearman"] is None
+    assert cli.main(["cam", str(photo), "--model", "tiny_cbam", "--record", "layer3.0.attn:*",
+                     "--device", "cpu", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "is empty" in out and "rank correlation" not in out
+    saved = json.loads((tmp_path / "scene_solid_cross" / "layer3.0.attn_spatial_gate" /
+                        "agreement.json").read_text())
+    assert saved["gradcam_empty"] is True and saved["top_iou"] is None

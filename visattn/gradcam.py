@@ -67,29 +67,55 @@ def comparable(trace: Trace) -> list:
     return [r for r in trace if isinstance(r, (SpatialMap, Pairwise))]
 
 
+EMPTY_CAM = ("Grad-CAM of the predicted class at {layer} is empty (zero at every pixel: "
+             "nothing at this block raises the class score), so there is nothing to compare "
+             "the attention with; no agreement is scored.")
+
+
+def is_empty(cam: np.ndarray, eps: float = 1e-6) -> bool:
+    """An all-zero (or all-NaN) Grad-CAM: pytorch-grad-cam's ReLU left nothing."""
+    finite = np.asarray(cam)[np.isfinite(cam)]
+    return finite.size == 0 or float(np.abs(finite).max()) <= eps
+
+
 @dataclass
 class Comparison:
-    """One record's attention against Grad-CAM of the predicted class at its block."""
+    """One record's attention against Grad-CAM of the predicted class at its block. An
+    empty Grad-CAM (`empty`) is not scored: its scores are None and `sentence` says so."""
     key: str
     layer: str  # the block Grad-CAM reads
     attention: np.ndarray  # (Hg, Wg) on the record's grid
     cam: np.ndarray  # (H_in, W_in) at the model input
-    scores: dict  # spearman, top_iou, top
+    scores: dict  # spearman, top_iou (None when the Grad-CAM is empty), top
+    empty: bool = False
+
+    @property
+    def sentence(self) -> str:
+        """Why there are no scores, or ''."""
+        return EMPTY_CAM.format(layer=self.layer) if self.empty else ""
 
     def report(self, model: str) -> dict:
         """agreement.json, as the app's Analyses tab and `visattn cam` write it."""
-        return {"model": model, "record": self.key, "gradcam_layer": self.layer, **self.scores}
+        out = {"model": model, "record": self.key, "gradcam_layer": self.layer, **self.scores,
+               "gradcam_empty": self.empty}
+        if self.empty:
+            out["note"] = self.sentence
+        return out
 
 
 def compare(trace: Trace, model: nn.Module, key: str, top: float = 0.2) -> Comparison:
     """Grad-CAM at the block holding record `key` against the record's own map (resized to
-    the input bilinearly), for the trace's image, on the model's device."""
+    the input bilinearly), for the trace's image, on the model's device; an empty Grad-CAM
+    is said (`Comparison.empty`), not scored."""
     import cv2
     rec = trace[key]
     attention = attention_map(rec)
     x, _ = prepare(trace.image, trace.preprocess)
     layer = target_layer(rec.layer)
     cam = gradcam(model, x.to(of_module(model)), layer)
+    if is_empty(cam):
+        return Comparison(key, layer, attention, cam,
+                          {"spearman": None, "top_iou": None, "top": top}, empty=True)
     resized = cv2.resize(attention.astype(np.float32), (cam.shape[1], cam.shape[0]),
                          interpolation=cv2.INTER_LINEAR)
     return Comparison(key, layer, attention, cam, agreement(resized, cam, top=top))

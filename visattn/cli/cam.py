@@ -68,5 +68,8 @@ def write_cams(trace, module, folder: Path, args) -> None:
         picture = render.attention_beside_cam(trace, found.attention, found.cam, args.alpha, args.cmap)
         Image.fromarray(picture).save(where / "attention_vs_gradcam.png")
         s = found.scores
+        if found.empty:
+            print(f"{rec.key}: {found.sentence} -> {where}")
+            continue
         print(f"{rec.key}: rank correlation {s['spearman']:.3f}, IoU of the top "
               f"{args.top:g} % {s['top_iou']:.3f} -> {where}")
