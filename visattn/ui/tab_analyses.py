@@ -93,7 +93,7 @@ def attention_vs_gradcam(session: Optional[Session], key: str, top_pct: float, a
     what = md_text(key if isinstance(trace[key], SpatialMap) else f"{key} (mean row)")
     if found.empty:
         text = f"Left: **{what}**. Right: " + found.sentence.replace(
-            f"at {found.layer}", f"at `{found.layer}`").replace(" is empty", " is **empty**", 1)
+            f"at {found.layer}", f"at {md_text(found.layer)}").replace(" is empty", " is **empty**", 1)
     else:
         text = (f"Left: **{what}**. Right: Grad-CAM of the predicted class at "
                 f"{md_text(found.layer)}. Rank correlation **{found.scores['spearman']:.2f}**, "
