@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+import visattn
 from visattn import cli, registry, usermodel, zoo
 from visattn.image import load_image
 from visattn.preprocess import Preprocess, prepare
@@ -103,7 +104,7 @@ def test_analyze_loads_the_factory_and_weights_and_captures_the_users_gate(files
     assert meta["preprocess"]["size"] == [40, 40] and meta["preprocess"]["mean"] == [0.5] * 3
     x, _ = prepare(load_image(photos[0]), CFG)
     logits, gate = _forward(load_file(str(weights)), x)
-    captured = np.load(out / "p0" / "arrays.npz")["layer1.2:channel gate"]
+    captured = visattn.load(out / "p0" / "arrays.npz")["layer1.2:channel gate"].values
     np.testing.assert_allclose(captured, gate.ravel().numpy(), atol=1e-5, rtol=1e-5)
     label = ["ant", "bee", "cat"][int(logits.argmax())]
     assert f", {label} (" in capsys.readouterr().out  # names from the pretrained_cfg

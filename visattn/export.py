@@ -7,7 +7,6 @@ import dataclasses
 import fnmatch
 import io
 import json
-import re
 import zipfile
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -15,7 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from . import hover, metrics, render, trace_file
+from . import hover, metrics, names, render, trace_file
 from .render import centre_cell  # noqa: F401  (where callers have long found it)
 from .records import Pairwise, Segmentation, Trace, view_of
 
@@ -48,7 +47,8 @@ def pin(queries: Sequence[Query], query: Query) -> list[Query]:
 
 
 def safe_name(key: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("_")
+    """A record key as one safe file name (names.safe_name)."""
+    return names.safe_name(key, "record")
 
 
 def _png(img: np.ndarray) -> bytes:

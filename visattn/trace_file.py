@@ -15,8 +15,10 @@ Header:
                                               Trace does not list (a two-hop's hops)}
 A value is JSON, or {"array": name}, {"record": key}, {"tuple": [...]}, or a nested
 dataclass {"part": kind, "fields": {...}} of a kind registered in records.KINDS. Arrays are
-named after what they belong to: a record's `values` by its key ("layer3.2.se:channel
-gate"), its other arrays "key/field" ("nl2:affinity/queries"), the photo "image".
+named after what they belong to, made safe archive member names (names.member_name: never
+absolute, never '..', whatever a user's network calls its modules): a record's `values`
+by its key ("layer3.2.se:channel_gate"), its other arrays "key/field"
+("nl2:affinity/queries"), the photo "image"; the header, not the name, says which is which.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from typing import IO, Any, Mapping, Optional, Union
 
 import numpy as np
 
+from . import names
 from .geometry import Geometry
 from .preprocess import Preprocess
 from .records import KINDS, Record, Trace, kind_name, register_kind
@@ -45,6 +48,16 @@ class TraceFileError(ValueError):
 
 
 # ----- writing --------------------------------------------------------------------------
+def _member(name: str, taken) -> str:
+    """A safe, unused archive member name for an array called `name` ('/' separates parts)."""
+    base = names.member_name(*name.split("/"))
+    stored, k = base, 1
+    while stored in taken or stored == HEADER:
+        k += 1
+        stored = f"{base}~{k}"
+    return stored
+
+
 class _Writer:
     def __init__(self):
         self.arrays: dict[str, np.ndarray] = {}
@@ -53,10 +66,9 @@ class _Writer:
     def value(self, v: Any, name: str) -> Any:
         """A field value as JSON; arrays go to self.arrays under `name`."""
         if isinstance(v, np.ndarray):
-            if name in self.arrays:
-                raise ValueError(f"two arrays would be saved as {name!r}")
-            self.arrays[name] = v
-            return {"array": name}
+            stored = _member(name, self.arrays)
+            self.arrays[stored] = v
+            return {"array": stored}
         if isinstance(v, Record):
             self.hidden.setdefault(v.key, v)
             return {"record": v.key}
@@ -95,7 +107,7 @@ class _Writer:
 
 def to_bytes(trace: Trace, extra: Optional[Mapping[str, np.ndarray]] = None) -> bytes:
     """The file's bytes; `extra` arrays (e.g. the rows of exported queries) are stored
-    beside the Trace's under their own names and ignored by `load`."""
+    beside the Trace's under their own names (made safe) and ignored by `load`."""
     w = _Writer()
     records = [w.record(r) for r in trace.records]
     listed = {r.key for r in trace.records}
@@ -109,9 +121,7 @@ def to_bytes(trace: Trace, extra: Optional[Mapping[str, np.ndarray]] = None) -> 
               "hidden": hidden}
     arrays = dict(w.arrays)
     for name, a in (extra or {}).items():
-        if name in arrays or name == HEADER:
-            raise ValueError(f"an extra array cannot be named {name!r}: the trace uses it")
-        arrays[name] = a
+        arrays[_member(name, arrays)] = a
     arrays[HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), np.uint8)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)

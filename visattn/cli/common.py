@@ -3,7 +3,6 @@ download bar, and opening the network a command runs (through visattn.open_netwo
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -163,14 +162,5 @@ def image_list(paths: Sequence[str]) -> list[str]:
 def out_dirs(images: Sequence[str], out: Path) -> list[Path]:
     """One output folder per image, named after it and always inside `out`: a name made
     safe from any file name ('..', absolute paths, odd characters), repeats numbered."""
-    used: set[str] = set()
-    dirs = []
-    for image in images:
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(image).stem).strip("._") or "image"
-        name, n = stem, 1
-        while name.lower() in used:
-            n += 1
-            name = f"{stem}_{n}"
-        used.add(name.lower())
-        dirs.append(out / name)
-    return dirs
+    from ..names import folder_names
+    return [out / name for name in folder_names(images)]
