@@ -152,3 +152,17 @@ def test_view_makes_the_offline_viewer_from_a_saved_trace(traces, tmp_path, caps
     assert key in html and "tiny_nl_twins" in html
     assert cli.main(["view", str(tmp_path / "missing.npz"), "--html"]) != 0
     assert "missing.npz" in capsys.readouterr().err
+
+
+def test_array_names_are_safe_whatever_a_network_calls_its_modules(traces, tmp_path):
+    """A user's module path may be absolute or climb ('..'): inside the file every member
+    stays a plain relative name, and the record reads back under its own key."""
+    trace = next(t for t in traces if t.model == "tiny_nl")
+    hostile = [dataclasses.replace(r, layer="/etc/../../passwd") for r in trace]
+    path = tmp_path / "hostile.npz"
+    visattn.save(dataclasses.replace(trace, records=hostile), path)
+    with zipfile.ZipFile(path) as zf:
+        members = zf.namelist()
+    assert members and not [m for m in members if m.startswith("/") or ".." in m]
+    back = visattn.load(path)
+    assert [r.key for r in back] == [r.key for r in hostile]
