@@ -1,17 +1,15 @@
 """A tiny dense labeller for moving clips (T frames of 64 x 64 px): each pixel is
-background, part of an object seen in this frame only, or part of an object that appears in
-another frame of the clip too. Objects jump to new places between appearances, and each
-frame is convolved on its own, so only a block that relates positions across frames can
-tell.
+background or the class of the object on it. An object's class is shown by a coloured tag
+ring, but an object that comes back in a later frame comes back untagged, somewhere else;
+each frame is convolved on its own, so only a block that relates positions across frames
+can label it.
 
 Layout: per frame, 3x3 stem (stride 2, 32 x 32) -> basic block (stride 2, 16 x 16) ->
-basic block; plus a learned embedding per frame index (the features say which frame they
-are from, as a transformer's time embedding would); then [a space-time Non-local block
-over (T, 16, 16): mmcv's NonLocal3d, the class I3D-NL uses, keys not sub-sampled] -> per
-frame 1 x 1 head -> logits upsampled (bilinear) to the input size. With the frame
-embedding, "my row's mass lies in another frame" is something the head can read from the
-block's output. `non_local=False` is the same network without the block (the
-control): it sees one frame at a time and can only guess.
+basic block; then [a space-time Non-local block over (T, 16, 16): mmcv's NonLocal3d, the
+class I3D-NL uses, with its keys and values max-pooled (1, 2, 2) to (T, 8, 8) as I3D's
+are] -> per frame 1 x 1 head -> logits upsampled (bilinear) to the input size.
+`non_local=False` is the same network without the block (the control): it sees one frame
+at a time and can only guess an untagged object's class.
 """
 from __future__ import annotations
 
@@ -23,20 +21,17 @@ from .i3d_nl import NonLocal3d
 from .tiny_resnet import BasicBlock
 
 WIDTHS = (16, 32, 64)
-FRAMES = 4
 
 
 class TinyClipNet(nn.Module):
-    def __init__(self, non_local: bool = True, num_classes: int = 3, widths=WIDTHS,
-                 frames: int = FRAMES):
+    def __init__(self, non_local: bool = True, num_classes: int = 4, widths=WIDTHS):
         super().__init__()
         w0, w1, w2 = widths
         self.stem = nn.Sequential(nn.Conv2d(3, w0, 3, 2, 1, bias=False), nn.BatchNorm2d(w0),
                                   nn.ReLU(inplace=True))
         self.layer1 = BasicBlock(w0, w1, 2, None, False)
         self.layer2 = BasicBlock(w1, w2, 1, None, False)
-        self.frame_embed = nn.Parameter(torch.randn(1, w2, frames, 1, 1) * 0.5)
-        self.nl = NonLocal3d(w2, sub_sample=False, use_scale=True) if non_local else nn.Identity()
+        self.nl = NonLocal3d(w2, sub_sample=True, use_scale=True) if non_local else nn.Identity()
         self.head = nn.Sequential(nn.Conv2d(w2, w2, 1, bias=False), nn.BatchNorm2d(w2),
                                   nn.ReLU(inplace=True), nn.Conv2d(w2, num_classes, 1))
 
@@ -45,7 +40,7 @@ class TinyClipNet(nn.Module):
         b, c, t, h, w = x.shape
         frames = x.transpose(1, 2).reshape(b * t, c, h, w)
         y = self.layer2(self.layer1(self.stem(frames)))  # (B T, C, h, w)
-        y = y.reshape(b, t, *y.shape[1:]).transpose(1, 2) + self.frame_embed  # (B, C, T, h, w)
+        y = y.reshape(b, t, *y.shape[1:]).transpose(1, 2)  # (B, C, T, h, w)
         y = self.nl(y).transpose(1, 2).reshape(b * t, -1, *y.shape[3:])
         out = F.interpolate(self.head(y), size=(h, w), mode="bilinear", align_corners=False)
         return out.reshape(b, t, -1, h, w).transpose(1, 2)

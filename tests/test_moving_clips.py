@@ -26,35 +26,41 @@ def test_masks_match_the_pixels_and_identities_are_consistent(seed):
     seen = c.seen()
     assert (seen.sum(0) == 2).sum() == scenes.CLIP_REPEATED and (seen.sum(0) >= 1).all()
     assert (seen.sum(1) == scenes.CLIP_PER_FRAME).all()
-    assert not (c.masks.sum(1) > 1).any()  # objects never overlap
+    assert not (c.masks.sum(1) > 1).any()  # objects (and their rings) never overlap
+    assert (c.tagged <= seen).all() and (c.tagged.sum(0) == 1).all()  # tagged exactly once
     for t in range(T):
         for k in np.flatnonzero(seen[t]):
             obj = c.objects[k]
-            mask, rgb = obj.render()
+            body, rgb = obj.render()
             x, y = c.centres[t][k]
-            placed = np.zeros(c.masks.shape[2:], bool)
-            h = mask.shape[0] // 2
-            placed[y - h:y + h + 1, x - h:x + h + 1] = mask
-            assert np.array_equal(placed, c.masks[t, k])
-            patch = c.frames[t, y - h:y + h + 1, x - h:x + h + 1]
-            assert np.array_equal(patch[mask], rgb[mask].astype(np.uint8))
+            h = body.shape[0] // 2
+            window = (slice(y - h, y + h + 1), slice(x - h, x + h + 1))
+            patch, mask = c.frames[t][window], c.masks[t, k][window]
+            assert mask.sum() == c.masks[t, k].sum()  # the object lies in its own window
+            assert np.array_equal(patch[body], rgb[body].astype(np.uint8))  # same look each time
+            ring = mask & ~body
+            assert ring.any() == c.tagged[t, k]
+            assert (patch[ring] == scenes.CLIP_TAGS[c.classes[k]].astype(np.uint8)).all()
             assert c.ids[k] == obj.shape * len(scenes.CLASSES) + obj.texture
-    for k in np.flatnonzero(seen.sum(0) == 2):  # a repeated object comes back elsewhere
+    for k in np.flatnonzero(seen.sum(0) == 2):  # a repeated object comes back elsewhere, later, untagged
         t0, t1 = np.flatnonzero(seen[:, k])
         assert c.centres[t0][k] != c.centres[t1][k]
+        assert c.tagged[t0, k] and not c.tagged[t1, k]
 
 
-def test_clips_are_deterministic_and_labels_need_other_frames():
+def test_clips_are_deterministic_and_untagged_labels_come_from_another_frame():
     a, b, other = scenes.moving_clip(5), scenes.moving_clip(5), scenes.moving_clip(6)
     assert np.array_equal(a.frames, b.frames) and np.array_equal(a.masks, b.masks)
     assert not np.array_equal(a.frames, other.frames)
-    labels = a.label_map()
-    again = a.seen().sum(0) > 1
+    labels, untagged = a.label_map(), a.untagged()
     for k in range(a.masks.shape[1]):
-        assert (labels[a.masks[:, k]] == (2 if again[k] else 1)).all()
+        assert (labels[a.masks[:, k]] == 1 + a.classes[k]).all()
     assert (labels[~a.masks.any(1)] == 0).all()
-    frames, masks = scenes.make_clip_batch(3, 2)
+    hidden = a.seen() & ~a.tagged
+    assert untagged.sum() == sum(a.masks[t, k].sum() for t, k in zip(*np.nonzero(hidden))) > 0
+    frames, masks, labels_b, untagged_b = scenes.make_clip_batch(3, 2)
     assert np.array_equal(frames[1], scenes.moving_clip(3 * 1_000_003 + 1).frames)
+    assert np.array_equal(labels_b[1], scenes.moving_clip(3 * 1_000_003 + 1).label_map())
 
 
 def test_cross_frame_mass_ratio_on_planted_rows():

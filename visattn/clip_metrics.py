@@ -107,15 +107,25 @@ def score_clip(rec: SpaceTimeAffinity, masks: np.ndarray, out: ClipRows,
     out.clips += 1
 
 
+def entry_preprocess(entry: dict) -> dict:
+    """The input a bundled clip network was trained on (its clips.json entry): the frames
+    as they are, normalised with the training set's mean and std."""
+    side = int(entry["input_size"])
+    return {"size": (side, side), "mode": "crop", "crop_pct": 1.0, "interpolation": "bilinear",
+            "mean": tuple(entry["mean"]), "std": tuple(entry["std"])}
+
+
 def clip_rows(model, entry: dict, n: int, seed: int = 0, layer: Optional[str] = None) -> ClipRows:
     """Score a clip network's space-time rows on the first n held-out moving clips of its
-    manifest entry (`val_data_seed`), each run through visattn.analyze_video."""
+    manifest entry (`val_data_seed`), each run through visattn.analyze_video (a module of
+    yours gets the entry's preprocessing)."""
     from . import scenes
     from .video import analyze_video
     rng, out = np.random.default_rng(seed), ClipRows()
+    pre = None if isinstance(model, str) else entry_preprocess(entry)
     for j in range(n):
         clip = scenes.moving_clip(entry["val_data_seed"] * 1_000_003 + j)
-        trace = analyze_video(clip.frames, model)
+        trace = analyze_video(clip.frames, model, preprocess=pre)
         recs = [r for r in trace if isinstance(r, SpaceTimeAffinity)
                 and (layer is None or r.key == layer)]
         if not recs:

@@ -302,19 +302,23 @@ def write_twin_examples(folder, seeds: tuple[int, ...] = (10, 21)) -> list:
 
 
 
-# ----- moving clips: which objects come back in another frame ---------------------------
+# ----- moving clips: labels that only another frame shows --------------------------------
 CLIP_FRAMES = 4  # frames per clip
 CLIP_PER_FRAME = 2  # objects visible in each frame
-CLIP_REPEATED = 2  # objects seen in two frames; the others are seen in one
-CLIP_LABELS = ("background", "this frame only", "in another frame too")
-CLIP_COLOURS = np.array([(60, 60, 60), (70, 130, 255), (255, 140, 0)], np.uint8)
+CLIP_REPEATED = 2  # objects seen in two frames (tagged in the first only); the others once
+CLIP_TAGS = np.array([(255, 0, 0), (0, 255, 0), (0, 0, 255)], np.float32)  # class tag rings
+CLIP_LABELS = ("background", "red tag", "green tag", "blue tag")
+CLIP_COLOURS = np.array([(60, 60, 60), (230, 40, 40), (40, 200, 40), (60, 90, 255)], np.uint8)
+_RING = 2  # tag ring width, pixels
 
 
 @dataclass(frozen=True)
 class MovingClip:
     frames: np.ndarray  # (T, SIZE, SIZE, 3) uint8 RGB
-    masks: np.ndarray  # (T, K, SIZE, SIZE) bool: object k in frame t (empty where unseen)
+    masks: np.ndarray  # (T, K, SIZE, SIZE) bool: object k in frame t, its tag ring included
     ids: np.ndarray  # (K,) int64 identity of each object: shape * len(CLASSES) + texture
+    classes: np.ndarray  # (K,) int64 each object's class, 0..2 (label 1..3, CLIP_LABELS)
+    tagged: np.ndarray  # (T, K) bool: object k wears its class's tag ring in frame t
     objects: tuple  # K SceneObjects (centre of the first appearance)
     centres: tuple  # per frame, {k: (x, y)} of the objects seen there
 
@@ -323,34 +327,48 @@ class MovingClip:
         return self.masks.any(axis=(2, 3))
 
     def label_map(self) -> np.ndarray:
-        """(T, SIZE, SIZE) int64: 0 background, 1 an object seen in this frame only, 2 an
-        object that appears in another frame too (`CLIP_LABELS`)."""
-        return clip_labels(self.masks)
+        """(T, SIZE, SIZE) int64: 0 background, 1 + class on every pixel of an object, in
+        every frame it is seen in, tagged there or not (`CLIP_LABELS`)."""
+        return clip_labels(self.masks, self.classes)
+
+    def untagged(self) -> np.ndarray:
+        """(T, SIZE, SIZE) bool: pixels of objects seen without their tag (their class is
+        shown only in another frame)."""
+        seen = self.seen() & ~self.tagged
+        return np.einsum("tk,tkhw->thw", seen, self.masks) > 0
 
 
-def clip_labels(masks: np.ndarray) -> np.ndarray:
-    """Per-pixel labels of one clip's (T, K, H, W) masks: 0 background, 1 seen in this
-    frame only, 2 also seen in another frame."""
-    times = masks.any(axis=(2, 3)).sum(0)  # (K,) frames each object is seen in
+def clip_labels(masks: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Per-pixel labels of one clip's (T, K, H, W) masks: 0 background, 1 + classes[k] on
+    object k."""
     out = np.zeros((masks.shape[0],) + masks.shape[2:], np.int64)
     for k in range(masks.shape[1]):
-        out[masks[:, k]] = 2 if times[k] > 1 else 1
+        out[masks[:, k]] = 1 + int(classes[k])
     return out
+
+
+def _ring(mask: np.ndarray) -> np.ndarray:
+    """The pixels within _RING of a mask, outside it (its tag ring)."""
+    import cv2
+    grown = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=_RING) > 0
+    return grown & ~mask
 
 
 def moving_clip(seed: int, frames: int = CLIP_FRAMES) -> MovingClip:
     """A clip of `frames` 64 x 64 frames over one textured background, `CLIP_PER_FRAME`
-    objects in each. `CLIP_REPEATED` objects are seen in two frames, at a new place each
-    time (they move, and come back elsewhere later); every other object is seen once. No
-    two objects share both shape and texture, so an object's identity is its look: telling
-    whether a pixel's object comes back needs matching it across frames. A pure function
-    of `seed`; objects never overlap and lie wholly inside each frame."""
+    objects in each. Every object has a class, shown by a coloured ring (its tag) around
+    it. `CLIP_REPEATED` objects are seen in two frames, at a new place the second time (they
+    move, and come back elsewhere later), and wear their tag only the first time; every
+    other object is seen once, tagged. No two objects share both shape and texture, so the
+    class of an object seen untagged is known only by matching it to its tagged
+    appearance in another frame. A pure function of `seed`; objects and rings never
+    overlap and lie wholly inside each frame."""
     rng = np.random.default_rng(seed)
     n_obj = frames * CLIP_PER_FRAME - CLIP_REPEATED  # identities
     kinds = rng.choice(len(CLASSES) ** 2, n_obj, replace=False)
     objects = [_random_object(rng, *divmod(int(k), len(CLASSES))) for k in kinds]
-    # appearances: objects 0..R-1 twice (in two different frames), the rest once
-    while True:
+    classes = rng.integers(len(CLIP_TAGS), size=n_obj)
+    while True:  # appearances: objects 0..R-1 twice (in two different frames), the rest once
         slots = np.concatenate([np.repeat(np.arange(CLIP_REPEATED), 2),
                                 np.arange(CLIP_REPEATED, n_obj)])
         slots = rng.permutation(slots).reshape(frames, CLIP_PER_FRAME)
@@ -358,41 +376,44 @@ def moving_clip(seed: int, frames: int = CLIP_FRAMES) -> MovingClip:
             break
     order = rng.permutation(n_obj)  # repeated objects' indices vary from clip to clip
     rank = np.argsort(order)  # old index -> new index
-    objects = [objects[k] for k in order]
+    objects, classes = [objects[k] for k in order], classes[order]
     bg = PALETTE[rng.choice(len(PALETTE), 2, replace=False)] * 0.5 + 60
     background = np.empty((SIZE, SIZE, 3), np.float32)
     _paint(background, np.ones((SIZE, SIZE), bool),
            _texture(int(rng.integers(6)), rng, rng.uniform(3, 8), rng.uniform(0, np.pi)), *bg)
     video = np.empty((frames, SIZE, SIZE, 3), np.uint8)
     masks = np.zeros((frames, n_obj, SIZE, SIZE), bool)
+    tagged = np.zeros((frames, n_obj), bool)
     centres, firsts = [], {}
     for t in range(frames):
         here = [int(rank[k]) for k in slots[t]]
-        placed = _place(rng, [objects[k].radius for k in here])
+        placed = _place(rng, [objects[k].radius + _RING for k in here])
         canvas = background.copy()
         for k, c in zip(here, placed):
             obj = replace(objects[k], centre=c)
+            tagged[t, k] = k not in firsts
             firsts.setdefault(k, obj)
             mask, rgb = obj.render()
             rows, cols = obj.window()
             canvas[rows, cols][mask] = rgb[mask]
             masks[t, k, rows, cols] = mask
+            if tagged[t, k]:
+                ring = _ring(mask)
+                canvas[rows, cols][ring] = CLIP_TAGS[classes[k]]
+                masks[t, k, rows, cols] |= ring
         video[t] = canvas.astype(np.uint8)
         centres.append(dict(zip(here, placed)))
     ids = np.array([o.shape * len(CLASSES) + o.texture for o in objects], np.int64)
-    return MovingClip(video, masks, ids, tuple(firsts[k] for k in range(n_obj)), tuple(centres))
+    return MovingClip(video, masks, ids, classes.astype(np.int64), tagged,
+                      tuple(firsts[k] for k in range(n_obj)), tuple(centres))
 
 
-def make_clip_batch(seed: int, n: int, frames: int = CLIP_FRAMES) -> tuple[np.ndarray, np.ndarray]:
-    """Clips seed*1_000_003 + 0..n-1: frames (n, T, 64, 64, 3) uint8 and masks
-    (n, T, K, 64, 64) bool."""
-    first = moving_clip(seed * 1_000_003, frames)
-    video = np.empty((n,) + first.frames.shape, np.uint8)
-    masks = np.empty((n,) + first.masks.shape, bool)
-    for k in range(n):
-        c = first if k == 0 else moving_clip(seed * 1_000_003 + k, frames)
-        video[k], masks[k] = c.frames, c.masks
-    return video, masks
+def make_clip_batch(seed: int, n: int, frames: int = CLIP_FRAMES):
+    """Clips seed*1_000_003 + 0..n-1: frames (n, T, 64, 64, 3) uint8, masks
+    (n, T, K, 64, 64) bool, labels (n, T, 64, 64) int64 and untagged (n, T, 64, 64) bool."""
+    clips = [moving_clip(seed * 1_000_003 + k, frames) for k in range(n)]
+    return (np.stack([c.frames for c in clips]), np.stack([c.masks for c in clips]),
+            np.stack([c.label_map() for c in clips]), np.stack([c.untagged() for c in clips]))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@ and VisAttn's moving-clip labellers (bundled, trained by tools/train_clips.py, t
 manifest is assets/weights/clips.json). Each card also registers the frames its network
 was trained on (`video.register_sampling`).
 
-`ensure_cards()` adds them to the zoo once (analyze_video calls it; so can the zoo's own
-card making).
+They join the zoo when a clip is first analysed (`ensure_cards()`, called by
+analyze_video), not with the photo networks: the photo pages and commands list
+`zoo.cards()` and cannot run a clip network on a photo.
 """
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ I3D_URL = ("https://download.openmmlab.com/mmaction/v1.0/recognition/i3d/" + I3D
 I3D_SAMPLING = Sampling(clip_len=32, frame_interval=2)  # 32x2x1
 CLIPS_MANIFEST = weights.ASSETS / "weights" / "clips.json"
 
-CLIPS_NOTE = ("Trained by VisAttn to label every pixel of a generated 4-frame clip as "
-              "background, an object seen in this frame only, or an object that appears in "
-              "another frame too: objects jump between frames, and each frame is convolved "
-              "alone, so only the space-time Non-local block can tell.")
+CLIPS_NOTE = ("Trained by VisAttn to label every pixel of a generated 4-frame clip with the "
+              "class of its object, shown by a coloured tag ring; an object that comes back "
+              "later comes back untagged, elsewhere, and each frame is convolved alone, so "
+              "only the space-time Non-local block can label it (by finding its tagged "
+              "appearance in another frame).")
 
 _DONE = threading.Lock()
 _MADE: list[bool] = []
@@ -94,8 +96,8 @@ def cards() -> list:
             entry["name"], "Non-local" if entry["attention"] == "nl" else "Plain", "segment",
             clip_source(entry), "https://arxiv.org/abs/1711.07971",
             f"Tiny moving-clip labeller {what} ({entry['parameters'] / 1e6:.2f} M parameters); "
-            f"tells once from again on {entry['val_once_vs_again_accuracy']:.1%} of held-out "
-            "object pixels.", "Same licence as VisAttn (trained by the project)",
+            f"labels {entry['val_untagged_accuracy']:.1%} of held-out untagged object pixels "
+            "(chance 33 %).", "Same licence as VisAttn (trained by the project)",
             labels="clips", notes=(CLIPS_NOTE,)))
     return out
 
@@ -107,8 +109,8 @@ def register_samplings() -> None:
 
 
 def ensure_cards() -> None:
-    """Register the video cards in the zoo once (a card of that name already there, e.g.
-    made by the zoo itself, is left as it is)."""
+    """Register the video cards in the zoo once, with their samplings (a card of that name
+    already there is left as it is)."""
     with _DONE:
         if _MADE:
             return
@@ -120,3 +122,13 @@ def ensure_cards() -> None:
             except KeyError:
                 zoo.register(card)
         _MADE.append(True)
+
+
+def forget_cards() -> None:
+    """Take the video cards out of the zoo again (tests that must leave the catalogue as
+    they found it)."""
+    with _DONE:
+        from . import zoo
+        for card in cards():
+            zoo._CARDS.pop(card.name, None)
+        _MADE.clear()
