@@ -57,7 +57,6 @@ def build(card: "ModelCard", pretrained: bool = True,
                 " The file was deleted; the next use downloads it again."
             raise WeightsError(f"{card.name}: {exc.public}{gone}",
                                str(exc)[len(exc.public):].strip()) from None
-        weights.vouch(card.weights, path)
     return model.eval()
 
 
@@ -76,13 +75,13 @@ def _load_strictly(card: "ModelCard", model: nn.Module, path) -> None:
 
 
 def fetch_verified(card: "ModelCard", progress: Optional[Progress] = None):
-    """The card's weight file, downloaded if needed and verified: by its hash, or, for a
-    file without a published hash, by one strict load of every key (which records its
-    sha256). Raises WeightsError."""
+    """The card's weight file, downloaded if needed and verified by its hash (weights.fetch;
+    a file without a published hash against the sha256 recorded at VisAttn's own download)
+    and, without a published hash, by one strict load of every key. Raises WeightsError."""
     if card.weights is None:
         raise WeightsError(f"{card.name}: no pretrained weights are published for this network.")
     path = weights.fetch(card.weights, progress, who=card.name)
-    if weights.check(path, card.weights) is None:
+    if isinstance(card.weights, weights.UrlFile) and card.weights.digest is None:
         build(card, pretrained=True)
     return path
 

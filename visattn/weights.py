@@ -223,13 +223,6 @@ def verified(spec: WeightFile) -> Optional[Path]:
     return path if path is not None and check(path, spec) else None
 
 
-def vouch(spec: WeightFile, path: Path) -> None:
-    """A file without a published hash, downloaded by VisAttn and recorded then, loaded
-    strictly and completely: nothing more to record (kept for callers; a file VisAttn did
-    not download is never recorded, see `check`)."""
-    return None
-
-
 def discard(spec: WeightFile, path: Path) -> None:
     """Delete a cached file that failed verification or a strict load (never a bundled one)."""
     if isinstance(spec, BundledFile):
