@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from .analysis import _js_divergence
+from .metrics import _js_divergence
 from .records_video import SpaceTimeAffinity
 
 BARS = {"cross_frame_mass_ratio": (">=", 5.0), "query_dependence": (">=", 0.5)}
