@@ -141,8 +141,9 @@ def _decode_file(path: Path, sampling: Optional[Sampling], max_bytes: int) -> Cl
         cap.release()
     if seen == 0:
         raise VideoError("The video holds no frames that can be decoded (damaged or empty).")
-    if count <= 0 or seen < count and len(frames) < len(_indices(sampling, count)):
+    if count <= 0 or any(int(i) not in frames for i in _indices(sampling, count)):
         count = seen  # the header's count was missing or too large: sample what is there
+        _check_header(width, height, count, fps, "video")
         cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
         try:
             frames, _ = _read_frames(cap, count, sampling)
@@ -163,18 +164,22 @@ def _indices(sampling: Optional[Sampling], count: int) -> np.ndarray:
 
 
 def _read_frames(cap, count: int, sampling: Optional[Sampling]) -> tuple[dict[int, np.ndarray], int]:
-    """(frames by index, frames seen), decoded in order: the sampled ones when the header
-    gives a count, every one (up to MAX_FRAMES) otherwise. RGB uint8."""
+    """(frames by index, frames seen), decoded in order, only the sampled ones kept (RGB
+    uint8); without a count, none kept, only counted (up to MAX_FRAMES)."""
     import cv2
-    wanted = set(_indices(sampling, count).tolist()) if count > 0 else None
-    last = max(wanted) if wanted else MAX_FRAMES - 1
+    if count <= 0:  # no count in the header: count the frames without keeping any
+        seen = 0
+        while seen < MAX_FRAMES and cap.grab():
+            seen += 1
+        return {}, seen
+    wanted = set(_indices(sampling, count).tolist())
     frames: dict[int, np.ndarray] = {}
     seen = 0
-    for i in range(last + 1):
+    for i in range(max(wanted) + 1):
         if not cap.grab():
             break
         seen = i + 1
-        if wanted is None or i in wanted:
+        if i in wanted:
             ok, bgr = cap.retrieve()
             if not ok or bgr is None:
                 break
