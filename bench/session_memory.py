@@ -198,9 +198,9 @@ def run_refused(n: int, url_mb: float) -> dict:
 def run(n: int, megapixels: float, keep_full: bool) -> dict:
     import multiprocessing
 
-    from visattn import sessions, ui
+    from visattn import visitors, ui
     if keep_full:
-        sessions.DISPLAY_MAX = 10 ** 9
+        visitors.DISPLAY_MAX = 10 ** 9
     demo = ui.build()
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                 quiet=True, **ui.LAUNCH_OPTIONS)
@@ -231,7 +231,7 @@ def run(n: int, megapixels: float, keep_full: bool) -> dict:
         gc.collect()
         after, states_left = rss_mb(), holding()
         closed = [s for s in demo.state_holder.session_data.values() if s.is_closed]
-        short = sum(1 for s in closed if s.STATE_TTL_WHEN_CLOSED == sessions.TTL_S)
+        short = sum(1 for s in closed if s.STATE_TTL_WHEN_CLOSED == visitors.TTL_S)
     finally:
         demo.close()
     return {"sessions": n, "photo": f"{width}x{height}", "keep_full": keep_full,

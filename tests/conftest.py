@@ -2,6 +2,11 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# the app remembers its visitors in a file (a restart still tells them): one per test run
+import tempfile  # noqa: E402
+
+os.environ["VISATTN_VISITORS_FILE"] = os.path.join(tempfile.mkdtemp(prefix="visattn-test-"),
+                                                   "visitors.txt")
 
 import torch  # noqa: E402
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visattn import render, sessions, ui, weights, zoo
+from visattn import render, visitors, ui, weights, zoo
 from visattn.records import Pairwise
 from visattn.weights import WeightsError
 
@@ -32,7 +32,7 @@ def big_analysis(tmp_path_factory):
 def test_a_session_keeps_a_display_size_photo(big_analysis):
     full, session = big_analysis
     kept = session.trace
-    assert max(kept.image.shape[:2]) == sessions.DISPLAY_MAX
+    assert max(kept.image.shape[:2]) == visitors.DISPLAY_MAX
     assert kept.image.shape[:2] == (683, 1024)  # 2000 x 3000 scaled, ratio kept
     assert kept.geometry == full.geometry  # clicks still speak original pixels
     assert kept.image.nbytes * 8 < full.image.nbytes  # (3000 / 1024)^2 = 8.6 times smaller
@@ -59,30 +59,31 @@ def test_old_temp_folders_are_swept(tmp_path):
     past = time.time() - 3600
     os.utime(old, (past, past))
     os.utime(other, (past, past))
-    assert sessions.sweep(older_than_s=60, root=tmp_path) == 1
+    assert visitors.sweep(older_than_s=60, root=tmp_path) == 1
     assert not old.exists() and new.exists() and other.exists()
 
 
 def test_export_files_go_to_swept_folders(big_analysis):
     _, session = big_analysis
     path = ui.export(session, "jet")
-    assert os.path.basename(os.path.dirname(path)).startswith(sessions.TEMP_PREFIX + "export-")
+    assert os.path.basename(os.path.dirname(path)).startswith(visitors.TEMP_PREFIX + "export-")
 
 
-def test_a_dropped_session_hears_why(monkeypatch):
+def test_a_dropped_session_hears_why(monkeypatch, tmp_path):
     import gradio as gr
     from visattn.ui import common
     monkeypatch.setattr(common, "session_id", lambda: "visitor-1")
+    monkeypatch.setattr(visitors, "VISITORS", visitors.Visitors(path=tmp_path / "visitors.txt"))
     with pytest.raises(gr.Error, match="Analyse a photo first"):
         ui.need(None)
-    sessions.VISITORS.analysed("visitor-1")
+    visitors.VISITORS.analysed("visitor-1")
     with pytest.raises(gr.Error) as err:
         ui.need(None)
-    assert "no longer kept" in str(err.value) and str(sessions.MAX_SESSIONS) in str(err.value)
+    assert "no longer kept" in str(err.value) and str(visitors.MAX_SESSIONS) in str(err.value)
 
 
 def test_visitors_are_remembered_in_bounded_number():
-    v = sessions.Visitors(size=3)
+    v = visitors.Visitors(size=3)
     for k in range(5):
         v.analysed(f"s{k}")
     assert [v.had_analysis(f"s{k}") for k in range(5)] == [False, False, True, True, True]
@@ -108,7 +109,7 @@ def test_a_closed_session_lives_only_the_apps_time_to_live(monkeypatch):
         ui.session_closed(Request())
     finally:
         LocalContext.blocks.reset(token)
-    assert Holder.session_data["abc"].STATE_TTL_WHEN_CLOSED == sessions.TTL_S
+    assert Holder.session_data["abc"].STATE_TTL_WHEN_CLOSED == visitors.TTL_S
 
 
 APP = """import os, sys, time
@@ -266,10 +267,10 @@ def test_unexpected_errors_on_a_space_do_not_show_their_text(monkeypatch):
 
 
 def test_a_freed_session_sweeps_served_download_folders(tmp_path, monkeypatch):
-    monkeypatch.setattr(sessions.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(visitors.tempfile, "gettempdir", lambda: str(tmp_path))
     served = tmp_path / "visattn-gradcam-x"
     served.mkdir()
-    past = time.time() - 2 * sessions.SERVED_GRACE_S
+    past = time.time() - 2 * visitors.SERVED_GRACE_S
     os.utime(served, (past, past))
-    sessions.session_ended(object())
+    visitors.session_ended(object())
     assert not served.exists()

@@ -7,7 +7,7 @@ from typing import Optional, Union
 
 import gradio as gr
 
-from .. import render, sessions, zoo
+from .. import render, visitors, zoo
 from ..pipeline import analyze
 from ..records import Segmentation, Trace
 from ..weights import WeightsError
@@ -45,10 +45,10 @@ def run_analysis(image_path: Optional[Union[str, bytes]], model_name: str, pretr
         raise gr.Error(weights_message(exc), duration=None) from None
     text = summary(trace, seg_size_note(seg_size) if scaled else "")
     top = dict(trace.prediction.top(5)) if trace.prediction else {}
-    kept = sessions.display_copy(trace)  # what the views need, not the full photo
+    kept = visitors.display_copy(trace)  # what the views need, not the full photo
     del trace
-    sessions.release_memory()  # the decoded photo and the forward's buffers
-    sessions.VISITORS.analysed(session_id())
+    visitors.release_memory()  # the decoded photo and the forward's buffers
+    visitors.VISITORS.analysed(session_id())
     forget_inline_photos(session_id())
     return (Session(kept, pretrained=pretrained), top, text,
             render.gallery(kept, alpha=alpha, cmap=cmap), model_name)

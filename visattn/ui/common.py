@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional
 import gradio as gr
 import numpy as np
 
-from .. import launch, render, sessions
+from .. import launch, render, visitors
 from ..export import Query
 from ..image import ImageError
 from ..records import Trace
@@ -192,8 +192,8 @@ def guarded_preprocess(component) -> None:
 
 def need(session: Optional[Session]) -> Session:
     if session is None:
-        if sessions.VISITORS.had_analysis(session_id()):
-            raise gr.Error(sessions.DROPPED)
+        if visitors.VISITORS.had_analysis(session_id()):
+            raise gr.Error(visitors.DROPPED)
         raise gr.Error("Analyse a photo first.")
     return session
 
@@ -216,7 +216,7 @@ def session_closed(request: gr.Request) -> None:
     Gradio's hour for closed sessions."""
     state = gradio_session(getattr(request, "session_hash", None))
     if state is not None:
-        state.STATE_TTL_WHEN_CLOSED = sessions.TTL_S
+        state.STATE_TTL_WHEN_CLOSED = visitors.TTL_S
 
 
 def forget_inline_photos(sid: Optional[str] = None) -> int:

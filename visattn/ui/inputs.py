@@ -6,7 +6,7 @@ from typing import Optional, Union
 
 import gradio as gr
 
-from .. import sessions, zoo
+from .. import visitors, zoo
 from ..image import ImageError, bytes_from_data_url
 from ..weights import ASSETS, TOFU_NOTE, trusted_on_first_use
 
@@ -53,7 +53,7 @@ def photo_input(payload) -> Optional[Union[str, bytes]]:
             return bytes_from_data_url(url)
         except ImageError as exc:
             del url, payload
-            sessions.release_memory()  # the request's copies of the refused text
+            visitors.release_memory()  # the request's copies of the refused text
             raise gr.Error(str(exc)) from None
     if payload.path:
         return payload.path

@@ -8,7 +8,7 @@ endpoints (`gr.api`): numbers in, numbers out, so an agent reads the maps, not p
 
 Each answers JSON text (MCP passes a tool's answer on as text). Gradio's MCP transport is
 stateless (no session between calls), so analyze_photo answers an analysis_id and
-attention_row reads that analysis: the last 8 analyses are kept, each for `sessions.TTL_S`
+attention_row reads that analysis: the last 8 analyses are kept, each for `visitors.TTL_S`
 seconds. The functions `networks`, `photo_analysis` and `row_at` give the same as dicts.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections import OrderedDict
 import gradio as gr
 import numpy as np
 
-from .. import metrics, render, sessions, zoo
+from .. import metrics, render, visitors, zoo
 from ..records import Pairwise
 from .common import MODEL, readable
 
@@ -50,7 +50,7 @@ def _families() -> str:
 def _keep(key: str, trace) -> None:
     with _lock:
         now = time.monotonic()
-        for k in [k for k, (t, _) in _kept.items() if now - t > sessions.TTL_S]:
+        for k in [k for k, (t, _) in _kept.items() if now - t > visitors.TTL_S]:
             del _kept[k]
         _kept[key] = (now, trace)
         _kept.move_to_end(key)
@@ -63,7 +63,7 @@ def _kept_trace(key: str):
         if key and key in _kept:
             return _kept[key][1]
     raise gr.Error(f"No analysis {str(key)[:40]!r} here (kept: the last {KEEP}, "
-                   f"{sessions.TTL_S / 60:.0f} minutes); call analyze_photo and pass the "
+                   f"{visitors.TTL_S / 60:.0f} minutes); call analyze_photo and pass the "
                    "analysis_id it answers.")
 
 

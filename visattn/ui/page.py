@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import gradio as gr
 
-from .. import guard, hover, render, sessions, zoo
+from .. import guard, hover, render, visitors, zoo
 from ..image import DEFAULT_MAX_BYTES
 from .analyse_button import prediction_label, run_analysis
 from .tab_analyses import build_analyses_tab
@@ -60,12 +60,12 @@ def restyle_gallery(session, alpha: float, cmap: str):
 
 
 def build() -> gr.Blocks:
-    sessions.limit_heaps()  # freed session memory must go back to the system
+    visitors.limit_heaps()  # freed session memory must go back to the system
     start, note = default_model()
     first_tab = "nonlocal" if zoo.get(start).family == "Non-local" else "overview"
     with gr.Blocks(title="VisAttn", analytics_enabled=False,
-                   delete_cache=(600, int(sessions.TTL_S))) as demo:
-        session = gr.State(None, time_to_live=sessions.TTL_S, delete_callback=sessions.session_ended)
+                   delete_cache=(600, int(visitors.TTL_S))) as demo:
+        session = gr.State(None, time_to_live=visitors.TTL_S, delete_callback=visitors.session_ended)
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         image, model, pretrained, seg_size, go, top5, summary = build_inputs(start, note)
         with gr.Row():
@@ -139,5 +139,5 @@ class _LaunchOptions(Mapping):
 
 
 LAUNCH_OPTIONS = _LaunchOptions(max_file_size=MAX_UPLOAD,
-                                state_session_capacity=sessions.MAX_SESSIONS,
+                                state_session_capacity=visitors.MAX_SESSIONS,
                                 css=hover.asset("page.css"))

@@ -6,7 +6,7 @@ from typing import Optional
 
 import gradio as gr
 
-from .. import render, sessions, zoo
+from .. import render, visitors, zoo
 from ..export import safe_name
 from ..image import ImageError
 from ..opener import open_network
@@ -61,7 +61,7 @@ def run_stats(files, use_examples: bool, model_name: str, pretrained: bool,
             skipped += 1
     if not stats.blocks():
         raise gr.Error(f"{model_name} has no channel gates; choose SE, ECA, CBAM, GSoP, ...")
-    folder = sessions.temp_folder("stats")
+    folder = visitors.temp_folder("stats")
     csv_path = folder / f"excitation_{safe_name(model_name)}.csv"
     csv_path.write_text(stats.to_csv())
     top = max(stats.blocks(), key=stats.divergence)
@@ -88,7 +88,7 @@ def attention_vs_gradcam(session: Optional[Session], key: str, top_pct: float, a
         raise gr.Error("Grad-CAM explains a class score: choose a classifier.")
     found = compare(trace, net.module, key, top=top_pct / 100.0)
     session.gradcam = (found.attention, found.cam)  # kept: opacity and colour map redraw it
-    report = sessions.temp_folder("gradcam") / "agreement.json"
+    report = visitors.temp_folder("gradcam") / "agreement.json"
     report.write_text(json.dumps(found.report(trace.model), indent=2))
     what = md_text(key if isinstance(trace[key], SpatialMap) else f"{key} (mean row)")
     if found.empty:

@@ -5,7 +5,7 @@ from typing import Optional
 
 import gradio as gr
 
-from .. import sessions
+from .. import visitors
 from ..export import export_zip, safe_name
 from .common import FAST, Page, Session, need, readable
 
@@ -14,7 +14,7 @@ from .common import FAST, Page, Session, need, readable
 def export(session: Optional[Session], cmap: str) -> str:
     session = need(session)
     data = export_zip(session.trace, session.queries[-20:], cmap=cmap)
-    folder = sessions.temp_folder("export")
+    folder = visitors.temp_folder("export")
     path = folder / f"visattn_{safe_name(session.trace.model)}.zip"
     path.write_bytes(data)
     return str(path)
