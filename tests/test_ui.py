@@ -12,7 +12,9 @@ from visattn import ui, weights, zoo
 from helpers import random_photo
 
 
-def test_choices_cover_the_zoo_grouped_by_family():
+def test_choices_cover_the_zoo_grouped_by_family(monkeypatch):
+    from visattn.ui import inputs
+    monkeypatch.setattr(inputs, "reachable", lambda address: True)  # whatever this machine's network
     choices = ui.model_choices()
     assert sorted(v for _, v in choices) == sorted(c.name for c in zoo.cards())
     families = [zoo.get(v).family for _, v in choices]
@@ -47,15 +49,88 @@ def test_run_analysis_errors_are_readable(tmp_path):
         ui.run_analysis(str(bad), "seresnet50", pretrained=False)
 
 
-def test_missing_weights_offline_say_what_to_do_quickly(tmp_path, monkeypatch):
+def test_missing_weights_offline_run_random_weights_and_say_so_quickly(tmp_path, monkeypatch):
+    """Offline, a published network whose weights are not here runs with random weights
+    (no error), and the summary and the prediction heading say so and why."""
     import time
     monkeypatch.setenv("VISATTN_OFFLINE", "1")
     path = tmp_path / "p.png"
     Image.new("RGB", (64, 48)).save(path)
+    visattn.open_network("gcresnet50t", pretrained=False)  # built beforehand: time the decision
     start = time.perf_counter()
-    with pytest.raises(gr.Error, match=r"python -m visattn download gcresnet50t.*untick"):
-        ui.run_analysis(str(path), "gcresnet50t", pretrained=True)
-    assert time.perf_counter() - start < 5
+    session, top, summary, gallery, name = ui.run_analysis(str(path), "gcresnet50t", pretrained=True)
+    assert time.perf_counter() - start < 3  # no download tried, no wait on the network
+    assert not session.pretrained and name == "gcresnet50t" and len(gallery) == len(session.trace) > 0
+    assert "Random weights instead of pretrained ones" in summary and "VISATTN_OFFLINE" in summary
+    assert "python -m visattn download gcresnet50t" in summary
+    assert ui.prediction_label(session).label == \
+        "Prediction — random weights (pretrained ones cannot be had now): meaningless"
+    with pytest.raises(weights.WeightsError, match="gcresnet50t.*VISATTN_OFFLINE"):
+        visattn.analyze(str(path), "gcresnet50t")  # the library still refuses
+
+
+def test_picker_says_per_network_whether_its_weights_can_be_had(monkeypatch):
+    from visattn.ui import inputs
+    monkeypatch.setattr(inputs, "reachable", lambda address: True)
+    labels = {v: k for k, v in ui.model_choices()}
+    assert labels["seresnet50"].endswith("downloads 113 MB")
+    assert labels["tiny_se"].endswith("bundled")
+    monkeypatch.setattr(inputs, "reachable", lambda address: address[0] != "huggingface.co")
+    labels = {v: k for k, v in ui.model_choices()}
+    assert labels["seresnet50"].endswith("weights not here and huggingface.co unreachable: "
+                                         "runs with random weights")
+    assert labels["cbam_resnet50"].endswith("downloads 113 MB")  # github.com answers
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    labels = {v: k for k, v in ui.model_choices()}
+    assert labels["cbam_resnet50"].endswith("weights not here and offline: runs with random weights")
+    assert labels["tiny_se"].endswith("bundled")
+    assert {v: k for k, v in ui.model_choices(False)}["cbam_resnet50"].endswith("random weights")
+
+
+def test_reachability_check_is_quick_and_remembered(monkeypatch):
+    """A server that never answers costs one short wait, then nothing."""
+    import socket
+    import threading
+    import time
+    from visattn.ui import inputs
+    inputs.forget_reachability()
+    release = threading.Event()
+    calls = []
+
+    def silent(address, timeout=None):
+        calls.append(address)
+        release.wait(10)
+        raise OSError("no answer")
+    monkeypatch.setattr(socket, "create_connection", silent)
+    start = time.perf_counter()
+    assert not inputs.reachable(("example.invalid", 443))
+    assert time.perf_counter() - start < inputs.REACH_WAIT_S + 0.5
+    start = time.perf_counter()
+    assert not inputs.reachable(("example.invalid", 443))
+    assert time.perf_counter() - start < 0.05 and calls == [("example.invalid", 443)]
+    release.set()
+    inputs.forget_reachability()
+    monkeypatch.setattr(socket, "create_connection", lambda address, timeout=None: _Closing())
+    assert inputs.reachable(("example.invalid", 443))
+
+
+class _Closing:
+    def close(self):
+        pass
+
+
+def test_unreachable_download_server_runs_random_weights_without_trying(tmp_path, monkeypatch):
+    from visattn import weights as weights_module
+    from visattn.ui import inputs
+    monkeypatch.setattr(inputs, "reachable", lambda address: False)
+
+    def no_fetch(*args, **kwargs):
+        raise AssertionError("a download was tried")
+    monkeypatch.setattr(weights_module, "fetch", no_fetch)
+    path = tmp_path / "p.png"
+    Image.new("RGB", (64, 48), (90, 120, 30)).save(path)
+    session, _, summary, _, _ = ui.run_analysis(str(path), "cbam_resnet50", pretrained=True)
+    assert not session.pretrained and "github.com) cannot be reached" in summary
 
 
 def test_default_is_a_cached_pretrained_network_else_our_own_bundled_one(monkeypatch):
@@ -117,11 +192,13 @@ def test_views_of_every_tab_for_one_analysis(tmp_path):
     ch_record, chart, matrix, tiles, ch_note = channel_tab.refresh(session, "overview", 0.5, "jet")
     gc_record = analyses_tab.refresh(session)[0]
     assert gc_record.value == "features.stage1.unit1.cbam:spatial gate"
-    assert nl_hover is sp_view is chart is None and not sp_note + ch_note  # only the open tab
+    assert nl_hover is sp_view is None and not ch_note  # only the open tab is drawn
+    assert chart["value"] is None and not chart["visible"]  # and no empty box shown
+    assert sp_note.startswith("**features.stage1.unit1.cbam · spatial gate** (CBAM, 56×56 grid")
     nl_hover = nonlocal_tab.refresh(session, "nonlocal", 0.5, "jet")[0]
     assert "no pairwise" in nl_hover["message"] and "layers" not in nl_hover
     sp_view = spatial_tab.refresh(session, "spatial", 0.5, "jet", 100)[1]
-    chart, matrix, tiles = channel_tab.refresh(session, "channel", 0.5, "jet")[1:4]
+    chart, matrix, tiles = (u["value"] for u in channel_tab.refresh(session, "channel", 0.5, "jet")[1:4])
     assert sp_record.value == "features.stage1.unit1.cbam:spatial gate"
     assert sp_view.shape[1] == 768 and sp_view.shape[0] == 512 + 34  # photo + colour bar
     assert ch_record.value == "features.stage1.unit1.cbam:channel gate"

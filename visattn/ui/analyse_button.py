@@ -11,10 +11,27 @@ from .. import render, visitors, zoo
 from ..pipeline import analyze
 from ..records import Segmentation, Trace
 from ..weights import WeightsError
-from .common import Session, forget_inline_photos, readable, session_id, weights_message
-from .inputs import SEG_DEFAULT, seg_size_note, uses_pretrained
+from .common import (Session, forget_inline_photos, on_space, readable, session_id,
+                     weights_message)
+from .inputs import SEG_DEFAULT, seg_size_note, unavailable_reason, uses_pretrained
 
 RANDOM_PREDICTION = "Prediction — random weights: meaningless"
+SUBSTITUTED_PREDICTION = "Prediction — random weights (pretrained ones cannot be had now): meaningless"
+SUBSTITUTED = "Random weights instead of pretrained ones"
+
+
+def substituted_note(name: str, why: str) -> str:
+    """The summary's sentence for an analysis that ran with random weights because the
+    pretrained ones cannot be had (`why`: a clause or the weights error's public sentence);
+    someone running VisAttn locally also hears how to fetch them."""
+    why = why.strip().rstrip(".")
+    if why.startswith(f"{name}: "):
+        why = why[len(name) + 2:]
+    fetch = "" if on_space() else \
+        f" `python -m visattn download {name}` fetches them where there is network."
+    return (f"**{SUBSTITUTED}**: {name}'s pretrained weights cannot be had now ({why}), so "
+            "this analysis ran the architecture with random weights; its prediction and maps "
+            "say nothing about a trained network." + fetch)
 
 
 @readable
@@ -38,11 +55,20 @@ def run_analysis(image_path: Optional[Union[str, bytes]], model_name: str, pretr
             progress(done / total, desc=f"Downloading {model_name} weights: "
                                         f"{done / 1e6:.0f} of {total / 1e6:.0f} MB")
 
-    try:
-        trace = analyze(image_path, model_name, pretrained=pretrained, progress=report,
-                        preprocess=preprocess)
-    except WeightsError as exc:
-        raise gr.Error(weights_message(exc), duration=None) from None
+    why = unavailable_reason(card) if pretrained and card.availability() == "download" else ""
+    trace = None
+    if not why:
+        try:
+            trace = analyze(image_path, model_name, pretrained=pretrained, progress=report,
+                            preprocess=preprocess)
+        except WeightsError as exc:
+            if card.availability() == "bundled":  # a broken installation: no substitute
+                raise gr.Error(weights_message(exc), duration=None) from None
+            why = exc.public
+    if trace is None:  # pretrained weights cannot be had: the architecture, said so
+        pretrained = False
+        trace = analyze(image_path, model_name, pretrained=False, preprocess=preprocess)
+        trace.notes.insert(0, substituted_note(model_name, why))
     text = summary(trace, seg_size_note(seg_size) if scaled else "")
     top = dict(trace.prediction.top(5)) if trace.prediction else {}
     kept = visitors.display_copy(trace)  # what the views need, not the full photo
@@ -54,11 +80,17 @@ def run_analysis(image_path: Optional[Union[str, bytes]], model_name: str, pretr
             render.gallery(kept, alpha=alpha, cmap=cmap), model_name)
 
 
+def substituted(trace: Trace) -> bool:
+    """Did this analysis run with random weights because pretrained ones cannot be had?"""
+    return any(note.startswith(f"**{SUBSTITUTED}**") for note in trace.notes)
+
+
 def prediction_label(session: Optional[Session]):
-    """The prediction's heading: said to be meaningless for a classifier with random weights."""
-    meaningless = session is not None and not session.pretrained and \
-        zoo.get(session.trace.model).task == "classify"
-    return gr.Label(label=RANDOM_PREDICTION if meaningless else "Prediction")
+    """The prediction's heading: said to be meaningless with random weights (classes or
+    segments alike), and why where they stand in for pretrained ones that cannot be had."""
+    if session is None or session.pretrained:
+        return gr.Label(label="Prediction")
+    return gr.Label(label=SUBSTITUTED_PREDICTION if substituted(session.trace) else RANDOM_PREDICTION)
 
 
 def summary(trace: Trace, size_note: str = "") -> str:
@@ -70,6 +102,9 @@ def summary(trace: Trace, size_note: str = "") -> str:
     lines = [f"**{trace.model}** on a {w}×{h} image: {maps} captured "
              f"in {trace.elapsed_s * 1000:.0f} ms" + (f" (prediction: {kind})" if kind else "")
              + "."] + [f"> {n}" for n in trace.notes]
+    crop = crop_note(trace)
+    if crop:
+        lines.append(f"> {crop}")
     enlarged = min(trace.geometry.resized) / min(w, h)
     if enlarged >= 2:
         lines.append(f"> This {w}×{h} photo was enlarged {enlarged:.0f}× to the network's input: "
@@ -77,3 +112,17 @@ def summary(trace: Trace, size_note: str = "") -> str:
     if not len(trace):
         lines.append("This network has no attention modules (it is the baseline).")
     return "\n\n".join(lines)
+
+
+def crop_note(trace: Trace) -> str:
+    """One sentence where a fixed-size network saw only the centre of the photo (the dimmed
+    area of the maps), else ''."""
+    g = trace.geometry
+    x0, y0, x1, y1 = g.input_box()
+    w, h = g.image_size
+    if (x1 - x0, y1 - y0) == (w, h):
+        return ""
+    cut = "top and bottom" if x1 - x0 == w else "left and right" if y1 - y0 == h else "edges"
+    return (f"The network sees only the centre {x1 - x0}×{y1 - y0} px of this {w}×{h} photo "
+            f"(its fixed {g.input_size[0]}×{g.input_size[1]} input is a centre crop): the "
+            f"dimmed {cut} were cut off and have no attention.")

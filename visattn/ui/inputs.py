@@ -2,17 +2,28 @@
 segmentation processing size, and where the page starts."""
 from __future__ import annotations
 
+import os
+import socket
+import threading
+import time
+import urllib.parse
+import urllib.request
 from typing import Optional, Union
 
 import gradio as gr
 
-from .. import visitors, zoo
+from .. import visitors, weights, zoo
 from ..image import ImageError, bytes_from_data_url
-from ..weights import ASSETS, TOFU_NOTE, trusted_on_first_use
+from ..weights import ASSETS, TOFU_NOTE, HubFile, UrlFile, trusted_on_first_use
 
 EXAMPLES = sorted((ASSETS / "examples").glob("*.jpg")) + sorted((ASSETS / "examples").glob("*.png"))
 STATUS = {"bundled": "bundled", "cached": "ready", "download": "downloads {mb:.0f} MB",
-          "random": "no weights published"}
+          "random": "no weights published",
+          "unavailable": "weights not here and {why}: runs with random weights"}
+REACH_WAIT_S = 1.0  # the longest a status lookup waits for a download server to answer
+REACH_TTL_S = 60.0  # how long an answer is remembered
+_REACHED: dict[tuple[str, int], tuple[float, bool]] = {}  # (host, port) -> (when, answered)
+_REACH_LOCK = threading.Lock()
 TOFU_STATUS = "ready, trusted on first use only (no checksum published)"
 OWN_MODELS_NOTE = ("No pretrained weights are cached on this machine, so VisAttn starts on its "
                    "own small networks, trained on generated scenes and shipped with it (no "
@@ -101,12 +112,94 @@ def model_choices(pretrained: bool = True) -> list[tuple[str, str]]:
 
 
 def _status(card, pretrained: bool) -> str:
-    state = card.availability()
-    if not pretrained and state in ("cached", "download"):
+    state = weights_state(card)
+    if not pretrained and state in ("cached", "download", "unavailable"):
         return "random weights"
     if state == "cached" and trusted_on_first_use(card.weights):
         return TOFU_STATUS
-    return STATUS[state].format(mb=card.download_mb)
+    return STATUS[state].format(mb=card.download_mb, why=short_reason(card))
+
+
+# ----- can the weights be had now? ----------------------------------------------------------
+
+def weights_state(card) -> str:
+    """The card's availability, with "download" split: "unavailable" where its weights are
+    not here and cannot be downloaded now (network access off, or its server does not
+    answer a quick, remembered check)."""
+    state = card.availability()
+    if state == "download" and unavailable_reason(card):
+        return "unavailable"
+    return state
+
+
+def unavailable_reason(card) -> str:
+    """Why the card's weights cannot be downloaded now, as a clause; '' if they can."""
+    if weights.offline():
+        return "network access is off (VISATTN_OFFLINE / HF_HUB_OFFLINE)"
+    address = server_address(card.weights)
+    if address is not None and not reachable(address):
+        return f"its download server ({address[0]}) cannot be reached"
+    return ""
+
+
+def short_reason(card) -> str:
+    """The picker's few words for `unavailable_reason`."""
+    why = unavailable_reason(card)
+    return "offline" if "network access" in why else \
+        (f"{server_address(card.weights)[0]} unreachable" if why else "")
+
+
+def server_address(spec) -> Optional[tuple[str, int]]:
+    """(host, port) a download of `spec` connects to first: the proxy where one is set for
+    it, else the Hub (HF_ENDPOINT) or the URL's host; None for bundled files."""
+    if isinstance(spec, HubFile):
+        url = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    elif isinstance(spec, UrlFile):
+        url = spec.url
+    else:
+        return None
+    parts = urllib.parse.urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+        parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if not parts.hostname:
+        return None
+    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def reachable(address: tuple[str, int]) -> bool:
+    """Does the server accept a TCP connection? Remembered for REACH_TTL_S; a lookup waits
+    at most REACH_WAIT_S (a server still silent then counts as unreachable until the check,
+    which goes on in the background, says otherwise)."""
+    now = time.monotonic()
+    with _REACH_LOCK:
+        known = _REACHED.get(address)
+        if known is not None and now - known[0] < REACH_TTL_S:
+            return known[1]
+        pending = _REACHED[address] = (now, False)  # one check at a time per server
+    done = threading.Event()
+
+    def check() -> None:
+        try:
+            socket.create_connection(address, timeout=weights.STALL_S).close()
+            answered = True
+        except OSError:
+            answered = False
+        with _REACH_LOCK:
+            if _REACHED.get(address) is pending:  # not forgotten or checked again meanwhile
+                _REACHED[address] = (time.monotonic(), answered)
+        done.set()
+
+    threading.Thread(target=check, name=f"reach {address[0]}", daemon=True).start()
+    done.wait(REACH_WAIT_S)
+    with _REACH_LOCK:
+        return _REACHED.get(address, (0.0, False))[1]
+
+
+def forget_reachability() -> None:
+    """Check every server again at the next lookup."""
+    with _REACH_LOCK:
+        _REACHED.clear()
 
 
 def trust_note(name: str) -> str:

@@ -10,8 +10,9 @@ import numpy as np
 from .. import metrics, render, zoo
 from ..pipeline import analyze
 from ..records import Trace
-from .common import FAST, MODEL, Page, Session, need, readable
-from .inputs import model_choices, uses_pretrained
+from ..weights import WeightsError
+from .common import FAST, MODEL, Page, Session, need, public_message, readable
+from .inputs import model_choices, unavailable_reason, uses_pretrained
 
 
 @lru_cache(maxsize=None)
@@ -36,14 +37,40 @@ def compare(session: Optional[Session], models: list[str], stage: int, pretraine
     if not models:
         raise gr.Error("Choose at least one network to compare.")
     session.compared = []
+    left_out: dict[str, list[str]] = {}  # why -> the networks that could not run
     for name in progress.tqdm(models[:4], desc="Running networks"):
         card = zoo.get(name)
-        trace = analyze(session.trace.image, name, pretrained=uses_pretrained(name, pretrained))
+        use = uses_pretrained(name, pretrained)
+        why = unavailable_reason(card) if use and card.availability() == "download" else ""
+        if why:
+            why = f"their pretrained weights cannot be had now: {why}"
+        else:
+            try:
+                trace = analyze(session.trace.image, name, pretrained=use)
+            except WeightsError as exc:
+                why = exc.public.removeprefix(f"{name}: ").rstrip(".")
+            except Exception as exc:  # noqa: BLE001 - one network's failure, said, not fatal
+                why = public_message(exc).rstrip(".")
+        if why:
+            left_out.setdefault(why, []).append(name)
+            continue
         found = metrics.stage_map(trace, int(stage))
         light = Trace(trace.model, [], trace.geometry, image=trace.image)
         values, what = found if found is not None else (None, f"no attention at stage {stage}")
         session.compared.append((light, values, f"{card.family} · {name} · stage {stage}: {what}"))
-    return compared_tiles(session, alpha, cmap), session
+    return compared_tiles(session, alpha, cmap), not_compared(left_out), session
+
+
+def not_compared(left_out: dict) -> str:
+    """One sentence naming the networks that could not be compared and why, or ''."""
+    if not left_out:
+        return ""
+    parts = [f"{_names(names)} ({why})" for why, names in left_out.items()]
+    return "Not compared: " + "; ".join(parts) + "."
+
+
+def _names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def compared_tiles(session: Optional[Session], alpha: float, cmap: str):
@@ -61,10 +88,11 @@ def build_compare_tab(page: Page) -> gr.Tab:
                                  max_choices=4, label="Networks", elem_id="cmp-models")
             stage = gr.Slider(1, 4, 3, step=1, label="Stage", elem_id="cmp-stage")
         go = gr.Button("Compare on this photo", elem_id="cmp-go")
+        note = gr.Markdown(elem_id="cmp-note")
         tiles = gr.Gallery(columns=4, height="auto", format="jpeg", elem_id="cmp-maps")
     go.click(compare, [page.session, models, stage, page.pretrained, page.alpha, page.cmap],
-             [tiles, page.session], api_visibility="private", **MODEL)
-    page.after_analysis(lambda: [], [], [tiles])  # a new photo: the old comparison is gone
+             [tiles, note, page.session], api_visibility="private", **MODEL)
+    page.after_analysis(lambda: ([], ""), [], [tiles, note])  # a new photo: the old comparison is gone
     page.on_restyle("compare", compared_tiles, [page.session, page.alpha, page.cmap], [tiles])
     tab.select(lambda: "compare", None, page.tab_open, **FAST).then(
         compared_tiles, [page.session, page.alpha, page.cmap], [tiles], **FAST)
