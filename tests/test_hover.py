@@ -105,7 +105,9 @@ def test_the_payload_is_what_its_schema_says():
                name="custom", grid=rec.grid),
         SpatialMap(values=rng.random(rec.grid).astype(np.float32), value_kind="probability",
                    layer=rec.layer, family="t", name="unary map", grid=rec.grid)]
-    data = json.loads(json.dumps(hover.payload(trace)))
+    from visattn.export import Query
+    pins = [Query(trace.records[0].key, 3, 4, None)]  # pinned queries travel too (viewer.html)
+    data = json.loads(json.dumps(hover.payload(trace, pins=pins)))
     seen = set()
     conform(data, hover.SCHEMA, "payload", seen)
     assert set(schema_paths(hover.SCHEMA, "payload")) == seen

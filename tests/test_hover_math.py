@@ -40,7 +40,13 @@ def test_the_module_needs_no_page():
     assert node("return Object.keys(M).sort();", None) == sorted(
         ["PAYLOAD_VERSION", "versionProblem", "f32", "roundHalfEven", "floorDiv", "ceilDiv",
          "decode", "Geometry", "rowOf", "peak", "nearlyUniform", "jsDivergence", "loadPayload",
-         "queryDependence"])
+         "queryDependence", "barEnds"])
+
+
+def test_colour_bar_ends_differ_where_the_row_does():
+    ends = node("return input.map(([lo, hi]) => M.barEnds(lo, hi));", [[0.00016312, 0.00016349],
+                                                                       [0.1, 0.9], [2, 2]])
+    assert ends == [["0.0001631", "0.0001635"], ["0.1", "0.9"], ["2", "2"]]
 
 
 ROWS = """const [p, asks] = input, m = M.loadPayload(p);

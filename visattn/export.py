@@ -129,7 +129,7 @@ def export_files(trace: Trace, queries: Sequence[Query] = (), cmap: str = "jet",
     files["arrays.npz"] = trace_file.to_bytes(dataclasses.replace(trace, records=kept), rows)
     files["meta.json"] = json.dumps(meta, indent=2).encode()
     if viewer and any(isinstance(r, Pairwise) for r in trace):
-        files["viewer.html"] = hover.viewer_html(trace, cmap=cmap).encode()
+        files["viewer.html"] = hover.viewer_html(trace, cmap=cmap, pins=queries).encode()
     return files
 
 

@@ -22,6 +22,7 @@ import dataclasses
 import io
 import html
 import json
+import re
 from functools import lru_cache
 from importlib import resources
 from typing import Optional
@@ -65,10 +66,14 @@ SCHEMA = {
                       "row is called nearly uniform",
     "alpha": "float: opacity of the row over the photo, 0..1",
     "cmap": "str: the colour map to start with, a key of luts",
+    "pins?": [{"layer": "str: a layer's key", "head": "int | null: the head, null the mean",
+               "x": "int", "y": "int: the pinned photo pixel (export.Query), in pinning order"}],
     "layers": [{
         "key": "str: the record's key in the trace (trace[key])",
         "layer": "str: the module it was captured from",
         "name": "str: the record's name",
+        "title?": "str: the layer as the view names it (shown_name): the pass of a block "
+                  "called more than once",
         "family": "str: the attention family",
         "grid": "[h, w]: the query/key grid; a row is h * w long, row-major",
         "heads": "int: attention heads (several: a row per head, or their mean)",
@@ -163,6 +168,17 @@ def layer_payload(rec, max_float32_bytes: int = MAX_FLOAT32_BYTES) -> dict:
     return out
 
 
+def shown_name(rec, trace=None) -> str:
+    """'layer · name' as the page says it: a block called more than once says which pass
+    ('criss-cross, pass 2'), a two-hop record which passes it composes."""
+    name = re.sub(r"\(calls (\d+)\+(\d+)\)",
+                  lambda m: f"(passes {int(m[1]) + 1} and {int(m[2]) + 1})", rec.name)
+    if trace is not None and any(r is not rec and r.layer == rec.layer and r.name == rec.name
+                                 for r in trace):
+        name += f", pass {rec.call + 1}"
+    return f"{rec.layer} · {name}"
+
+
 def _png_data_url(rgb: np.ndarray) -> str:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "PNG", compress_level=1)
@@ -170,7 +186,7 @@ def _png_data_url(rgb: np.ndarray) -> str:
 
 
 def payload(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
-            max_float32_bytes: int = MAX_FLOAT32_BYTES) -> dict:
+            max_float32_bytes: int = MAX_FLOAT32_BYTES, pins=()) -> dict:
     """Everything the hover view needs for one analysis (`SCHEMA`): the photo as the server
     displays it, the Geometry, the colour lookup tables, and every pairwise layer (with the
     hidden hops of two-hop records, so each can be computed)."""
@@ -178,6 +194,7 @@ def payload(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
     records = [r for r in trace if isinstance(r, Pairwise)]
     layers = [layer_payload(r, max_float32_bytes) for r in records]
     for layer, rec in zip(layers, records):
+        layer["title"] = shown_name(rec, trace)
         beside = companion(trace, rec)
         if beside is not None and list(beside.grid) == layer["grid"]:
             layer["beside"] = {"title": "unary map (the same for every pixel)",
@@ -195,7 +212,9 @@ def payload(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
             "luts": {name: render.lut(name).ravel().tolist() for name in render.COLORMAPS},
             "marker": list(render.MARKER), "unseen_gain": UNSEEN_GAIN,
             "nearly_uniform": NEARLY_UNIFORM,
-            "alpha": float(alpha), "cmap": cmap, "layers": layers}
+            "alpha": float(alpha), "cmap": cmap, "layers": layers,
+            **({"pins": [{"layer": q.layer, "head": q.head, "x": int(q.x), "y": int(q.y)}
+                         for q in pins if q.layer in have]} if pins else {})}
 
 
 @lru_cache(maxsize=None)
@@ -210,10 +229,11 @@ def script() -> str:
 
 
 def viewer_html(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
-                max_float32_bytes: int = 0) -> str:
+                max_float32_bytes: int = 0, pins=()) -> str:
     """A self-contained page (no network) with the hover view of every pairwise layer of
-    this analysis: photo and rows' inputs embedded. Float16 by default (say so)."""
-    data = payload(trace, alpha, cmap, max_float32_bytes)
+    this analysis: photo and rows' inputs embedded, the pinned queries (export.Query)
+    marked. Float16 by default (say so)."""
+    data = payload(trace, alpha, cmap, max_float32_bytes, pins)
     doc = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")  # no tag in <script>
     precisions = sorted({layer.get("precision", "server") for layer in data["layers"]})
     title = f"VisAttn — {trace.model}: where does each pixel look?"

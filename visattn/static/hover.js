@@ -6,6 +6,10 @@
  * VisAttnMath.PAYLOAD_VERSION with a sentence. One draw per animation frame, no request to
  * the server. After each drawn row:
  *   window.visattn.lastRow = {x, y, cell, grid, row, layer, head, queryDependence}
+ * and, once a payload is shown (its first row drawn, or its message), window.visattn.shownAt
+ * (performance.now()). Mouse: pointing moves the query, a click pins it. Touch: a finger
+ * down or dragging moves the query (the page does not scroll under it), a long press pins
+ * it; the Pin button and Enter pin it for everyone. Pinned queries are marked on the photo.
  */
 (function (global) {
   "use strict";
@@ -14,6 +18,7 @@
 
   // ----- the view -----------------------------------------------------------------------------
   const fmt = v => Number(v.toPrecision(3)).toString();
+  const LONG_PRESS_MS = 550, TAP_SLOP_PX = 10;
 
   function HoverView(root, options) {
     this.root = root; this.options = options || {};
@@ -21,21 +26,42 @@
     this.canvas = this.q(".va-canvas"); this.ctx = this.canvas.getContext("2d", {willReadFrequently: true});
     this.model = null; this.layerKey = null; this.head = null;
     this.alpha = 0.5; this.cmap = "jet"; this.pending = null; this.frame = 0; this.last = null;
-    this.latencies = [];
+    this.latencies = []; this.pins = [];
     this.idle = this.q(".va-msg").textContent;  // hover.html's sentence for an empty view
     this.bind();
     if (global.ResizeObserver) {  // the colour bar as wide as the photo is shown
       const bar = this.q(".va-bar");
-      new ResizeObserver(() => { bar.style.width = this.canvas.clientWidth + "px"; }).observe(this.canvas);
+      new ResizeObserver(() => { bar.style.width = this.canvas.clientWidth + "px"; this.drawPins(); }).observe(this.canvas);
     }
   }
   HoverView.prototype.bind = function () {
     const c = this.canvas;
+    c.addEventListener("pointerdown", e => {
+      this.pointerType = e.pointerType;
+      if (e.pointerType !== "touch") return;
+      e.preventDefault();  // no scrolling, no text selection, no emulated mouse
+      if (c.setPointerCapture) { try { c.setPointerCapture(e.pointerId); } catch (err) { /* gone */ } }
+      this.touch = {x: e.clientX, y: e.clientY, moved: false};
+      this.pointer = [e.clientX, e.clientY];
+      this.request({client: this.pointer, t0: e.timeStamp});
+      clearTimeout(this.pressTimer);
+      this.pressTimer = setTimeout(() => { if (this.touch && !this.touch.moved) this.pin(); }, LONG_PRESS_MS);
+    });
     c.addEventListener("pointermove", e => {
       this.pointer = [e.clientX, e.clientY];  // fractional, unlike a click's coordinates
+      const t = this.touch;
+      if (e.pointerType === "touch" && t && Math.hypot(e.clientX - t.x, e.clientY - t.y) > TAP_SLOP_PX) {
+        t.moved = true; clearTimeout(this.pressTimer);
+      }
       this.request({client: this.pointer, t0: e.timeStamp});
     });
+    const lift = () => { clearTimeout(this.pressTimer); this.touch = null; };
+    c.addEventListener("pointerup", lift);
+    c.addEventListener("pointercancel", lift);
+    c.addEventListener("contextmenu", e => { if (this.pointerType === "touch") e.preventDefault(); });
+    this.q(".va-pin").addEventListener("click", () => this.pin());
     c.addEventListener("click", e => {
+      if (this.pointerType === "touch") return;  // a tap moved the query; pinning is explicit
       const p = this.pointer, near = p && Math.abs(p[0] - e.clientX) <= 1 && Math.abs(p[1] - e.clientY) <= 1;
       this.request({client: near ? p : [e.clientX, e.clientY], t0: e.timeStamp});
       this.flush(); this.pin();
@@ -52,11 +78,16 @@
   /** A new analysis: decode it, load the photo, draw the centre query. */
   HoverView.prototype.setPayload = function (payload) {
     const refused = payload && (payload.layers || payload.version !== undefined) ? M.versionProblem(payload) : null;
+    const api = global.visattn || (global.visattn = {});
+    this.pins = [];
     if (!payload || !payload.layers || refused) {
       this.model = null; this.canvas.width = 0; this.canvas.height = 0;
       this.q(".va-numbers").textContent = ""; this.q(".va-layer").innerHTML = ""; this.q(".va-head").innerHTML = "";
-      this.q(".va-beside").hidden = true;
+      this.q(".va-beside").hidden = true; this.q(".va-pinned").textContent = "";
+      this.root.classList.add("va-empty");
+      this.drawPins();
       this.message(refused || (payload && payload.message) || this.idle);
+      if (payload) api.shownAt = performance.now();
       return Promise.resolve();
     }
     const model = M.loadPayload(payload);
@@ -65,8 +96,12 @@
       this.model = model; this.painter = new Painter(model, photo);
       this.canvas.width = payload.photo.width; this.canvas.height = payload.photo.height;
       this.image = this.ctx.createImageData(payload.photo.width, payload.photo.height);
+      this.root.classList.remove("va-empty");
       this.fillControls();
+      this.pins = (payload.pins || []).map(q => ({layer: q.layer, head: q.head === undefined ? null : q.head, x: q.x, y: q.y}));
       this.setLayer(model.order[0]);
+      this.showPinned();
+      api.shownAt = performance.now();
     });
   };
   HoverView.prototype.fillControls = function () {
@@ -74,7 +109,7 @@
     layerSel.innerHTML = "";
     for (const key of m.order) {
       const L = m.layers[key];
-      layerSel.add(new Option(`${key} (${L.grid[0]}×${L.grid[1]}${L.heads > 1 ? `, ${L.heads} heads` : ""})`, key));
+      layerSel.add(new Option(`${L.title || key} (${L.grid[0]}×${L.grid[1]}${L.heads > 1 ? `, ${L.heads} heads` : ""})`, key));
     }
     cmapSel.innerHTML = "";
     for (const name of Object.keys(m.payload.luts)) cmapSel.add(new Option(name, name));
@@ -93,6 +128,7 @@
       : `Rows computed in this page from the layer's ${L.precision} inputs; nothing is sent to the server while you point.`);
     this.last = null;
     this.drawBeside();
+    this.drawPins();
     this.request({photo: this.model.geometry.cellCentre(L.centre_cell, L.grid), t0: null});
   };
   HoverView.prototype.setAlpha = function (a) { this.alpha = Number(a); this.redraw(); };
@@ -193,7 +229,8 @@
     const bar = this.q(".va-ramp"), lut = m.payload.luts[this.cmap], stops = [];
     for (let k = 0; k <= 16; k++) { const i = Math.min(255, k * 16) * 3; stops.push(`rgb(${lut[i]},${lut[i + 1]},${lut[i + 2]})`); }
     bar.style.background = `linear-gradient(to right, ${stops.join(",")})`;
-    this.q(".va-lo").textContent = fmt(from); this.q(".va-hi").textContent = fmt(hi);
+    const [a, b] = M.barEnds(from, hi);
+    this.q(".va-lo").textContent = a; this.q(".va-hi").textContent = b;
   };
   /** Arrow keys: the query moves one cell; the new query is the cell's centre pixel. */
   HoverView.prototype.key = function (e) {
@@ -210,8 +247,41 @@
     this.flush();
   };
   HoverView.prototype.pin = function () {
-    if (!this.last || !this.options.onPin) return;
-    this.options.onPin({layer: this.layerKey, head: this.head, x: this.last.x, y: this.last.y});
+    if (!this.last || !this.model) return;
+    const q = {layer: this.layerKey, head: this.head, x: this.last.x, y: this.last.y};
+    const same = p => p.layer === q.layer && p.head === q.head && p.x === q.x && p.y === q.y;
+    if (!this.pins.some(same)) this.pins.push(q);
+    this.drawPins(); this.showPinned(q);
+    if (this.options.onPin) this.options.onPin(q);
+  };
+  /** A numbered mark on the photo for each pinned query of the shown layer. */
+  HoverView.prototype.drawPins = function () {
+    const layer = this.q(".va-pins");
+    if (!layer) return;
+    layer.innerHTML = "";
+    const m = this.model, c = this.canvas;
+    layer.style.width = c.clientWidth + "px"; layer.style.height = c.clientHeight + "px";
+    if (!m || !c.clientWidth) return;
+    const [w0, h0] = m.geometry.size0;
+    this.pins.forEach((p, k) => {
+      if (p.layer !== this.layerKey) return;
+      const mark = document.createElement("span");
+      mark.className = "va-pin-mark"; mark.textContent = String(k + 1);
+      mark.style.left = ((p.x + 0.5) * c.clientWidth / w0) + "px";
+      mark.style.top = ((p.y + 0.5) * c.clientHeight / h0) + "px";
+      layer.appendChild(mark);
+    });
+  };
+  /** The pinned queries in a line ("Pinned: 1 (x, y) …"), the newest said first. */
+  HoverView.prototype.showPinned = function (newest) {
+    const text = this.pins.map((p, k) => `${k + 1} (${p.x}, ${p.y})` +
+      (p.layer !== this.layerKey ? ` on ${this.titleOf(p.layer)}` : "")).join(", ");
+    this.q(".va-pinned").textContent = this.pins.length
+      ? (newest ? `Pinned pixel (${newest.x}, ${newest.y}). ` : "") + `Pinned: ${text}.` : "";
+  };
+  HoverView.prototype.titleOf = function (key) {
+    const L = this.model && this.model.layers[key];
+    return (L && L.title) || key;
   };
 
   function decodePhoto(photo) {
@@ -242,14 +312,10 @@
 
   /** A standalone page (viewer.html): payload embedded, its own colour map and opacity. */
   function mountStandalone(root, payload) {
-    const pinned = [];
-    const view = new HoverView(root, {standalone: true, onPin: q => {
-      pinned.push(q);
-      root.querySelector(".va-msg").textContent = "Pinned: " + pinned.map(p => `(${p.x}, ${p.y}) on ${p.layer}`).join("; ");
-    }});
+    const view = new HoverView(root, {standalone: true});
     const api = global.visattn || (global.visattn = {});
-    api.view = view; api.pinned = pinned;
-    api.ready = view.setPayload(payload);
+    api.view = view;
+    api.ready = view.setPayload(payload).then(() => { api.pinned = view.pins; });
     return view;
   }
 

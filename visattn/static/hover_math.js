@@ -291,6 +291,16 @@
     return sum / refs.length;
   }
 
+  /** The colour bar's two ends as text, with as many significant digits (3 to 8) as it
+   * takes for them to differ; ends still equal at 8 digits (or equal values) -> same text. */
+  function barEnds(lo, hi) {
+    const text = (v, p) => Number(Number(v).toPrecision(p)).toString();
+    for (let p = 3; p <= 8; p++) {
+      const a = text(lo, p), b = text(hi, p);
+      if (a !== b || p === 8) return [a, b];
+    }
+  }
+
   return {PAYLOAD_VERSION, versionProblem, f32, roundHalfEven, floorDiv, ceilDiv, decode, Geometry,
-          rowOf, peak, nearlyUniform, jsDivergence, loadPayload, queryDependence};
+          rowOf, peak, nearlyUniform, jsDivergence, loadPayload, queryDependence, barEnds};
 });

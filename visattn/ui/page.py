@@ -10,6 +10,7 @@ import gradio as gr
 from .. import guard, hover, render, visitors, zoo
 from ..image import DEFAULT_MAX_BYTES
 from .analyse_button import prediction_label, run_analysis
+from .analyse_page import input_extras, is_segmenter_with_sizes, wire_analyse
 from .tab_analyses import build_analyses_tab
 from .tab_channel import build_channel_tab
 from .common import (COLORMAPS, FAST, MODEL, Page, guarded_preprocess, readable,
@@ -42,16 +43,18 @@ def build_inputs(start: str, note: str):
                             examples_per_page=14)
         with gr.Column(scale=2):
             model = gr.Dropdown(model_choices(), value=start, label="Network", elem_id="model")
-            gr.Markdown(note, visible=bool(note), elem_id="start-note")
+            start_note = gr.Markdown(note, visible=bool(note), elem_id="start-note")
             pretrained = gr.Checkbox(value=True, label="Pretrained weights", visible=published(start),
                                      info="Untick to see the architecture with random weights "
                                           "(no download).", elem_id="pretrained")
             seg_size = gr.Radio(SEG_CHOICES, value=SEG_DEFAULT, label="Processing size "
-                                "(segmentation networks, short side)", elem_id="seg-size")
+                                "(segmentation networks, short side)", elem_id="seg-size",
+                                visible=is_segmenter_with_sizes(start))
             go = gr.Button("Analyse", variant="primary", elem_id="analyse")
-            top5 = gr.Label(num_top_classes=5, label="Prediction", elem_id="top5")
+            queue_note = gr.Markdown(elem_id="queue-note")
             summary = gr.Markdown(elem_id="summary")
-    return image, model, pretrained, seg_size, go, top5, summary
+            top5 = gr.Label(num_top_classes=5, label="Prediction", elem_id="top5")
+    return image, model, pretrained, seg_size, go, top5, summary, start_note, queue_note
 
 
 @readable
@@ -67,7 +70,8 @@ def build() -> gr.Blocks:
                    delete_cache=(600, int(visitors.TTL_S))) as demo:
         session = gr.State(None, time_to_live=visitors.TTL_S, delete_callback=visitors.session_ended)
         gr.Markdown(f"# {TITLE}\n{INTRO}")
-        image, model, pretrained, seg_size, go, top5, summary = build_inputs(start, note)
+        image, model, pretrained, seg_size, go, top5, summary, start_note, queue_note = \
+            build_inputs(start, note)
         with gr.Row():
             alpha = gr.Slider(0.0, 1.0, 0.5, step=0.05, label="Overlay opacity", elem_id="alpha")
             cmap = gr.Radio(COLORMAPS, value="jet", label="Colour map", elem_id="cmap")
@@ -88,11 +92,16 @@ def build() -> gr.Blocks:
         page.on_restyle("overview", restyle_gallery, [session, alpha, cmap], [maps])
         overview.select(lambda: "overview", None, page.tab_open, **FAST).then(
             restyle_gallery, [session, alpha, cmap], [maps], **FAST)
-        cleared = go.click(lambda: (None, "", []), None, [top5, summary, maps], **FAST)  # stale
-        analysed.append(cleared.then(run_analysis, [image, model, pretrained, seg_size, alpha, cmap],
+        with gr.Row(visible=False):  # /analyze for API clients (the page's Analyse is its own)
+            api_go = gr.Button("analyze")
+        analysed.append(api_go.click(run_analysis, [image, model, pretrained, seg_size, alpha, cmap],
                                      [session, top5, summary, maps, analysed_model],
                                      api_name="analyze", **MODEL))
         wire(page, analysed, [alpha.input, cmap.input])
+        shown = wire_analyse(page, go, tabs, summary, maps, analysed_model, queue_note)
+        shown.success(picker, [model, pretrained], [model], **FAST)  # statuses after a download
+        model.input(lambda m: input_extras(m, start), [model], [seg_size, start_note, queue_note],
+                    **FAST)
         for trigger in (model.input, pretrained.input):
             trigger(pretrained_box, [model, pretrained], [pretrained], **FAST).then(
                 picker, [model, pretrained], [model], **FAST)
@@ -140,4 +149,5 @@ class _LaunchOptions(Mapping):
 
 LAUNCH_OPTIONS = _LaunchOptions(max_file_size=MAX_UPLOAD,
                                 state_session_capacity=visitors.MAX_SESSIONS,
-                                css=hover.asset("page.css"))
+                                css=hover.asset("page.css"),
+                                js="() => {\n" + hover.asset("page.js") + "\n}")

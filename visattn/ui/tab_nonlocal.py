@@ -18,8 +18,10 @@ from .common import (FAST, MEAN_OF_HEADS, COLORMAPS, Page, Session, head_choice,
                      need, quoted, readable)
 
 
-NO_PAIRWISE = ("This network has no pairwise (Non-local) attention: try `tiny_nl`, BoTNet "
-               "(`botnet26t_256`) or the ADE20K Non-local, CCNet and DANet networks.")
+NO_PAIRWISE = ("This network has no pairwise (Non-local) attention, so there is no pixel to "
+               "point at here; its maps are on the Overview tab. Networks with pairwise "
+               "attention: tiny_nl, BoTNet (botnet26t_256) and the ADE20K Non-local, CCNet and "
+               "DANet networks.")  # plain text: the view shows it as text
 
 
 QUERY_DEPENDENCE_NOTE = (
@@ -28,8 +30,9 @@ QUERY_DEPENDENCE_NOTE = (
     "you click, near 1 that it is specific to this pixel.")
 
 
-PIN_NOTE = ("Point at the photo: the row of the pixel under the pointer is computed in your "
-            "browser. Click (or press Enter) to pin a query: pinned queries are listed here "
+PIN_NOTE = ("Point at the photo (on a phone: touch or drag): the row of the pixel under the "
+            "pointer is computed in your browser. Click, press Enter, long-press or use “Pin "
+            "this query” to pin a query: pinned queries are marked on the photo, listed here "
             "and saved in the export.")
 
 
@@ -62,6 +65,13 @@ def nonlocal_tab(session: Optional[Session], alpha: float, cmap: str):
             gr.update(visible=False), session)
 
 
+def head_name(rec, head: Optional[int]) -> str:
+    """As the view's head list says it: 'the only head' of a one-head layer."""
+    if head is not None:
+        return f"head {head}"
+    return MEAN_OF_HEADS if rec.heads > 1 else "the only head"
+
+
 def pinned_text(session: Session) -> str:
     """The pinned queries with the server's numbers for each."""
     trace, lines = session.trace, [PIN_NOTE]
@@ -73,7 +83,7 @@ def pinned_text(session: Session) -> str:
         rec = trace[q.layer]
         cell = trace.geometry.to_grid(q.x, q.y, rec.grid, clamp=True)
         r, c = divmod(cell, rec.grid[1])
-        head = "mean of heads" if q.head is None else f"head {q.head}"
+        head = head_name(rec, q.head)
         lines.append(f"{n}. pixel ({q.x}, {q.y}) on `{q.layer}`, {head} → cell (row {r}, col {c}), "
                      f"query dependence {metrics.query_dependence(rec, cell, q.head):.3f}")
     return "\n".join(lines)
