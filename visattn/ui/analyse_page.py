@@ -21,7 +21,7 @@ import gradio as gr
 from .. import zoo
 from ..records import Pairwise
 from .analyse_button import prediction_label, run_analysis
-from .common import MODEL, Page, keys, readable, session_id
+from .common import FAST, MODEL, Page, keys, readable, session_id
 
 SIGNATURE_TABS = ("nonlocal", "overview")
 _RUNNING: dict = {}  # session id -> the network being analysed for it
@@ -118,8 +118,8 @@ def wire_analyse(page: Page, go, tabs, summary, maps, analysed_model, queue_note
                 out[where_out[c._id]] = value
         return tuple(out)
 
-    cleared = go.click(None, None, [page.top5, summary, maps, queue_note],
-                       js="() => { window.visattnPage?.analysing?.(); return [null, '', [], '']; }")
+    cleared = go.click(lambda: (None, "", [], ""), None, [page.top5, summary, maps, queue_note],
+                       js="() => { window.visattnPage?.analysing?.(); return []; }", **FAST)  # stale
     event = cleared.then(analyse, all_in, all_out, api_visibility="private", **MODEL)
     event.success(None, [page.model, analysed_model], None,
                   js="(m, a) => { window.visattnPage?.runQueued?.(m, a); "
