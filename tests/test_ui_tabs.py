@@ -84,6 +84,7 @@ def test_danet_channel_tab_draws_the_channel_affinity_and_no_empty_box(tmp_path)
     r, c, w = rec.strongest(1)[0]
     assert f"c {r} ← c {c}: {w:.4g}" in note and r != c
     assert w == rec.values[~np.eye(len(rec.values), dtype=bool)].max()
+    assert ui.prediction_label(session).label == "Prediction — random weights: meaningless"  # segments too
 
 
 def test_channel_tab_hides_every_box_it_has_nothing_for(tmp_path):

@@ -329,6 +329,17 @@ def strongest_pairs_text(rec: ChannelAffinity, count: int = 8) -> list[str]:
     return [f"c {r} ← c {c}: {w:.4g}" for r, c, w in rec.strongest(count)]
 
 
+def spread_text(rec: ChannelAffinity) -> str:
+    """How far the weights stray from uniform (1/C), in a line or two."""
+    v = np.asarray(rec.values, np.float64)
+    uniform = 1.0 / v.shape[1]
+    lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
+    text = f"weights {lo:.4g} to {hi:.4g}\n(uniform: 1/C = {uniform:.4g})"
+    if (hi - lo) < 0.05 * uniform:
+        text += "\nnearly uniform: every channel\ntakes from all almost equally"
+    return text
+
+
 def channel_affinity_view(rec: ChannelAffinity, width: int = 768, cmap: str = "viridis",
                           pairs: int = 8) -> np.ndarray:
     """A C x C channel affinity as a matrix with labelled axes (rows: the channel that takes
@@ -337,7 +348,9 @@ def channel_affinity_view(rec: ChannelAffinity, width: int = 768, cmap: str = "v
     v = np.asarray(rec.values, np.float64)
     c_rows, c_cols = v.shape
     finite = v[np.isfinite(v)]
-    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    # colours span the 1st to 99th percentile, so a few outliers do not flatten the rest
+    lo, hi = (float(np.percentile(finite, 1)), float(np.percentile(finite, 99))) \
+        if finite.size else (0.0, 1.0)
     hi = hi if hi > lo else lo + 1e-12
     height = max(300, int(width * 0.58))
     fig, _ = _figure(width, height)
@@ -351,7 +364,7 @@ def channel_affinity_view(rec: ChannelAffinity, width: int = 768, cmap: str = "v
     ax.tick_params(labelsize=7)
     ax.set_title(f"{rec.layer} · {rec.name}: {c_rows}×{c_cols}, each row sums to 1", fontsize=9)
     bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
-    bar.set_label("weight", fontsize=7)
+    bar.set_label("weight (1st to 99th percentile)", fontsize=7)
     bar.ax.tick_params(labelsize=6)
     uniform = 1.0 / c_cols
     if lo <= uniform <= hi:
@@ -360,7 +373,8 @@ def channel_affinity_view(rec: ChannelAffinity, width: int = 768, cmap: str = "v
                     fontsize=6, va="center")
     side.axis("off")
     lines = strongest_pairs_text(rec, pairs)
-    side.text(0.0, 1.0, "Strongest pairs\n(channel ← from: weight)\n\n" + "\n".join(lines),
+    side.text(0.0, 1.0, spread_text(rec) + "\n\nStrongest pairs\n(channel ← from: weight)\n\n"
+              + "\n".join(lines),
               va="top", ha="left", fontsize=8, family="monospace", transform=side.transAxes)
     fig.tight_layout()
     return _figure_rgb(fig)

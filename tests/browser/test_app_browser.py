@@ -70,14 +70,41 @@ def test_pretrained_weights_download_from_the_hub_then_analyse(server_url, page,
     page.screenshot(path=os.path.join(artifacts, "pretrained_botnet.png"), full_page=True)
 
 
-def test_offline_missing_weights_message_is_shown(server_url, page, flags_photo, monkeypatch,
-                                                  artifacts):
+def test_offline_weights_that_cannot_be_had_run_random_and_compare_says_which(
+        server_url, page, flags_photo, monkeypatch, artifacts):
+    """Offline: the picker says the weights cannot be had now, Analyse runs the published
+    network with random weights and says so (summary and prediction heading, no error),
+    and Compare runs the networks it can, naming the one it could not and why."""
     monkeypatch.setenv("VISATTN_OFFLINE", "1")
     open_page(page, server_url, flags_photo[1], "gcresnet50t")
+    expect(page.locator("#model input")).to_have_value(
+        "GC · gcresnet50t — weights not here and offline: runs with random weights")
+    page.locator("#model input").click()
+    expect(page.get_by_role("option", name="SE · seresnet50 — weights not here and offline: "
+                                           "runs with random weights")).to_be_visible()
+    expect(page.get_by_role("option", name="SE · tiny_se — bundled")).to_be_visible()
+    page.keyboard.press("Escape")
     page.locator("#analyse").click()
-    expect(page.get_by_text("python -m visattn download gcresnet50t").first).to_be_visible(
-        timeout=15_000)
-    page.screenshot(path=os.path.join(artifacts, "offline_error.png"))  # the toast is fixed
+    summary = page.locator("#summary")
+    expect(summary).to_contain_text("Random weights instead of pretrained ones", timeout=60_000)
+    expect(summary).to_contain_text("VISATTN_OFFLINE")
+    expect(summary).to_contain_text("python -m visattn download gcresnet50t")
+    expect(page.locator("#top5")).to_contain_text("random weights (pretrained ones cannot be had "
+                                                  "now): meaningless")
+    expect(page.locator(".toast-body")).to_have_count(0)
+    page.screenshot(path=os.path.join(artifacts, "offline_random_weights.png"))
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#cmp-models input").click()
+    page.get_by_role("option", name="GC · gcresnet50t —").click()
+    page.keyboard.press("Escape")
+    page.locator("#cmp-go").click()
+    note = page.locator("#cmp-note")
+    expect(note).to_contain_text("Not compared: gcresnet50t (their pretrained weights cannot be "
+                                 "had now: network access is off", timeout=60_000)
+    expect(page.locator("#cmp-maps img")).to_have_count(3)
+    assert "untick" not in note.inner_text().lower()
+    expect(page.locator(".toast-body")).to_have_count(0)
+    page.screenshot(path=os.path.join(artifacts, "offline_compare.png"), full_page=True)
 
 
 def test_offline_start_on_our_own_model_with_example_scenes(server_url, page, artifacts):

@@ -122,7 +122,11 @@ def crop_note(trace: Trace) -> str:
     w, h = g.image_size
     if (x1 - x0, y1 - y0) == (w, h):
         return ""
-    cut = "top and bottom" if x1 - x0 == w else "left and right" if y1 - y0 == h else "edges"
+    wide, tall = (w - (x1 - x0)) / w, (h - (y1 - y0)) / h  # the share cut away along each axis
+    sides = {"left and right": wide, "top and bottom": tall}
+    major, minor = sorted(sides, key=sides.get, reverse=True)
+    cut = major if sides[minor] == 0 else f"{major} (and a thinner band at the {minor})" \
+        if sides[minor] < sides[major] else "edges all round"
     return (f"The network sees only the centre {x1 - x0}×{y1 - y0} px of this {w}×{h} photo "
             f"(its fixed {g.input_size[0]}×{g.input_size[1]} input is a centre crop): the "
             f"dimmed {cut} were cut off and have no attention.")

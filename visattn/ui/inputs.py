@@ -19,7 +19,9 @@ from ..weights import ASSETS, TOFU_NOTE, HubFile, UrlFile, trusted_on_first_use
 EXAMPLES = sorted((ASSETS / "examples").glob("*.jpg")) + sorted((ASSETS / "examples").glob("*.png"))
 STATUS = {"bundled": "bundled", "cached": "ready", "download": "downloads {mb:.0f} MB",
           "random": "no weights published",
-          "unavailable": "weights not here and {why}: runs with random weights"}
+          "unavailable": "weights not here and {why}: {then}"}
+ANALYSE_THEN = "runs with random weights"  # what Analyse does with such a network
+COMPARE_THEN = "not compared"  # what Compare does
 REACH_WAIT_S = 1.0  # the longest a status lookup waits for a download server to answer
 REACH_TTL_S = 60.0  # how long an answer is remembered
 _REACHED: dict[tuple[str, int], tuple[float, bool]] = {}  # (host, port) -> (when, answered)
@@ -103,21 +105,22 @@ def uses_pretrained(name: str, ticked: bool) -> bool:
     return state == "bundled" or (state != "random" and bool(ticked))
 
 
-def model_choices(pretrained: bool = True) -> list[tuple[str, str]]:
+def model_choices(pretrained: bool = True, then: str = ANALYSE_THEN) -> list[tuple[str, str]]:
     """Dropdown entries 'FAMILY · name — status', grouped by family in registry order; with
-    the pretrained box unticked, networks with published weights say 'random weights'."""
+    the pretrained box unticked, networks with published weights say 'random weights';
+    `then`: what happens to a network whose weights cannot be had now."""
     families = list(dict.fromkeys(c.family for c in zoo.cards()))
-    return [(f"{c.family} · {c.name} — {_status(c, pretrained)}", c.name)
+    return [(f"{c.family} · {c.name} — {_status(c, pretrained, then)}", c.name)
             for fam in families for c in zoo.cards(fam)]
 
 
-def _status(card, pretrained: bool) -> str:
+def _status(card, pretrained: bool, then: str = ANALYSE_THEN) -> str:
     state = weights_state(card)
     if not pretrained and state in ("cached", "download", "unavailable"):
         return "random weights"
     if state == "cached" and trusted_on_first_use(card.weights):
         return TOFU_STATUS
-    return STATUS[state].format(mb=card.download_mb, why=short_reason(card))
+    return STATUS[state].format(mb=card.download_mb, why=short_reason(card), then=then)
 
 
 # ----- can the weights be had now? ----------------------------------------------------------

@@ -24,8 +24,8 @@ AFFINITY = ("Channel affinity: row c is where channel c takes its features from 
 AXES = "This block's gate over its two axes"
 AFFINITY_NOTE = ("**{key}** is a channel × channel affinity (DANet's channel attention): "
                  "channel c is replaced by a weighted sum of all {c} channels, with row c's "
-                 "weights. It has no map on the photo and no gate per channel. Strongest "
-                 "pairs (channel ← from: weight): {pairs}.")
+                 "weights ({spread}). It has no map on the photo and no gate per channel. "
+                 "Strongest pairs (channel ← from: weight): {pairs}.")
 
 
 def _image(value, label: str) -> dict:
@@ -52,7 +52,8 @@ def show_channels(session: Optional[Session], key: str, alpha: float = 0.6, cmap
     if view == "channel_affinity":
         pairs = "; ".join(render.strongest_pairs_text(rec, 5))
         return (_image(render.channel_affinity_view(rec), AFFINITY), _image(None, ""),
-                _gallery([]), AFFINITY_NOTE.format(key=rec.key, c=rec.values.shape[0], pairs=pairs))
+                _gallery([]), AFFINITY_NOTE.format(key=rec.key, c=rec.values.shape[0], pairs=pairs,
+                                                   spread=" ".join(render.spread_text(rec).split())))
     if view == "axes":
         others = [(render.axis_gate_view(r, 384), r.key) for r in peers if r is not rec]
         return (_image(render.axis_gate_view(rec), AXES), _image(None, ""),

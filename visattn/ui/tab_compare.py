@@ -12,7 +12,7 @@ from ..pipeline import analyze
 from ..records import Trace
 from ..weights import WeightsError
 from .common import FAST, MODEL, Page, Session, need, public_message, readable
-from .inputs import model_choices, unavailable_reason, uses_pretrained
+from .inputs import COMPARE_THEN, model_choices, unavailable_reason, uses_pretrained
 
 
 @lru_cache(maxsize=None)
@@ -81,10 +81,16 @@ def compared_tiles(session: Optional[Session], alpha: float, cmap: str):
              else render.fit(t.image, 384), caption) for t, v, caption in session.compared]
 
 
+def fresh(pretrained: bool):
+    """A new analysis: the old comparison is gone, and the networks' statuses are now's."""
+    return [], "", gr.Dropdown(choices=model_choices(bool(pretrained), COMPARE_THEN))
+
+
 def build_compare_tab(page: Page) -> gr.Tab:
     with gr.Tab("Compare", id="compare") as tab:
         with gr.Row():
-            models = gr.Dropdown(model_choices(), value=default_networks(3), multiselect=True,
+            models = gr.Dropdown(model_choices(then=COMPARE_THEN), value=default_networks(3),
+                                 multiselect=True,
                                  max_choices=4, label="Networks", elem_id="cmp-models")
             stage = gr.Slider(1, 4, 3, step=1, label="Stage", elem_id="cmp-stage")
         go = gr.Button("Compare on this photo", elem_id="cmp-go")
@@ -92,7 +98,7 @@ def build_compare_tab(page: Page) -> gr.Tab:
         tiles = gr.Gallery(columns=4, height="auto", format="jpeg", elem_id="cmp-maps")
     go.click(compare, [page.session, models, stage, page.pretrained, page.alpha, page.cmap],
              [tiles, note, page.session], api_visibility="private", **MODEL)
-    page.after_analysis(lambda: ([], ""), [], [tiles, note])  # a new photo: the old comparison is gone
+    page.after_analysis(fresh, [page.pretrained], [tiles, note, models])  # a new photo
     page.on_restyle("compare", compared_tiles, [page.session, page.alpha, page.cmap], [tiles])
     tab.select(lambda: "compare", None, page.tab_open, **FAST).then(
         compared_tiles, [page.session, page.alpha, page.cmap], [tiles], **FAST)
