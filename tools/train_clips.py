@@ -178,6 +178,8 @@ def main(argv=None) -> None:
     for name in MODELS if args.model == "all" else [args.model]:
         if not args.rows_only:
             train(name, args)
+        if not MODELS[name]:  # the control has no block, so no rows
+            continue
         entry = read_clips_manifest(args)[name]
         entry["rows"] = measure_rows(name, entry, args.rows_n, args)
         entry["rows_clips"] = args.rows_n
