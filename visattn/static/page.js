@@ -33,15 +33,16 @@
     }};
     const maps = doc.querySelector("#maps");
     if (visible(maps)) return {tab: "overview", el: maps, ready: () => {
-      const img = maps.querySelector("img");
-      return !!img && img.complete && img.naturalWidth > 0;
+      const img = maps.querySelector("img");  // none: a network without maps (the baseline)
+      return img ? img.complete && img.naturalWidth > 0 : performance.now() - page.asked > 150;
     }};
     const panel = Array.from(doc.querySelectorAll("[role=tabpanel]")).find(visible);
     return panel ? {tab: "other", el: panel, ready: () => true} : null;
   }
   /** After an analysis: wait (up to `ms`) until the open view is drawn, then reveal it. */
   page.bringIntoView = function (ms) {
-    const until = performance.now() + (ms || 8000);
+    page.asked = performance.now();
+    const until = page.asked + (ms || 8000);
     return new Promise(resolve => {
       const step = () => {
         const v = openView();
