@@ -12,8 +12,8 @@ from ..pipeline import analyze
 from ..records import Segmentation, Trace
 from ..weights import WeightsError
 from .common import (Session, forget_inline_photos, on_space, readable, session_id,
-                     weights_message)
-from .inputs import SEG_DEFAULT, seg_size_note, unavailable_reason, uses_pretrained
+                     md_text, weights_message)
+from .inputs import SEG_DEFAULT, seg_size_note, trust_note, unavailable_reason, uses_pretrained
 
 RANDOM_PREDICTION = "Prediction — random weights: meaningless"
 SUBSTITUTED_PREDICTION = "Prediction — random weights (pretrained ones cannot be had now): meaningless"
@@ -99,9 +99,12 @@ def summary(trace: Trace, size_note: str = "") -> str:
         if isinstance(trace.prediction, Segmentation) else ""
     w, h = trace.geometry.image_size
     maps = f"{len(trace)} map" + ("" if len(trace) == 1 else "s")
-    lines = [f"**{trace.model}** on a {w}×{h} image: {maps} captured "
+    lines = [f"**{md_text(trace.model)}** on a {w}×{h} image: {maps} captured "
              f"in {trace.elapsed_s * 1000:.0f} ms" + (f" (prediction: {kind})" if kind else "")
-             + "."] + [f"> {n}" for n in trace.notes]
+             + "."] + [f"> {n}" for n in trace.notes]  # notes are the project's own sentences
+    trust = trust_note(trace.model) if any(c.name == trace.model for c in zoo.cards()) else ""
+    if trust:
+        lines.append(f"> {trust}")
     crop = crop_note(trace)
     if crop:
         lines.append(f"> {crop}")
