@@ -266,8 +266,9 @@ class AxisGate(Record):
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class ChannelAffinity(AxisGate):
-    """A channel x channel affinity (DANet's channel attention): values (C, C), row c the
-    weights (summing to 1) with which channel c takes its features from every channel.
+    """A channel x channel affinity (DANet's channel attention): values (A, B) with
+    A = B = C, an AxisGate over ("C", "C"); row c the weights (summing to 1) with which
+    channel c takes its features from every channel.
     Drawn as a matrix with labelled axes and its strongest pairs, never as a gate chart or
     as feature maps."""
     view: ClassVar[View] = "channel_affinity"
