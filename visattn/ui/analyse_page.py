@@ -102,9 +102,8 @@ def wire_analyse(page: Page, go, tabs, summary, maps, analysed_model, queue_note
             with _LOCK:
                 _RUNNING.pop(sid, None)
         tab = next_tab(old, session, open_tab)
-        heading = getattr(prediction_label(session), "label", None) or "Prediction"
         out = [gr.skip()] * len(all_out)
-        out[:8] = [session, gr.Label(value=top, label=heading), text,
+        out[:8] = [session, top, text,
                    gallery if tab == "overview" else gr.skip(), name, tab, gr.Tabs(selected=tab),
                    ""]  # the queued network, if any, is analysed next
         now = {page.session._id: session, page.tab_open._id: tab}
@@ -121,6 +120,8 @@ def wire_analyse(page: Page, go, tabs, summary, maps, analysed_model, queue_note
     cleared = go.click(lambda: (None, "", [], ""), None, [page.top5, summary, maps, queue_note],
                        js="() => { window.visattnPage?.analysing?.(); return []; }", **FAST)  # stale
     event = cleared.then(analyse, all_in, all_out, api_visibility="private", **MODEL)
+    # the heading as its own update: Gradio 6 drops a label sent with a Label's new value
+    event.success(prediction_label, [page.session], [page.top5], **FAST)
     event.success(None, [page.model, analysed_model], None,
                   js="(m, a) => { window.visattnPage?.runQueued?.(m, a); "
                      "window.visattnPage?.bringIntoView?.(); return []; }")
