@@ -29,7 +29,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from tools.training import (cached, fit, load_half, save_half, shipped_entry,  # noqa: E402
-                            training_arguments, training_command, weights_dir)
+                            training_arguments, training_command, weights_dir,
+                            write_label_files)
 from visattn import scenes  # noqa: E402
 from visattn.models.tiny_clips import tiny_clip_net  # noqa: E402
 
@@ -155,15 +156,6 @@ def measure_rows(name: str, entry: dict, n: int, args) -> dict:
     return clip_rows(shipped, entry, n).medians()
 
 
-def write_labels(assets: Path) -> None:
-    """<assets>/labels/clips.txt and clips_palette.txt, from visattn.scenes."""
-    folder = Path(assets) / "labels"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "clips.txt").write_text("\n".join(scenes.CLIP_LABELS) + "\n", encoding="utf-8")
-    (folder / "clips_palette.txt").write_text(
-        "\n".join(" ".join(str(int(v)) for v in rgb) for rgb in scenes.CLIP_COLOURS) + "\n")
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python tools/train_clips.py",
                                 description=__doc__.splitlines()[0])
@@ -174,7 +166,7 @@ def main(argv=None) -> None:
     p.add_argument("--rows-n", type=int, default=100, help="held-out clips for the rows")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    write_labels(Path(args.assets))
+    write_label_files(Path(args.assets), "clips", scenes.CLIP_LABELS, scenes.CLIP_COLOURS)
     for name in MODELS if args.model == "all" else [args.model]:
         if not args.rows_only:
             train(name, args)

@@ -28,7 +28,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from tools.training import (cached, fit, load_half, normalised, read_manifest,  # noqa: E402
                             save_half, shipped_entry, training_arguments, training_command,
-                            weights_dir, write_manifest_entry)
+                            weights_dir, write_label_files, write_manifest_entry)
 from visattn import scenes  # noqa: E402
 from visattn.models.tiny_twins import tiny_twin_net  # noqa: E402
 
@@ -123,15 +123,6 @@ def measure_rows(model: torch.nn.Module, entry: dict, n: int) -> dict:
                      preprocess=bundled_source(entry).preprocess()).medians()
 
 
-def write_labels(assets: Path) -> None:
-    """<assets>/labels/twins.txt and twins_palette.txt, from visattn.scenes (the card's labels)."""
-    folder = Path(assets) / "labels"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "twins.txt").write_text("\n".join(scenes.TWIN_LABELS) + "\n", encoding="utf-8")
-    (folder / "twins_palette.txt").write_text(
-        "\n".join(" ".join(str(int(v)) for v in rgb) for rgb in scenes.TWIN_COLOURS) + "\n")
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python tools/train_twins.py",
                                 description=__doc__.splitlines()[0])
@@ -142,7 +133,7 @@ def main(argv=None) -> None:
     p.add_argument("--rows-n", type=int, default=500, help="held-out scenes for the rows")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    write_labels(Path(args.assets))
+    write_label_files(Path(args.assets), "twins", scenes.TWIN_LABELS, scenes.TWIN_COLOURS)
     for name in MODELS if args.model == "all" else [args.model]:
         if not args.rows_only:
             train(name, args)

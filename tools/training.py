@@ -176,6 +176,16 @@ def write_manifest_entry(entry: dict, args) -> None:
     path.write_text(json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
 
 
+def write_label_files(assets: Path, name: str, labels, colours) -> None:
+    """<assets>/labels/<name>.txt (one class per line) and <name>_palette.txt (R G B per
+    line): the class names and colours a card reads."""
+    folder = Path(assets) / "labels"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    (folder / f"{name}_palette.txt").write_text(
+        "\n".join(" ".join(str(int(v)) for v in rgb) for rgb in colours) + "\n")
+
+
 def training_arguments(p: argparse.ArgumentParser, epochs: int, train_size: int, val_size: int,
                        batch: int) -> argparse.ArgumentParser:
     """The options every VisAttn training script takes (sizes, seeds, threads, folders)."""
