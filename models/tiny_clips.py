@@ -18,22 +18,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .i3d_nl import NonLocal3d
-from .tiny_resnet import BasicBlock
-
-WIDTHS = (16, 32, 64)
+from .tiny_twins import WIDTHS, labeller_parts
 
 
 class TinyClipNet(nn.Module):
     def __init__(self, non_local: bool = True, num_classes: int = 4, widths=WIDTHS):
         super().__init__()
-        w0, w1, w2 = widths
-        self.stem = nn.Sequential(nn.Conv2d(3, w0, 3, 2, 1, bias=False), nn.BatchNorm2d(w0),
-                                  nn.ReLU(inplace=True))
-        self.layer1 = BasicBlock(w0, w1, 2, None, False)
-        self.layer2 = BasicBlock(w1, w2, 1, None, False)
-        self.nl = NonLocal3d(w2, sub_sample=True, use_scale=True) if non_local else nn.Identity()
-        self.head = nn.Sequential(nn.Conv2d(w2, w2, 1, bias=False), nn.BatchNorm2d(w2),
-                                  nn.ReLU(inplace=True), nn.Conv2d(w2, num_classes, 1))
+        for name, part in labeller_parts(num_classes, widths).items():
+            setattr(self, name, part)
+        self.nl = NonLocal3d(widths[2], sub_sample=True, use_scale=True) if non_local \
+            else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) -> (B, num_classes, T, H, W) per-pixel logits."""

@@ -21,17 +21,25 @@ from .tiny_resnet import BasicBlock
 WIDTHS = (16, 32, 64)
 
 
+def labeller_parts(num_classes: int, widths=WIDTHS) -> dict[str, nn.Module]:
+    """The per-pixel labeller both tiny labellers share (the twins' here, the clips' in
+    tiny_clips): a stride-2 stem, two basic blocks (stride 4 in all) and a 1x1 head; the
+    attention block goes between layer2 and the head."""
+    w0, w1, w2 = widths
+    return {"stem": nn.Sequential(nn.Conv2d(3, w0, 3, 2, 1, bias=False), nn.BatchNorm2d(w0),
+                                  nn.ReLU(inplace=True)),
+            "layer1": BasicBlock(w0, w1, 2, None, False),
+            "layer2": BasicBlock(w1, w2, 1, None, False),
+            "head": nn.Sequential(nn.Conv2d(w2, w2, 1, bias=False), nn.BatchNorm2d(w2),
+                                  nn.ReLU(inplace=True), nn.Conv2d(w2, num_classes, 1))}
+
+
 class TinyTwinNet(nn.Module):
     def __init__(self, non_local: bool = True, num_classes: int = 3, widths=WIDTHS):
         super().__init__()
-        w0, w1, w2 = widths
-        self.stem = nn.Sequential(nn.Conv2d(3, w0, 3, 2, 1, bias=False), nn.BatchNorm2d(w0),
-                                  nn.ReLU(inplace=True))
-        self.layer1 = BasicBlock(w0, w1, 2, None, False)
-        self.layer2 = BasicBlock(w1, w2, 1, None, False)
-        self.nl = NonLocal2d(w2) if non_local else nn.Identity()
-        self.head = nn.Sequential(nn.Conv2d(w2, w2, 1, bias=False), nn.BatchNorm2d(w2),
-                                  nn.ReLU(inplace=True), nn.Conv2d(w2, num_classes, 1))
+        for name, part in labeller_parts(num_classes, widths).items():
+            setattr(self, name, part)
+        self.nl = NonLocal2d(widths[2]) if non_local else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, num_classes, H, W) per-pixel logits."""
