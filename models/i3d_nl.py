@@ -25,6 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .mmseg_r50d8 import ConvModule
+
 NUM_CLASSES = 400
 INFLATE = ((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0))
 NON_LOCAL = ((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0))
@@ -35,22 +37,17 @@ def _triple(k):
     return (k, k, k) if isinstance(k, int) else tuple(k)
 
 
-class ConvModule3d(nn.Module):
-    """mmcv's ConvModule with Conv3d: `conv` (no bias when normed), `bn` (BN3d), ReLU."""
+class ConvModule3d(ConvModule):
+    """mmcv's ConvModule with Conv3d: `conv` (no bias when normed), `bn` (BN3d), ReLU; the
+    forward is the 2-D module's."""
 
     def __init__(self, cin: int, cout: int, kernel, stride=1, padding=0, norm: bool = True,
                  act: bool = True):
-        super().__init__()
+        nn.Module.__init__(self)
         self.conv = nn.Conv3d(cin, cout, _triple(kernel), _triple(stride), _triple(padding),
                               bias=not norm)
         self.bn = nn.BatchNorm3d(cout) if norm else None
         self.activate = nn.ReLU(inplace=True) if act else None
-
-    def forward(self, x):
-        x = self.conv(x)
-        if self.bn is not None:
-            x = self.bn(x)
-        return self.activate(x) if self.activate is not None else x
 
 
 class NonLocal3d(nn.Module):
