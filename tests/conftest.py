@@ -13,9 +13,9 @@ import torch  # noqa: E402
 torch.set_num_threads(2)
 
 
-import socket  # noqa: E402
-
 import pytest  # noqa: E402
+
+from local_servers import closed_port as free_port  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -28,12 +28,6 @@ def private_caches(tmp_path, monkeypatch):
     monkeypatch.delenv("VISATTN_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_ENDPOINT", raising=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

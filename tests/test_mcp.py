@@ -23,7 +23,7 @@ import visattn
 from visattn import render, zoo
 from visattn.records import Affinity, ChannelWeights
 
-from conftest import free_port
+from local_servers import closed_port as free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "assets" / "examples" / "scene_solid_cross.png"

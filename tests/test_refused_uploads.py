@@ -6,7 +6,6 @@ import asyncio
 import base64
 import errno
 import json
-import socket
 import time
 
 import httpx
@@ -15,22 +14,17 @@ import pytest
 from visattn import guard
 from visattn.image import DEFAULT_MAX_BYTES
 
+from local_servers import closed_port as free_port
 from page_requests import data_url_photo, join
 
 MODEL = "tiny_cbam"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def app():
     from visattn.ui import LAUNCH_OPTIONS, build
     demo = build()
-    demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True,
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                 quiet=True, **LAUNCH_OPTIONS)
     yield demo, demo.local_url.rstrip("/")
     demo.close()
