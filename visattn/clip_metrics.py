@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from .metrics import _js_divergence
+from .metrics import query_dependence, reference_cells  # noqa: F401  (the same for clips)
 from .records_video import SpaceTimeAffinity
 
 BARS = {"cross_frame_mass_ratio": (">=", 5.0), "query_dependence": (">=", 0.5)}
@@ -51,26 +51,6 @@ def cross_frame_mass_ratio(row: np.ndarray, cover: np.ndarray, t: int) -> float:
     if share <= 0:
         return float("nan")
     return float((row * other).sum() / share)
-
-
-def reference_cells(grid: tuple[int, int, int], per_axis: int = 4) -> list[int]:
-    """Reference queries: the centres of a per_axis x per_axis lattice in every time cell
-    of a (T, H, W) grid, row-major."""
-    t_n, h, w = grid
-    rows = sorted({(2 * k + 1) * h // (2 * per_axis) for k in range(per_axis)})
-    cols = sorted({(2 * k + 1) * w // (2 * per_axis) for k in range(per_axis)})
-    return [(t * h + r) * w + c for t in range(t_n) for r in rows for c in cols]
-
-
-def query_dependence(rec: SpaceTimeAffinity, cell: int, head: Optional[int] = None) -> float:
-    """Mean Jensen-Shannon divergence (bits) of query `cell`'s row to the reference cells'
-    rows (the query itself left out)."""
-    refs = [j for j in reference_cells(rec.grid) if j != cell]
-    if not refs:
-        return 0.0
-    row = rec.row(cell, head).ravel().astype(np.float64)
-    return float(np.mean([_js_divergence(row, rec.row(j, head).ravel().astype(np.float64))
-                          for j in refs]))
 
 
 @dataclass

@@ -96,16 +96,18 @@ def _js_divergence(p: np.ndarray, q: np.ndarray) -> float:
 
 def reference_cells(grid, per_axis: int = 4) -> list[int]:
     """The fixed cells every query is compared with: the centres of a per_axis x per_axis
-    lattice over the grid (fewer on small grids), row-major. The page's hover view gets
-    this list and scores with the same cells."""
-    h, w = grid
+    lattice over an (H, W) grid (fewer on small grids), in every time cell of a (T, H, W)
+    grid, row-major. The page's hover view gets this list and scores with the same cells."""
+    *frames, h, w = grid
     rows = sorted({(2 * k + 1) * h // (2 * per_axis) for k in range(per_axis)})
     cols = sorted({(2 * k + 1) * w // (2 * per_axis) for k in range(per_axis)})
-    return [r * w + c for r in rows for c in cols]
+    return [(t * h + r) * w + c for t in range(frames[0] if frames else 1)
+            for r in rows for c in cols]
 
 
 def query_dependence(aff: Pairwise, cell: int, head: Optional[int] = None) -> float:
-    """How different the row of `cell` is from the rows of the reference cells
+    """How different the row of `cell` (a cell of a photo's or a clip's grid) is from the
+    rows of the reference cells
     (`reference_cells`, the query itself left out): their mean Jensen-Shannon divergence
     in bits, 0..1. 0 = every query looks at the same places."""
     refs = [j for j in reference_cells(aff.grid) if j != cell]
