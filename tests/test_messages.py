@@ -7,30 +7,10 @@ from PIL import Image
 
 from visattn.ui import common
 
-from page_requests import data_url_photo, png_bytes
+from page_requests import data_url_photo, join, png_bytes
 
 MODEL = "tiny_nl"
 LONG = "Q" * 100_000
-
-
-def join(server_url, api_name, data, session, timeout=120):
-    """page_requests.join, with NaN and infinity written as JavaScript's JSON.stringify
-    would not, but a hostile client can (Python's json writes NaN / Infinity)."""
-    import json
-
-    import httpx
-    config = httpx.get(f"{server_url}/config", timeout=30).json()
-    fn = next(d["id"] for d in config["dependencies"] if d.get("api_name") == api_name)
-    body = {"data": data, "event_data": None, "fn_index": fn, "trigger_id": None,
-            "session_hash": session}
-    httpx.post(f"{server_url}/gradio_api/queue/join", content=json.dumps(body),
-               headers={"content-type": "application/json"}, timeout=timeout).raise_for_status()
-    with httpx.stream("GET", f"{server_url}/gradio_api/queue/data?session_hash={session}",
-                      timeout=timeout) as resp:
-        for line in resp.iter_lines():
-            if line.startswith("data:") and "process_completed" in line:
-                return json.loads(line[5:])
-    raise AssertionError("no result")
 
 
 @pytest.fixture(scope="module")
