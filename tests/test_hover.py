@@ -10,6 +10,7 @@ from PIL import Image
 import visattn
 from visattn import hover
 from visattn.records import Affinity, CrissCross, Trace, TwoHop
+import visattn.clip_metrics
 from helpers import random_photo
 
 
@@ -110,7 +111,58 @@ def test_the_payload_is_what_its_schema_says():
     data = json.loads(json.dumps(hover.payload(trace, pins=pins)))
     seen = set()
     conform(data, hover.SCHEMA, "payload", seen)
+    clip = json.loads(json.dumps(hover.payload(clip_trace(), pins=[Query("st:affinity", 5, 6, 0, 2)])))
+    conform(clip, hover.SCHEMA, "payload", seen)  # a clip: its frames, key grid, pinned frame
     assert set(schema_paths(hover.SCHEMA, "payload")) == seen
+
+
+def clip_trace(seed=0, grid=(4, 6, 5), key_grid=(2, 3, 3), heads=2, d=6, frames=8, scale=0.7):
+    """A clip's trace with one random space-time layer (pooled keys: fewer time cells than
+    frames, fewer key cells than query cells)."""
+    from visattn.records_video import Clip, SpaceTimeAffinity
+    rng = np.random.default_rng(seed)
+    rec = SpaceTimeAffinity(
+        queries=rng.normal(size=(heads, int(np.prod(grid)), d)).astype(np.float32),
+        keys=rng.normal(size=(heads, int(np.prod(key_grid)), d)).astype(np.float32),
+        key_grid=key_grid, scale=scale, layer="st", family="Non-local", name="affinity",
+        grid=grid)
+    video = rng.integers(0, 256, size=(frames, 40, 50, 3), dtype=np.uint8)
+    trace = Trace("clipnet", [rec], visattn.Geometry.keep_ratio((50, 40), 40, 50),
+                  image=video[0])
+    trace.clip = Clip(video, np.arange(frames) * 2, fps=25.0, frame_count=2 * frames)
+    return trace
+
+
+def test_a_clip_payload_has_its_frames_and_space_time_rows():
+    """A clip's payload: every frame shown, (T, h, w) query grid and (T', h', w') keys, rows
+    from the payload equal to the record's, float16 only where its rows stay within 2e-3."""
+    trace = clip_trace()
+    rec = trace.records[0]
+    data = json.loads(json.dumps(hover.payload(trace)))
+    assert data["version"] == hover.SCHEMA_VERSION >= 3
+    clip = data["clip"]
+    assert len(clip["frames"]) == 8 and clip["columns"] == 8 and clip["indices"] == list(range(0, 16, 2))
+    first = np.asarray(Image.open(io.BytesIO(base64.b64decode(clip["frames"][3].split(",")[1]))))
+    assert first.shape == (clip["height"], clip["width"], 3) == (102, 128, 3)
+    (layer,) = data["layers"]
+    assert layer["kind"] == "spacetime" and layer["grid"] == [4, 6, 5] and layer["key_grid"] == [2, 3, 3]
+    assert layer["refs"] == visattn.clip_metrics.reference_cells((4, 6, 5))
+    q, k = (decoded(layer["arrays"][name]).astype(np.float64) for name in ("queries", "keys"))
+    for cell in (0, layer["centre_cell"], 119):
+        for head in (0, 1):
+            logits = layer["scale"] * k[head] @ q[head, cell]
+            row = np.exp(logits - logits.max())
+            tol = 2e-3 * rec.row(cell, head).max() if layer["precision"] == "float16" else 1e-6
+            np.testing.assert_allclose(row / row.sum(), rec.row(cell, head).ravel(), atol=tol)
+    assert layer["precision"] == ("float16" if hover.float16_rows_error(rec) <= 2e-3 else "float32")
+
+
+def test_space_time_inputs_go_as_float16_only_where_rows_stay_within_2e_3():
+    small = clip_trace(scale=0.05).records[0]  # flat logits: float16 changes rows little
+    sharp = clip_trace(scale=40.0).records[0]  # peaked logits: float16 rounding shows
+    assert hover.float16_rows_error(small) <= 2e-3 < hover.float16_rows_error(sharp)
+    assert hover.layer_payload(small)["precision"] == "float16"
+    assert hover.layer_payload(sharp)["precision"] == "float32"
 
 
 def test_two_hop_brings_its_hops_even_when_they_are_not_listed():

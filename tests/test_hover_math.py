@@ -39,7 +39,7 @@ def test_the_module_needs_no_page():
     assert "document" not in source and "window" not in source
     assert node("return Object.keys(M).sort();", None) == sorted(
         ["PAYLOAD_VERSION", "versionProblem", "f32", "roundHalfEven", "floorDiv", "ceilDiv",
-         "decode", "Geometry", "rowOf", "peak", "nearlyUniform", "jsDivergence", "loadPayload",
+         "decode", "Geometry", "rowOf", "rowLength", "timeCell", "frameSpan", "spacetimeCell", "peak", "nearlyUniform", "jsDivergence", "loadPayload",
          "queryDependence", "barEnds"])
 
 
@@ -152,3 +152,34 @@ def test_a_newer_payload_version_is_refused_with_a_sentence():
     assert (f"made by a newer VisAttn (payload version {version + 1}); this page understands up "
             f"to {version}.") in got[2]
     assert "no version" in got[3]
+
+
+@pytest.mark.parametrize("seed, scale", [(0, 0.7), (1, 0.05), (2, 40.0)])
+def test_space_time_rows_match_python(seed, scale):
+    """A clip's rows (pooled keys, two heads and their mean), query dependence across time,
+    and the frame <-> time cell arithmetic, from the payload under Node, against
+    SpaceTimeAffinity.row, clip_metrics.query_dependence and Clip."""
+    from test_hover import clip_trace
+    from visattn import clip_metrics
+    trace = clip_trace(seed, scale=scale)
+    rec, clip = trace.records[0], trace.clip
+    data = hover.payload(trace)
+    rng = np.random.default_rng(seed)
+    asks = [(rec.key, head, int(cell)) for head in (None, 0, 1)
+            for cell in rng.choice(int(np.prod(rec.grid)), 5, replace=False)]
+    got = node(ROWS, [data, asks])
+    tol = 2e-3 if data["layers"][0]["precision"] == "float16" else 1e-5  # float32 logits in Python
+    for (key, head, cell), (row, score) in zip(asks, got):
+        want = rec.row(cell, head).ravel()
+        assert len(row) == want.size == 2 * 3 * 3
+        np.testing.assert_allclose(row, want, atol=tol * want.max())
+        assert score == pytest.approx(clip_metrics.query_dependence(rec, cell, head), abs=20 * tol)
+    pixels = [(int(f), int(x), int(y)) for f, x, y in zip(rng.integers(0, 8, 20), rng.integers(0, 50, 20),
+                                                          rng.integers(0, 40, 20))]
+    cells = node("""const [p, asks] = input, m = M.loadPayload(p), L = m.layers[p.layers[0].key];
+      return asks.map(([f, x, y]) => [M.spacetimeCell(m.geometry, L, f, 8, x, y, true),
+        M.timeCell(f, 8, 2), M.frameSpan(M.timeCell(f, 8, 2), 8, 2)]);""", [data, pixels])
+    for (f, x, y), (cell, kt, span) in zip(pixels, cells):
+        t, h, w = rec.grid
+        assert cell == rec.cell(clip.time_cell(f, t), *divmod(trace.geometry.to_grid(x, y, (h, w), clamp=True), w))
+        assert kt == clip.time_cell(f, 2) and tuple(span) == clip.frame_span(kt, 2)

@@ -29,6 +29,7 @@ class Query:
     x: int
     y: int
     head: Optional[int] = None
+    frame: Optional[int] = None  # a clip's frame (index into trace.clip.frames); None for photos
 
 
 def outside_photo(x: float, y: float, size: tuple[int, int]) -> Optional[str]:

@@ -33,13 +33,17 @@ from PIL import Image
 from . import render
 from .metrics import reference_cells
 from .records import Affinity, Pairwise, RelativePosition, SpatialMap, Trace, TwoHop
+from .records_video import SpaceTimeAffinity
 
 MAX_FLOAT32_BYTES = 2 * 2 ** 20  # a layer's inputs up to this size go as float32
 UNSEEN_GAIN = 0.35  # render.overlay darkens pixels the model did not see by this factor
 NEARLY_UNIFORM = 0.01  # a row is nearly uniform when max - min < this fraction of its max
+FLOAT16_ROW_TOLERANCE = 2e-3  # a space-time layer goes as float16 where its rows stay this close (of the row max)
+CLIP_ROW_PX = 1024  # a clip's frames are shown this wide together, per row of the grid
+CLIP_COLUMNS = 8  # at most this many frames per row
 SCRIPTS = ("hover_math.js", "hover_paint.js", "hover.js")  # the page's JavaScript, in order
 
-SCHEMA_VERSION = 2  # raise when a field is removed or changes meaning; hover_math.js's
+SCHEMA_VERSION = 3  # raise when a field is removed or changes meaning; hover_math.js's
 #                     PAYLOAD_VERSION says the newest it understands
 
 # The payload, field by field, "type: meaning"; a dict is an object, [dict] a list of them,
@@ -66,8 +70,16 @@ SCHEMA = {
                       "row is called nearly uniform",
     "alpha": "float: opacity of the row over the photo, 0..1",
     "cmap": "str: the colour map to start with, a key of luts",
+    "clip?": {"frames": "[str]: data: URLs of PNGs, the clip's sampled frames as shown (each "
+                        "render.fit to CLIP_ROW_PX / columns, enlarged when small; photo is the first)",
+              "width": "int: a shown frame's width in pixels",
+              "height": "int: a shown frame's height in pixels",
+              "columns": "int: frames per row of the view's grid",
+              "indices": "[int]: the decoded frame number of each (the sampling)",
+              "fps": "float: the source's frames per second, 0 when unknown"},
     "pins?": [{"layer": "str: a layer's key", "head": "int | null: the head, null the mean",
-               "x": "int", "y": "int: the pinned photo pixel (export.Query), in pinning order"}],
+               "x": "int", "y": "int: the pinned photo pixel (export.Query), in pinning order",
+               "frame?": "int: the pinned pixel's frame of a clip"}],
     "layers": [{
         "key": "str: the record's key in the trace (trace[key])",
         "layer": "str: the module it was captured from",
@@ -75,21 +87,27 @@ SCHEMA = {
         "title?": "str: the layer as the view names it (shown_name): the pass of a block "
                   "called more than once",
         "family": "str: the attention family",
-        "grid": "[h, w]: the query/key grid; a row is h * w long, row-major",
+        "grid": "[h, w]: the query/key grid; a row is h * w long, row-major; [T, h, w] (kind "
+                "spacetime): the query grid of a clip, time cells tiling the frames uniformly",
+        "key_grid?": "[T', h', w'] (kind spacetime): the keys the block uses (pooled keys stay "
+                     "pooled); a row is T' * h' * w' long, time cell t' covering frames "
+                     "[t' * F // T', (t' + 1) * F // T') of F",
         "heads": "int: attention heads (several: a row per head, or their mean)",
         "refs": "[int]: metrics.reference_cells(grid), the cells query dependence compares with",
         "centre_cell": "int: render.centre_cell, the query shown before anyone points",
-        "kind": "'affinity' | 'crisscross' | 'twohop' | 'distribute' | 'server': the row "
+        "kind": "'affinity' | 'crisscross' | 'twohop' | 'distribute' | 'spacetime' | 'server': the row "
                 "function the page uses; 'server': the page cannot compute these rows",
         "reason?": "str (kind server): why, said in the view",
         "precision?": "'float32' | 'float16' (kind not server): how its (or its hops') arrays travel",
-        "arrays?": {"queries?": "array (heads, h*w, d) (affinity, crisscross)",
-                    "keys?": "array (heads, h*w, d) (affinity, crisscross)",
+        "arrays?": {"queries?": "array (heads, h*w, d) (affinity, crisscross); (heads, T*h*w, d) "
+                                "(spacetime)",
+                    "keys?": "array (heads, h*w, d) (affinity, crisscross); (heads, T'*h'*w', d) "
+                             "(spacetime)",
                     "height_rel?": "array (2h - 1, d) when relative",
                     "width_rel?": "array (2w - 1, d) when relative",
                     "gather?": "array (m, h*w) (distribute): row_i = distribute[:, i] @ gather",
                     "distribute?": "array (m, h*w) (distribute)"},
-        "scale?": "float (affinity, crisscross): logits = scale * keys q",
+        "scale?": "float (affinity, crisscross, spacetime): logits = scale * keys q",
         "extra_scaled?": "bool (affinity, crisscross): relative logits are scaled too",
         "relative?": "bool (affinity, crisscross): height_rel and width_rel add BoTNet's "
                      "relative-position logits",
@@ -143,9 +161,44 @@ def mirrored(rec) -> bool:
     return _kind(rec) is not None
 
 
+def float16_rows_error(rec: SpaceTimeAffinity) -> float:
+    """The largest difference, over the reference queries' rows and heads, between the rows
+    from float16-rounded inputs and the record's own, as a fraction of each row's maximum."""
+    from .clip_metrics import reference_cells as clip_refs
+    q16 = rec.queries.astype(np.float16).astype(np.float32)
+    k16 = rec.keys.astype(np.float16).astype(np.float32)
+    worst = 0.0
+    for h in range(rec.heads):
+        cells = clip_refs(rec.grid)
+        exact = rec.keys[h] @ rec.queries[h, cells].T * rec.scale
+        rough = k16[h] @ q16[h, cells].T * np.float32(rec.scale)
+        for a, b in ((exact, rough),):
+            pa = np.exp(a - a.max(0)); pa /= pa.sum(0)
+            pb = np.exp(b - b.max(0)); pb /= pb.sum(0)
+            worst = max(worst, float(np.max(np.abs(pa - pb) / pa.max(0))))
+    return worst
+
+
+def _spacetime_payload(rec: SpaceTimeAffinity, out: dict) -> dict:
+    """A space-time record: (T, h, w) query grid, the keys' own grid, float16 inputs where
+    the rows they give stay within FLOAT16_ROW_TOLERANCE of the row maximum."""
+    from .clip_metrics import reference_cells as clip_refs
+    t_n, h, w = rec.grid
+    float16 = float16_rows_error(rec) <= FLOAT16_ROW_TOLERANCE
+    out.update(refs=clip_refs(rec.grid), centre_cell=((t_n // 2) * h + h // 2) * w + w // 2,
+               key_grid=list(rec.key_grid), precision="float16" if float16 else "float32",
+               arrays={name: encode(a, float16) for name, a in rec.arrays().items()},
+               scale=float(rec.scale))
+    return out
+
+
 def layer_payload(rec, max_float32_bytes: int = MAX_FLOAT32_BYTES) -> dict:
     """One pairwise record for the page: its kind, grid, heads, the reference cells of the
     query-dependence score, and the inputs of its rows."""
+    if isinstance(rec, SpaceTimeAffinity):
+        return _spacetime_payload(rec, {"key": rec.key, "layer": rec.layer, "name": rec.name,
+                                        "family": rec.family, "grid": list(rec.grid),
+                                        "heads": int(rec.heads), "kind": "spacetime"})
     out = {"key": rec.key, "layer": rec.layer, "name": rec.name, "family": rec.family,
            "grid": list(rec.grid), "heads": int(rec.heads),
            "refs": reference_cells(rec.grid), "centre_cell": render.centre_cell(rec),
@@ -190,7 +243,10 @@ def payload(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
     """Everything the hover view needs for one analysis (`SCHEMA`): the photo as the server
     displays it, the Geometry, the colour lookup tables, and every pairwise layer (with the
     hidden hops of two-hop records, so each can be computed)."""
-    shown = render.fit(trace.image, render.DISPLAY_CAP, enlarge=True)
+    clip = getattr(trace, "clip", None)
+    shown_clip = clip_frames(clip) if clip is not None else None
+    shown = shown_clip["shown"][0] if clip is not None else \
+        render.fit(trace.image, render.DISPLAY_CAP, enlarge=True)
     records = [r for r in trace if isinstance(r, Pairwise)]
     layers = [layer_payload(r, max_float32_bytes) for r in records]
     for layer, rec in zip(layers, records):
@@ -213,8 +269,24 @@ def payload(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
             "marker": list(render.MARKER), "unseen_gain": UNSEEN_GAIN,
             "nearly_uniform": NEARLY_UNIFORM,
             "alpha": float(alpha), "cmap": cmap, "layers": layers,
-            **({"pins": [{"layer": q.layer, "head": q.head, "x": int(q.x), "y": int(q.y)}
+            **({"clip": {k: v for k, v in shown_clip.items() if k != "shown"}}
+               if clip is not None else {}),
+            **({"pins": [{"layer": q.layer, "head": q.head, "x": int(q.x), "y": int(q.y),
+                          **({"frame": int(q.frame)} if getattr(q, "frame", None) is not None
+                             else {})}
                          for q in pins if q.layer in have]} if pins else {})}
+
+
+def clip_frames(clip) -> dict:
+    """A clip's frames as the view shows them, CLIP_COLUMNS at most per row of a grid
+    CLIP_ROW_PX wide ('shown': the arrays, the rest as in SCHEMA['clip?'])."""
+    frames = clip.frames
+    columns = min(len(frames), CLIP_COLUMNS)
+    shown = [render.fit(f, max(32, CLIP_ROW_PX // columns), enlarge=True) for f in frames]
+    return {"shown": shown, "frames": [_png_data_url(f) for f in shown],
+            "width": int(shown[0].shape[1]), "height": int(shown[0].shape[0]),
+            "columns": int(columns), "indices": [int(i) for i in clip.indices],
+            "fps": float(clip.fps)}
 
 
 @lru_cache(maxsize=None)

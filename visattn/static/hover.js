@@ -6,6 +6,10 @@
  * VisAttnMath.PAYLOAD_VERSION with a sentence. One draw per animation frame, no request to
  * the server. After each drawn row:
  *   window.visattn.lastRow = {x, y, cell, grid, row, layer, head, queryDependence}
+ * A clip (payload.clip) shows its frames together in a grid; the pointer over any frame
+ * draws that position's row on every frame at once, on one colour scale, the frames where
+ * it peaks outlined; lastRow then also has frame, key_grid and peakFrames [start, stop).
+ * Arrow keys move the query in space, [ and ] in time.
  * and, once a payload is shown (its first row drawn, or its message), window.visattn.shownAt
  * (performance.now()). Mouse: pointing moves the query, a click pins it. Touch: a finger
  * down or dragging moves the query (the page does not scroll under it), a long press pins
@@ -92,13 +96,23 @@
     }
     const model = M.loadPayload(payload);
     this.alpha = payload.alpha; this.cmap = payload.cmap;
-    return decodePhoto(payload.photo).then(photo => {
+    const clip = payload.clip;
+    const photos = clip ? Promise.all(clip.frames.map(src => decodePhoto({src, width: clip.width, height: clip.height})))
+      : decodePhoto(payload.photo).then(p => [p]);
+    return photos.then(decoded => {
+      const photo = decoded[0];
       this.model = model; this.painter = new Painter(model, photo);
-      this.canvas.width = payload.photo.width; this.canvas.height = payload.photo.height;
+      this.clip = clip ? {F: clip.frames.length, cols: clip.columns, tw: clip.width, th: clip.height,
+                          rows: Math.ceil(clip.frames.length / clip.columns), indices: clip.indices,
+                          painters: decoded.map(p => new Painter(model, p))} : null;
+      this.root.classList.toggle("va-clip", !!clip);
+      this.canvas.width = clip ? clip.width * clip.columns : payload.photo.width;
+      this.canvas.height = clip ? clip.height * this.clip.rows : payload.photo.height;
       this.image = this.ctx.createImageData(payload.photo.width, payload.photo.height);
       this.root.classList.remove("va-empty");
       this.fillControls();
-      this.pins = (payload.pins || []).map(q => ({layer: q.layer, head: q.head === undefined ? null : q.head, x: q.x, y: q.y}));
+      this.pins = (payload.pins || []).map(q => Object.assign({layer: q.layer, head: q.head === undefined ? null : q.head, x: q.x, y: q.y},
+                                                              q.frame !== undefined && q.frame !== null ? {frame: q.frame} : {}));
       this.setLayer(model.order[0]);
       this.showPinned();
       api.shownAt = performance.now();
@@ -109,7 +123,8 @@
     layerSel.innerHTML = "";
     for (const key of m.order) {
       const L = m.layers[key];
-      layerSel.add(new Option(`${L.title || key} (${L.grid[0]}×${L.grid[1]}${L.heads > 1 ? `, ${L.heads} heads` : ""})`, key));
+      const size = L.grid.join("×") + (L.key_grid ? `, keys ${L.key_grid.join("×")}` : "");
+      layerSel.add(new Option(`${L.title || key} (${size}${L.heads > 1 ? `, ${L.heads} heads` : ""})`, key));
     }
     cmapSel.innerHTML = "";
     for (const name of Object.keys(m.payload.luts)) cmapSel.add(new Option(name, name));
@@ -129,13 +144,19 @@
     this.last = null;
     this.drawBeside();
     this.drawPins();
+    if (this.clip) {  // the centre query of the middle time cell, on its first frame
+      const [T, h, w] = L.grid, hw = h * w, t = Math.floor(L.centre_cell / hw);
+      const xy = this.model.geometry.cellCentre(L.centre_cell % hw, [h, w]);
+      this.request({photo: [xy[0], xy[1], M.frameSpan(t, this.clip.F, T)[0]], t0: null});
+      return;
+    }
     this.request({photo: this.model.geometry.cellCentre(L.centre_cell, L.grid), t0: null});
   };
   HoverView.prototype.setAlpha = function (a) { this.alpha = Number(a); this.redraw(); };
   HoverView.prototype.setColormap = function (c) { this.cmap = c; this.q(".va-cmap").value = c; this.redraw(); };
   HoverView.prototype.redraw = function () {
     this.drawBeside();
-    if (this.last) { this.last = Object.assign({}, this.last, {stale: true}); this.request({photo: [this.last.x, this.last.y], t0: null}); }
+    if (this.last) { this.last = Object.assign({}, this.last, {stale: true}); this.request({photo: [this.last.x, this.last.y, this.last.frame], t0: null}); }
   };
   /** A map the layer made beside its rows (DNL's unary map), on the photo like a row. */
   HoverView.prototype.drawBeside = function () {
@@ -169,7 +190,8 @@
     if (!where || !this.model) return;
     const xy = where.photo || this.photoPixel(where.client);
     if (!xy) return;
-    this.draw(xy[0], xy[1], where.t0);
+    if (this.clip) this.drawClip(xy[0], xy[1], xy[2] || 0, where.t0);
+    else this.draw(xy[0], xy[1], where.t0);
     this.busy = true;  // until the next frame
     this.nextFrame();
   };
@@ -180,6 +202,13 @@
     const cy = (client[1] - rect.top) * this.canvas.height / rect.height;
     const [w0, h0] = this.model.geometry.size0;
     if (cx < 0 || cy < 0 || cx >= this.canvas.width || cy >= this.canvas.height) return null;
+    const C = this.clip;
+    if (C) {  // which frame of the grid, then the pixel in that frame
+      const col = Math.floor(cx / C.tw), line = Math.floor(cy / C.th), f = line * C.cols + col;
+      if (f >= C.F) return null;
+      return [Math.min(w0 - 1, Math.floor((cx - col * C.tw) * w0 / C.tw)),
+              Math.min(h0 - 1, Math.floor((cy - line * C.th) * h0 / C.th)), f];
+    }
     return [Math.min(w0 - 1, Math.floor(cx * w0 / this.canvas.width)),
             Math.min(h0 - 1, Math.floor(cy * h0 / this.canvas.height))];
   };
@@ -211,6 +240,80 @@
     api.drawn = (api.drawn || 0) + 1;
     if (t0 !== null && t0 !== undefined) this.latencies.push(performance.now() - t0);
   };
+  /** A clip: the row of pixel (x, y) of frame f, drawn on every frame at once on one colour
+   * scale (the row's own minimum and maximum over all its keys); the query cell outlined on
+   * its frame, the frames the row peaks in outlined in white. */
+  HoverView.prototype.drawClip = function (x, y, f, t0) {
+    const m = this.model, L = m.layers[this.layerKey], C = this.clip;
+    if (L.kind !== "spacetime") { this.message("This layer is not a space-time layer; its rows cannot be drawn on a clip."); return; }
+    const [T, h, w] = L.grid, kg = L.key_grid, per = kg[1] * kg[2];
+    let cell = M.spacetimeCell(m.geometry, L, f, C.F, x, y, false);
+    const outside = cell === null;
+    if (outside) cell = M.spacetimeCell(m.geometry, L, f, C.F, x, y, true);
+    const same = this.last && !this.last.stale && this.last.cell === cell && this.last.frame === f &&
+      this.last.key === this.layerKey && this.last.head === this.head;
+    const row = same ? this.last.rowValues : M.rowOf(m, L, cell, this.head);
+    const {best, hi, lo} = M.peak(row), peakFrames = M.frameSpan(Math.floor(best / per), C.F, kg[0]);
+    if (!same) {
+      const lut = m.payload.luts[this.cmap], range = [this.fromZero ? Math.min(lo, 0) : lo, hi];
+      const ctx = this.ctx;
+      for (let g = 0; g < C.F; g++) {
+        const kt = M.timeCell(g, C.F, kg[0]), painter = C.painters[g];
+        painter.paint(row.subarray(kt * per, (kt + 1) * per), [kg[1], kg[2]], this.alpha, lut, this.image, false, range);
+        if (g === f) painter.box(m.geometry.cellBox(cell % (h * w), [h, w]), this.image, m.payload.marker);
+        ctx.putImageData(this.image, (g % C.cols) * C.tw, Math.floor(g / C.cols) * C.th);
+      }
+      ctx.save();
+      ctx.font = "bold 12px sans-serif"; ctx.textBaseline = "top";
+      for (let g = 0; g < C.F; g++) {
+        const gx = (g % C.cols) * C.tw, gy = Math.floor(g / C.cols) * C.th, label = `frame ${g}`;
+        ctx.fillStyle = "rgba(0,0,0,0.6)"; ctx.fillRect(gx, gy, ctx.measureText(label).width + 8, 16);
+        ctx.fillStyle = g === f ? `rgb(${m.payload.marker.join(",")})` : "#fff"; ctx.fillText(label, gx + 4, gy + 2);
+        if (g >= peakFrames[0] && g < peakFrames[1]) {
+          ctx.strokeStyle = "#fff"; ctx.lineWidth = 3; ctx.setLineDash([6, 4]);
+          ctx.strokeRect(gx + 1.5, gy + 1.5, C.tw - 3, C.th - 3); ctx.setLineDash([]);
+        }
+      }
+      ctx.restore();
+    }
+    const score = same ? this.last.score : M.queryDependence(m, L, cell, this.head, row);
+    this.last = {x, y, frame: f, cell, key: this.layerKey, head: this.head, rowValues: row, score, outside};
+    this.clipNumbers(L, row, score, best, hi, lo, peakFrames);
+    this.drawPins();
+    const api = global.visattn || (global.visattn = {});
+    api.lastRow = {x, y, frame: f, cell, grid: L.grid.slice(), key_grid: kg.slice(), row: Array.from(row),
+                   layer: this.layerKey, head: this.head, queryDependence: score, peakFrames};
+    api.drawn = (api.drawn || 0) + 1;
+    if (t0 !== null && t0 !== undefined) this.latencies.push(performance.now() - t0);
+  };
+  /** A clip's info text: frame, pixel and cell, the frames the row peaks in, the row's share
+   * per frame (where it looks across time), query dependence. */
+  HoverView.prototype.clipNumbers = function (L, row, score, best, hi, lo, peakFrames) {
+    const m = this.model, C = this.clip, {x, y, frame, cell, outside} = this.last;
+    const [T, h, w] = L.grid, kg = L.key_grid, per = kg[1] * kg[2], hw = h * w;
+    const t = Math.floor(cell / hw), s = cell % hw, kb = best % per;
+    const shares = [];
+    for (let kt = 0; kt < kg[0]; kt++) {
+      let sum = 0;
+      for (let j = kt * per; j < (kt + 1) * per; j++) sum += row[j];
+      const [a, b] = M.frameSpan(kt, C.F, kg[0]);
+      shares.push(`${b - a > 1 ? `frames ${a}–${b - 1}` : `frame ${a}`} ${(100 * sum).toFixed(0)} %`);
+    }
+    const frames = peakFrames[1] - peakFrames[0] > 1 ? `frames ${peakFrames[0]}–${peakFrames[1] - 1}` : `frame ${peakFrames[0]}`;
+    const spread = m.payload.nearly_uniform;
+    this.q(".va-numbers").innerHTML =
+      `<p>Frame <b>${frame}</b> (decoded frame ${C.indices[frame]}), pixel <b>(${x}, ${y})</b> → cell <b>(time ${t}, row ${Math.floor(s / w)}, col ${s % w})</b> of the ${T}×${h}×${w} grid` +
+      (outside ? " — outside the region the model saw; the nearest cell is shown" : "") + ".</p>" +
+      `<p>Row maximum <b>${fmt(hi)}</b> in <b>${frames}</b> (outlined), key (row ${Math.floor(kb / kg[2])}, col ${kb % kg[2]}) of the ${kg[1]}×${kg[2]} key grid.` +
+      (M.nearlyUniform(hi, lo, spread) ? ` The row is nearly uniform (spread under ${spread * 100} % of its maximum).` : "") + "</p>" +
+      `<p>Where it looks across time: ${shares.join(", ")}.</p>` +
+      `<p>Query dependence <b>${score.toFixed(3)}</b> (0 = the same row wherever and whenever you point, 1 = specific to this position).</p>`;
+    const bar = this.q(".va-ramp"), lut = m.payload.luts[this.cmap], stops = [];
+    for (let k = 0; k <= 16; k++) { const i = Math.min(255, k * 16) * 3; stops.push(`rgb(${lut[i]},${lut[i + 1]},${lut[i + 2]})`); }
+    bar.style.background = `linear-gradient(to right, ${stops.join(",")})`;
+    const [a, b] = M.barEnds(this.fromZero ? Math.min(lo, 0) : lo, hi);
+    this.q(".va-lo").textContent = a; this.q(".va-hi").textContent = b;
+  };
   /** The info text of the last query: its pixel and cell, where its row peaks, whether the
    * row is nearly uniform, its query dependence; for a layer the server draws, the pixel. */
   HoverView.prototype.numbers = function (L, row, score) {
@@ -236,8 +339,24 @@
   HoverView.prototype.key = function (e) {
     const step = {ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0]}[e.key];
     if (e.key === "Enter" || e.key === " ") { e.preventDefault(); this.pin(); return; }
+    if (this.clip && this.model && this.last && (e.key === "[" || e.key === "]")) {  // time
+      e.preventDefault();
+      const f = Math.min(this.clip.F - 1, Math.max(0, this.last.frame + (e.key === "]" ? 1 : -1)));
+      this.request({photo: [this.last.x, this.last.y, f], t0: e.timeStamp});
+      this.flush();
+      return;
+    }
     if (!step || !this.model || !this.last) return;
     e.preventDefault();
+    if (this.clip) {  // space, in the query's frame
+      const L = this.model.layers[this.layerKey], [, h, w] = L.grid, geo = this.model.geometry, s = this.last.cell % (h * w);
+      const r = Math.min(h - 1, Math.max(0, Math.floor(s / w) + step[0])), c = Math.min(w - 1, Math.max(0, s % w + step[1]));
+      const xy = geo.cellCentre(r * w + c, [h, w]);
+      if (geo.toGrid(xy[0], xy[1], [h, w], true) !== r * w + c) return;
+      this.request({photo: [xy[0], xy[1], this.last.frame], t0: e.timeStamp});
+      this.flush();
+      return;
+    }
     const L = this.model.layers[this.layerKey], [h, w] = L.grid, geo = this.model.geometry;
     const r = Math.min(h - 1, Math.max(0, Math.floor(this.last.cell / w) + step[0]));
     const c = Math.min(w - 1, Math.max(0, this.last.cell % w + step[1]));
@@ -249,7 +368,8 @@
   HoverView.prototype.pin = function () {
     if (!this.last || !this.model) return;
     const q = {layer: this.layerKey, head: this.head, x: this.last.x, y: this.last.y};
-    const same = p => p.layer === q.layer && p.head === q.head && p.x === q.x && p.y === q.y;
+    if (this.clip) q.frame = this.last.frame;
+    const same = p => p.layer === q.layer && p.head === q.head && p.x === q.x && p.y === q.y && p.frame === q.frame;
     if (!this.pins.some(same)) this.pins.push(q);
     this.drawPins(); this.showPinned(q);
     if (this.options.onPin) this.options.onPin(q);
@@ -262,22 +382,25 @@
     const m = this.model, c = this.canvas;
     layer.style.width = c.clientWidth + "px"; layer.style.height = c.clientHeight + "px";
     if (!m || !c.clientWidth) return;
-    const [w0, h0] = m.geometry.size0;
+    const [w0, h0] = m.geometry.size0, C = this.clip;
     this.pins.forEach((p, k) => {
       if (p.layer !== this.layerKey) return;
       const mark = document.createElement("span");
       mark.className = "va-pin-mark"; mark.textContent = String(k + 1);
-      mark.style.left = ((p.x + 0.5) * c.clientWidth / w0) + "px";
-      mark.style.top = ((p.y + 0.5) * c.clientHeight / h0) + "px";
+      const f = C ? (p.frame || 0) : 0, sx = C ? C.tw / c.width * c.clientWidth : c.clientWidth;
+      const sy = C ? C.th / c.height * c.clientHeight : c.clientHeight;
+      const ox = C ? (f % C.cols) * sx : 0, oy = C ? Math.floor(f / C.cols) * sy : 0;
+      mark.style.left = (ox + (p.x + 0.5) * sx / w0) + "px";
+      mark.style.top = (oy + (p.y + 0.5) * sy / h0) + "px";
       layer.appendChild(mark);
     });
   };
   /** The pinned queries in a line ("Pinned: 1 (x, y) …"), the newest said first. */
   HoverView.prototype.showPinned = function (newest) {
-    const text = this.pins.map((p, k) => `${k + 1} (${p.x}, ${p.y})` +
+    const text = this.pins.map((p, k) => `${k + 1} (${p.x}, ${p.y}${p.frame !== undefined && p.frame !== null ? `, frame ${p.frame}` : ""})` +
       (p.layer !== this.layerKey ? ` on ${this.titleOf(p.layer)}` : "")).join(", ");
     this.q(".va-pinned").textContent = this.pins.length
-      ? (newest ? `Pinned pixel (${newest.x}, ${newest.y}). ` : "") + `Pinned: ${text}.` : "";
+      ? (newest ? `Pinned pixel (${newest.x}, ${newest.y}${newest.frame !== undefined ? ` of frame ${newest.frame}` : ""}). ` : "") + `Pinned: ${text}.` : "";
   };
   HoverView.prototype.titleOf = function (key) {
     const L = this.model && this.model.layers[key];

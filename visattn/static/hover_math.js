@@ -5,6 +5,8 @@
  *   Geometry (visattn/geometry.py)   pixel <-> cell, cell boxes and centres, grid -> display sampling
  *   record rows (visattn/records.py) Affinity (+ relative positions), CrissCross, TwoHop,
  *                                    Distribute; several heads -> their mean
+ *   SpaceTimeAffinity (records_video.py)  a clip's (T, h, w) query -> its row over the
+ *                                    (T', h', w') keys; Clip.frame_span / time_cell
  *   analysis.query_dependence        mean Jensen-Shannon divergence to the reference cells
  *   hover.nearly_uniform             a row whose spread is under a fraction of its maximum
  */
@@ -15,7 +17,7 @@
   "use strict";
 
   /** The newest payload version (hover.SCHEMA_VERSION) this code understands. */
-  const PAYLOAD_VERSION = 2;
+  const PAYLOAD_VERSION = 3;
 
   /** Why this code cannot show a payload (a sentence for the view), or null if it can. */
   function versionProblem(payload) {
@@ -203,11 +205,38 @@
     }
   }
 
-  const ONE_HEAD = {affinity: affinityRow, crisscross: crissCrossRow, distribute: distributeRow};
+  /** SpaceTimeAffinity.logits + softmax for one head: scale * K q_i over the M keys. */
+  function spacetimeRow(L, i, head, out) {
+    const [T, h, w] = L.grid, n = T * h * w, m = rowLength(L), d = L.d;
+    const qo = (head * n + i) * d, ko = head * m * d;
+    for (let j = 0; j < m; j++) out[j] = dotRows(L.keys, ko + j * d, L.queries, qo, d) * L.scale;
+    softmaxInPlace(out, 0, m);
+  }
+
+  /** How long a layer's rows are: its keys (a space-time layer's key grid), else its grid. */
+  function rowLength(L) {
+    const g = L.key_grid || L.grid;
+    return g.reduce((a, b) => a * b, 1);
+  }
+
+  /** Clip.time_cell: the time cell (of `cells`) that frame f of F falls in. */
+  function timeCell(f, frames, cells) { return Math.floor(f * cells / frames); }
+  /** Clip.frame_span: the frames [start, stop) of F that time cell t of `cells` covers. */
+  function frameSpan(t, frames, cells) {
+    return [Math.floor(t * frames / cells), Math.floor((t + 1) * frames / cells)];
+  }
+  /** A space-time layer's query cell of photo pixel (x, y) in frame f of F frames. */
+  function spacetimeCell(geometry, L, f, frames, x, y, clamp) {
+    const [T, h, w] = L.grid, s = geometry.toGrid(x, y, [h, w], clamp);
+    return s === null ? null : timeCell(f, frames, T) * h * w + s;
+  }
+
+  const ONE_HEAD = {affinity: affinityRow, crisscross: crissCrossRow, distribute: distributeRow,
+                    spacetime: spacetimeRow};
 
   /** Row of a layer with several heads: head null -> the mean of the heads' rows. */
   function rowOf(model, L, i, head) {
-    const n = L.grid[0] * L.grid[1], out = new Float64Array(n);
+    const n = rowLength(L), out = new Float64Array(n);
     if (L.kind === "twohop") return twoHopRow(model, L, i);
     const one = ONE_HEAD[L.kind];
     if (!one) throw new Error("no row function for " + L.kind);
@@ -302,5 +331,5 @@
   }
 
   return {PAYLOAD_VERSION, versionProblem, f32, roundHalfEven, floorDiv, ceilDiv, decode, Geometry,
-          rowOf, peak, nearlyUniform, jsDivergence, loadPayload, queryDependence, barEnds};
+          rowOf, rowLength, timeCell, frameSpan, spacetimeCell, peak, nearlyUniform, jsDivergence, loadPayload, queryDependence, barEnds};
 });

@@ -1,6 +1,7 @@
 /* VisAttn hover view, its drawing: a row on the photo as render.overlay and
  * render.draw_box draw it (bilinear upsampling, min-max, colour lookup table, blend,
- * darkened unseen region, query-cell outline), into an ImageData-like {data} buffer.
+ * darkened unseen region, query-cell outline), into an ImageData-like {data} buffer. A
+ * clip's row is painted frame by frame on one colour scale (paint's `range`).
  * Needs VisAttnMath (hover_math.js) loaded first; the global VisAttnPaint in a page.
  */
 (function (root, factory) {
@@ -58,7 +59,7 @@
   };
   /** render.map_on_image + overlay: the row resampled onto the photo (float32, as
    * cv2.remap gives it), min-max over the seen pixels, lookup table, blend; unseen dimmed. */
-  Painter.prototype.paint = function (row, grid, alpha, lut, out, fromZero) {
+  Painter.prototype.paint = function (row, grid, alpha, lut, out, fromZero, range) {
     const S = this.sampler(grid), W = this.w, H = this.h, wg = grid[1];
     const {x: sx, y: sy, tmp, heat} = S, x0 = sx.from, x1 = sx.to;
     for (let r = 0; r < grid[0]; r++) {
@@ -76,6 +77,7 @@
       }
     }
     if (fromZero) lo = Math.min(lo, 0);  // render.normalize(from_zero=True)
+    if (range) { lo = range[0]; hi = range[1]; }  // one scale for many frames (a clip's row)
     const span = f32(hi - lo), flat = !(hi - lo >= 1e-12), table = this.blend(alpha);
     const lr = new Uint8Array(256), lg = new Uint8Array(256), lb = new Uint8Array(256);
     for (let k = 0; k < 256; k++) { lr[k] = lut[3 * k]; lg[k] = lut[3 * k + 1]; lb[k] = lut[3 * k + 2]; }

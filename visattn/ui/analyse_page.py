@@ -21,6 +21,7 @@ import gradio as gr
 from .. import zoo
 from ..records import Pairwise
 from .analyse_button import prediction_label, run_analysis
+from .clip_input import run_video_analysis
 from .common import FAST, MODEL, Page, keys, readable, session_id
 
 SIGNATURE_TABS = ("nonlocal", "overview")
@@ -73,7 +74,7 @@ def input_extras(model: str, start: str):
 def wire_analyse(page: Page, go, tabs, summary, maps, analysed_model, queue_note):
     """The Analyse button's events (the page's, not /analyze). Returns the analysis event."""
     base = [page.image, page.model, page.pretrained, page.seg_size, page.alpha, page.cmap,
-            page.tab_open, page.session]
+            page.tab_open, page.session, page.clip, page.source]
     fixed = [page.session, page.top5, summary, maps, analysed_model, page.tab_open, tabs, queue_note]
     extra_in, plans, extra_out = [], [], []
     ids = lambda comps: [c._id for c in comps]  # noqa: E731
@@ -91,13 +92,17 @@ def wire_analyse(page: Page, go, tabs, summary, maps, analysed_model, queue_note
 
     @readable
     def analyse(*values):
-        image, model, pretrained, seg_size, alpha, cmap, open_tab, old = values[:8]
+        image, model, pretrained, seg_size, alpha, cmap, open_tab, old, clip, source = values[:10]
         sid = session_id()
         with _LOCK:
             _RUNNING[sid] = model
         try:
-            session, top, text, gallery, name = run_analysis(image, model, pretrained, seg_size,
-                                                             alpha, cmap)
+            if source == "clip":  # the input given last (ui.clip_input)
+                session, top, text, gallery, name = run_video_analysis(clip, model, pretrained,
+                                                                       alpha, cmap)
+            else:
+                session, top, text, gallery, name = run_analysis(image, model, pretrained,
+                                                                 seg_size, alpha, cmap)
         finally:
             with _LOCK:
                 _RUNNING.pop(sid, None)

@@ -47,6 +47,8 @@ class Page:
     alpha: Any
     cmap: Any
     top5: Any
+    clip: Any = None  # the clip input (ui.clip_input)
+    source: Any = None  # State: 'photo' | 'clip', the input given last (Analyse analyses it)
     refreshers: list = field(default_factory=list)
     restylers: list = field(default_factory=list)
 

@@ -76,7 +76,8 @@ def photo_input(payload) -> Optional[Union[str, bytes]]:
 def default_model() -> tuple[str, str]:
     """(model, note): the first pretrained network already cached, else VisAttn's own
     bundled network that shows the most, with a sentence saying why."""
-    cards = zoo.cards()
+    from .clip_input import clip_names
+    cards = [c for c in zoo.cards() if c.name not in clip_names()]  # a photo's networks
     for card in cards:
         if card.source.library != "visattn" and card.availability() == "cached":
             return card.name, ""
@@ -105,13 +106,17 @@ def uses_pretrained(name: str, ticked: bool) -> bool:
     return state == "bundled" or (state != "random" and bool(ticked))
 
 
-def model_choices(pretrained: bool = True, then: str = ANALYSE_THEN) -> list[tuple[str, str]]:
+def model_choices(pretrained: bool = True, then: str = ANALYSE_THEN,
+                  clips: bool = False) -> list[tuple[str, str]]:
     """Dropdown entries 'FAMILY · name — status', grouped by family in registry order; with
     the pretrained box unticked, networks with published weights say 'random weights';
-    `then`: what happens to a network whose weights cannot be had now."""
-    families = list(dict.fromkeys(c.family for c in zoo.cards()))
+    `then`: what happens to a network whose weights cannot be had now. `clips`: the clip
+    networks (ui.clip_input), else the photo networks."""
+    from .clip_input import clip_names
+    takes = (lambda c: c.name in clip_names()) if clips else (lambda c: c.name not in clip_names())
+    families = list(dict.fromkeys(c.family for c in zoo.cards() if takes(c)))
     return [(f"{c.family} · {c.name} — {_status(c, pretrained, then)}", c.name)
-            for fam in families for c in zoo.cards(fam)]
+            for fam in families for c in zoo.cards(fam) if takes(c)]
 
 
 def _status(card, pretrained: bool, then: str = ANALYSE_THEN) -> str:
@@ -221,7 +226,8 @@ def pretrained_box(name: str, ticked: bool):
 
 def picker(name: str, ticked: bool):
     """The network picker with statuses that follow the pretrained box."""
-    return gr.Dropdown(choices=model_choices(bool(ticked)), value=name)
+    from .clip_input import is_clip_network
+    return gr.Dropdown(choices=model_choices(bool(ticked), clips=is_clip_network(name)), value=name)
 
 
 def seg_size_note(size: int) -> str:

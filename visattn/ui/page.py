@@ -23,6 +23,7 @@ from .inputs import (EXAMPLES, SEG_CHOICES, SEG_DEFAULT, default_model, model_ch
                      photo_upload,
                      picker, pretrained_box, published, start_example)
 from .tab_nonlocal import build_nonlocal_tab
+from .clip_input import CLIP_NOTE, run_video_analysis, video_input, wire_inputs
 from .tab_spatial import build_spatial_tab
 
 TITLE = "VisAttn — see what attention modules inside CNNs do"
@@ -36,8 +37,11 @@ def build_inputs(start: str, note: str):
     """Photo (left) and network, weights, size, Analyse, prediction, summary (right)."""
     with gr.Row():
         with gr.Column(scale=3):
-            image = photo_upload(label="Photo", elem_id="photo", height=340,
-                                 value=start_example(start))
+            with gr.Row():
+                image = photo_upload(label="Photo", elem_id="photo", height=340,
+                                     value=start_example(start))
+                clip = video_input()
+            gr.Markdown(CLIP_NOTE, elem_id="clip-note")
             if EXAMPLES:
                 gr.Examples([[str(p)] for p in EXAMPLES], [image], label="Examples",
                             examples_per_page=14)
@@ -54,7 +58,7 @@ def build_inputs(start: str, note: str):
             queue_note = gr.Markdown(elem_id="queue-note")
             summary = gr.Markdown(elem_id="summary")
             top5 = gr.Label(num_top_classes=5, label="Prediction", elem_id="top5")
-    return image, model, pretrained, seg_size, go, top5, summary, start_note, queue_note
+    return image, model, pretrained, seg_size, go, top5, summary, start_note, queue_note, clip
 
 
 @readable
@@ -70,13 +74,14 @@ def build() -> gr.Blocks:
                    delete_cache=(600, int(visitors.TTL_S))) as demo:
         session = gr.State(None, time_to_live=visitors.TTL_S, delete_callback=visitors.session_ended)
         gr.Markdown(f"# {TITLE}\n{INTRO}")
-        image, model, pretrained, seg_size, go, top5, summary, start_note, queue_note = \
+        image, model, pretrained, seg_size, go, top5, summary, start_note, queue_note, clip = \
             build_inputs(start, note)
+        source = gr.State("photo")  # the input given last
         with gr.Row():
             alpha = gr.Slider(0.0, 1.0, 0.5, step=0.05, label="Overlay opacity", elem_id="alpha")
             cmap = gr.Radio(COLORMAPS, value="jet", label="Colour map", elem_id="cmap")
         page = Page(session, gr.State(first_tab), image, model, pretrained, seg_size, alpha, cmap,
-                    top5)
+                    top5, clip, source)
         analysed_model = gr.Textbox(visible=False)  # /analyze's 4th answer: the network's name
         with gr.Tabs(selected=first_tab) as tabs:
             with gr.Tab("Overview", id="overview") as overview:
@@ -97,6 +102,14 @@ def build() -> gr.Blocks:
         analysed.append(api_go.click(run_analysis, [image, model, pretrained, seg_size, alpha, cmap],
                                      [session, top5, summary, maps, analysed_model],
                                      api_name="analyze", **MODEL))
+        with gr.Row(visible=False):  # /analyze_video for API clients (any clip network's name)
+            api_clip_go, api_clip_model = gr.Button("analyze_video"), gr.Textbox(label="model")
+            api_clip_pretrained = gr.Checkbox(True, label="pretrained")
+        analysed.append(api_clip_go.click(run_video_analysis, [clip, api_clip_model,
+                                                               api_clip_pretrained, alpha, cmap],
+                                          [session, top5, summary, maps, analysed_model],
+                                          api_name="analyze_video", **MODEL))
+        wire_inputs(page)
         wire(page, analysed, [alpha.input, cmap.input])
         shown = wire_analyse(page, go, tabs, summary, maps, analysed_model, queue_note)
         shown.success(picker, [model, pretrained], [model], **FAST)  # statuses after a download

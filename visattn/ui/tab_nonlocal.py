@@ -81,6 +81,9 @@ def pinned_text(session: Session) -> str:
         lines.append("**Pinned queries** (in the export):")
     for n, q in enumerate(session.queries, 1):
         rec = trace[q.layer]
+        if len(rec.grid) == 3:  # a clip's space-time layer (ui.clip_input)
+            lines.append(clip_pin_line(trace, rec, q, n))
+            continue
         cell = trace.geometry.to_grid(q.x, q.y, rec.grid, clamp=True)
         r, c = divmod(cell, rec.grid[1])
         head = head_name(rec, q.head)
@@ -103,13 +106,34 @@ def pin_query(session: Optional[Session], alpha: float, cmap: str, evt: gr.Event
         raise gr.Error(f"The pinned pixel {refusal}")
     if head is not None and not (isinstance(head, int) and 0 <= head < rec.heads):
         raise gr.Error(f"{layer} has {rec.heads} head(s); head {head!r} does not exist.")
-    query = Query(rec.key, x, y, head)
+    frame = data.get("frame")
+    clip = getattr(session.trace, "clip", None)
+    if clip is not None and not (isinstance(frame, int) and 0 <= frame < len(clip.frames)):
+        raise gr.Error(f"The pinned frame is one of 0 to {len(clip.frames) - 1}.")
+    query = Query(rec.key, x, y, head, frame if clip is not None else None)
     session.queries = pin(session.queries, query)
     fallback = gr.update(visible=False)
     if not hover.mirrored(rec):
         image, _, session = show_affinity(session, rec.key, head_choice(head), (x, y), alpha, cmap)
         fallback = gr.update(value=image, visible=True)
     return pinned_text(session), fallback, session
+
+
+def clip_pin_line(trace: Trace, rec, q: Query, n: int) -> str:
+    """A pinned query of a clip with the server's numbers: its cell, the frames its row
+    peaks in, its query dependence across time."""
+    from ..clip_metrics import query_dependence
+    frames = len(trace.clip.frames)
+    t = trace.clip.time_cell(q.frame or 0, rec.grid[0])
+    s = trace.geometry.to_grid(q.x, q.y, rec.frame_grid, clamp=True)
+    cell = rec.cell(t, *divmod(s, rec.grid[2]))
+    row = rec.row(cell, q.head)
+    peak = int(np.unravel_index(int(np.argmax(row)), row.shape)[0])
+    a, b = trace.clip.frame_span(peak, rec.key_grid[0])
+    where = f"frame {a}" if b - a == 1 else f"frames {a}–{b - 1}"
+    return (f"{n}. pixel ({q.x}, {q.y}) of frame {q.frame} on `{q.layer}`, {head_name(rec, q.head)} "
+            f"→ cell (time {t}, row {s // rec.grid[2]}, col {s % rec.grid[2]}); its row peaks in "
+            f"{where} of {frames}, query dependence {query_dependence(rec, cell, q.head):.3f}")
 
 
 def pairwise_record(session: Session, layer: str):

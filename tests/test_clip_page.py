@@ -1,0 +1,72 @@
+"""Clips through the page's API (issue 23): /analyze_video beside /analyze and /affinity, a
+sentence for a file that is no clip or a photo network given a clip, and the network list
+that follows the input (photo networks for a photo, clip networks for a clip)."""
+import cv2
+import numpy as np
+import pytest
+
+from visattn import scenes
+from visattn.ui import clip_input, inputs
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _leave_the_zoo_as_found():
+    yield
+    from visattn import zoo_video
+    zoo_video.forget_cards()
+
+
+@pytest.fixture
+def client(server_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    from gradio_client import Client
+    return Client(server_url, verbose=False, analytics_enabled=False,
+                  download_files=str(tmp_path / "downloads"))
+
+
+def webm(tmp_path, seed=2):
+    frames = scenes.moving_clip(seed).frames
+    path = tmp_path / "clip.webm"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), 4, (64, 64))
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def test_analyze_video_beside_analyze_and_affinity(client, tmp_path):
+    from gradio_client import handle_file
+    names = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/analyze", "/affinity", "/analyze_video"} <= set(names)
+    params = [p["parameter_name"] for p in names["/analyze_video"]["parameters"]]
+    assert params[:3] == ["video_path", "model_name", "pretrained"]
+    top, summary, gallery, name = client.predict(handle_file(str(webm(tmp_path))),
+                                                 "tiny_nl_clips", True, api_name="/analyze_video")
+    assert name == "tiny_nl_clips" and "4 frames of this clip" in summary
+    assert len(gallery) == 4  # the frames the network saw (no still thumbnail of a space-time row)
+
+
+def test_bad_clips_and_photo_networks_get_sentences(client, tmp_path):
+    from gradio_client import handle_file
+    still = tmp_path / "still.mp4"
+    ok, png = cv2.imencode(".png", np.zeros((20, 20, 3), np.uint8))
+    still.write_bytes(png.tobytes())
+    with pytest.raises(Exception, match=r"(?i)still image|not a video"):
+        client.predict(handle_file(str(still)), "tiny_nl_clips", True,
+                       api_name="/analyze_video")
+    with pytest.raises(Exception, match="tiny_nl is a photo network; for a clip choose one of .*tiny_nl_clips"):
+        client.predict(handle_file(str(webm(tmp_path))), "tiny_nl", True,
+                       api_name="/analyze_video")
+
+
+def test_the_network_list_follows_the_input():
+    clip_input.ensure_clip_cards()
+    clips = {v for _, v in inputs.model_choices(clips=True)}
+    photos = {v for _, v in inputs.model_choices()}
+    assert clips == set(clip_input.clip_names()) >= {"tiny_nl_clips", "i3d_nl_r50_kinetics400"}
+    assert not clips & photos and "tiny_nl" in photos
+    assert clip_input.choose_for("clip", "tiny_nl", True).value == "tiny_nl_clips"
+    assert clip_input.choose_for("clip", "i3d_nl_r50_kinetics400", True).value == "i3d_nl_r50_kinetics400"
+    back = clip_input.choose_for("photo", "tiny_nl_clips", True)
+    assert back.value not in clips and {v for _, v in back.choices} == photos
+    assert inputs.default_model()[0] not in clips
