@@ -28,7 +28,9 @@ def add(sub, names: argparse.ArgumentParser, batch: argparse.ArgumentParser) -> 
     add_network_options(s)
     s.add_argument("images", nargs="+", metavar="IMAGE",
                    help="photo files (JPEG, PNG, ...) or folders of them; photos listed in "
-                        "OUT/analyzed.csv by an earlier run are skipped")
+                        "OUT/analyzed.csv by an earlier run are skipped; or clips (mp4, "
+                        "webm, gif, ... or a zip of frames) for a clip network such as "
+                        "tiny_nl_clips")
     s.add_argument("--layers", default="*", metavar="PATTERN",
                    help="only records whose key matches this shell pattern, e.g. '*spatial*' "
                         "or 'layer4.*' (default: all)")
@@ -56,6 +58,54 @@ def export_one(trace, folder: Path, args) -> list:
     return export_folder(trace, folder, queries, args.cmap, args.layers, args.html)
 
 
+CLIP_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mkv", ".mov", ".m4v", ".zip")
+
+
+def is_clip(arg: str) -> bool:
+    """A video file or a zip of frames (a folder stays a folder of photos)."""
+    return Path(arg).suffix.lower() in CLIP_SUFFIXES
+
+
+def run_clips(args, clips: list) -> int:
+    """Each clip through visattn.analyze_video -> OUT/<clip name>/: meta.json (model, the
+    frames sampled, each space-time layer's grids), frames/*.png as the network saw them,
+    and with --html viewer.html (every frame, the row of any position on all of them,
+    offline). A clip that cannot be read is said and skipped; exit 1 if any was."""
+    import json
+
+    from PIL import Image
+
+    from .. import zoo_video
+    from ..hover import viewer_html
+    from ..video import VideoError, analyze_video
+    from ..names import safe_name
+    zoo_video.ensure_cards()
+    net = open_from_args(args)  # unknown model, missing weights: said once, before any clip
+    out, failures = Path(args.out), []
+    for arg in clips:
+        try:
+            trace = analyze_video(arg, net)
+        except (VideoError, ValueError, OSError) as exc:
+            failures.append(arg)
+            print(f"FAILED {arg}: {_sentence(exc)}", file=sys.stderr)
+            continue
+        folder = out / safe_name(Path(arg).stem, "clip")
+        (folder / "frames").mkdir(parents=True, exist_ok=True)
+        for k, rgb in enumerate(trace.clip.frames):
+            Image.fromarray(rgb).save(folder / "frames" / f"{k:03d}.png")
+        layers = [{"key": r.key, "grid": list(r.grid), "key_grid": list(getattr(r, "key_grid", r.grid)),
+                   "heads": int(r.heads)} for r in trace if len(getattr(r, "grid", ())) == 3]
+        meta = {"model": trace.model, "clip": Path(arg).name, "frames": len(trace.clip.frames),
+                "indices": [int(i) for i in trace.clip.indices], "fps": trace.clip.fps,
+                "layers": layers}
+        (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+        if args.html:
+            (folder / "viewer.html").write_text(viewer_html(trace, cmap=args.cmap), encoding="utf-8")
+        print(f"ok {arg} -> {folder} ({len(trace.clip.frames)} frames, {len(layers)} space-time layers)")
+    print(f"{len(clips) - len(failures)} of {len(clips)} clips analysed; results in {out}")
+    return 1 if failures else 0
+
+
 def run(args) -> int:
     """Photos through a DataLoader, a batched forward, one folder per photo."""
     from tqdm.auto import tqdm
@@ -65,6 +115,13 @@ def run(args) -> int:
     from ..folders import batch_length, batches
     from ..ledger import Ledger
     from ..pipeline import analyze_batch
+    clips = [a for a in args.images if is_clip(a)]
+    if clips:  # a video file, or a zip of frames: analyze_video, one folder per clip
+        if len(clips) != len(args.images):
+            print("give photos and clips in separate runs (a clip network takes clips, a photo "
+                  "network photos)", file=sys.stderr)
+            return 2
+        return run_clips(args, clips)
     args.device = distributed.rank_device(args.device)  # torchrun: this process's GPU
     net = open_from_args(args)  # unknown model, missing weights: said once, before any photo
     world = distributed.start(of_module(net.module))
