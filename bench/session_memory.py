@@ -116,7 +116,7 @@ class Visitor:
         self._stop.set()
 
 
-def visitors(url: str, fn: int, n: int, size: tuple[int, int], conn) -> None:
+def analysing_visitors(url: str, fn: int, n: int, size: tuple[int, int], conn) -> None:
     """The browsers, in a process of their own (their memory is not the server's): each
     analyses its photo and keeps its heartbeat open; all leave when told to."""
     tabs, seconds = [], []
@@ -218,7 +218,7 @@ def run(n: int, megapixels: float, keep_full: bool) -> dict:
         before = rss_mb()
         ctx = multiprocessing.get_context("spawn")
         here, there = ctx.Pipe()
-        browsers = ctx.Process(target=visitors, args=(url, fn, n, (width, height), there))
+        browsers = ctx.Process(target=analysing_visitors, args=(url, fn, n, (width, height), there))
         browsers.start()
         status, seconds = here.recv()
         if status != "alive":

@@ -58,12 +58,11 @@ def export_one(trace, folder: Path, args) -> list:
     return export_folder(trace, folder, queries, args.cmap, args.layers, args.html)
 
 
-CLIP_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mkv", ".mov", ".m4v", ".zip")
-
-
-def is_clip(arg: str) -> bool:
-    """A video file or a zip of frames (a folder stays a folder of photos)."""
-    return Path(arg).suffix.lower() in CLIP_SUFFIXES
+def is_clip_network(model: str) -> bool:
+    """Does --model name a network of clips (its inputs go through analyze_video; a photo
+    network reads every input as a photo, an animated GIF's first frame included)?"""
+    from ..zoo_video import cards
+    return model in {card.name for card in cards()}
 
 
 def run_clips(args, clips: list) -> int:
@@ -115,13 +114,8 @@ def run(args) -> int:
     from ..folders import batch_length, batches
     from ..ledger import Ledger
     from ..pipeline import analyze_batch
-    clips = [a for a in args.images if is_clip(a)]
-    if clips:  # a video file, or a zip of frames: analyze_video, one folder per clip
-        if len(clips) != len(args.images):
-            print("give photos and clips in separate runs (a clip network takes clips, a photo "
-                  "network photos)", file=sys.stderr)
-            return 2
-        return run_clips(args, clips)
+    if is_clip_network(args.model):  # videos or zips of frames: analyze_video, a folder each
+        return run_clips(args, list(args.images))
     args.device = distributed.rank_device(args.device)  # torchrun: this process's GPU
     net = open_from_args(args)  # unknown model, missing weights: said once, before any photo
     world = distributed.start(of_module(net.module))

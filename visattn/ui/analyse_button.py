@@ -3,6 +3,7 @@ the overview gallery."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Optional, Union
 
 import gradio as gr
@@ -99,7 +100,8 @@ def summary(trace: Trace, size_note: str = "") -> str:
         if isinstance(trace.prediction, Segmentation) else ""
     w, h = trace.geometry.image_size
     maps = f"{len(trace)} map" + ("" if len(trace) == 1 else "s")
-    lines = [f"**{md_text(trace.model)}** on a {w}×{h} image: {maps} captured "
+    name = trace.model if re.fullmatch(r"[\w.-]+", trace.model) else md_text(trace.model)
+    lines = [f"**{name}** on a {w}×{h} image: {maps} captured "
              f"in {trace.elapsed_s * 1000:.0f} ms" + (f" (prediction: {kind})" if kind else "")
              + "."] + [f"> {n}" for n in trace.notes]  # notes are the project's own sentences
     trust = trust_note(trace.model) if any(c.name == trace.model for c in zoo.cards()) else ""
