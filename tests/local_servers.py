@@ -84,6 +84,15 @@ def serve(routes: dict[str, Route]) -> Iterator[ThreadingHTTPServer]:
         server.server_close()
 
 
+def in_own_loop(coro):
+    """Run a coroutine to its end in a thread of its own: the browser tests' Playwright keeps
+    an event loop running in the main thread for the whole session, where asyncio.run fails."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def closed_port() -> int:
     """A port on 127.0.0.1 that nothing listens on."""
     with socket.socket() as s:

@@ -4,7 +4,6 @@ with typed arguments and descriptions that say what each attention family is; th
 numbers equal the library's (visattn.analyze, Affinity.row) on the same photo."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import json
@@ -23,7 +22,7 @@ import visattn
 from visattn import render, zoo
 from visattn.records import Affinity, ChannelWeights
 
-from local_servers import closed_port as free_port
+from local_servers import closed_port as free_port, in_own_loop
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "assets" / "examples" / "scene_solid_cross.png"
@@ -71,7 +70,7 @@ def calls(url: str, steps: list) -> list:
                     text = res.content[0].text
                     out.append(("error", text) if res.isError else json.loads(text))
         return out
-    return asyncio.run(go())
+    return in_own_loop(go())
 
 
 def photo_url() -> str:

@@ -2,7 +2,6 @@
 before they are read in full; a data: URL refused by the loader is dropped from the
 session at once (Gradio keeps every input's last value in the session's record); a full
 disk under Gradio's upload route is a sentence, not a bare HTTP 500."""
-import asyncio
 import base64
 import errno
 import json
@@ -14,7 +13,7 @@ import pytest
 from visattn import guard
 from visattn.image import DEFAULT_MAX_BYTES
 
-from local_servers import closed_port as free_port
+from local_servers import closed_port as free_port, in_own_loop
 from page_requests import data_url_photo, join
 
 MODEL = "tiny_cbam"
@@ -121,7 +120,7 @@ def test_a_full_disk_under_a_route_is_a_sentence_not_a_bare_500():
         return {"type": "http.request", "body": b"abc", "more_body": False}
 
     scope = {"type": "http", "headers": [(b"content-length", b"3")]}
-    asyncio.run(guard.RequestGuard(route)(scope, receive, send))
+    in_own_loop(guard.RequestGuard(route)(scope, receive, send))
     assert sent[0]["status"] == 507
     text = json.loads(sent[1]["body"])["error"]
     assert "disk is full" in text and len(text) <= 200
