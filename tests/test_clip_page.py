@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from visattn import scenes
+from visattn import scenes, zoo_video
 from visattn.ui import clip_input, inputs
 
 
@@ -63,7 +63,7 @@ def test_the_network_list_follows_the_input():
     clip_input.ensure_clip_cards()
     clips = {v for _, v in inputs.model_choices(clips=True)}
     photos = {v for _, v in inputs.model_choices()}
-    assert clips == set(clip_input.clip_names()) >= {"tiny_nl_clips", "i3d_nl_r50_kinetics400"}
+    assert clips == set(zoo_video.names()) >= {"tiny_nl_clips", "i3d_nl_r50_kinetics400"}
     assert not clips & photos and "tiny_nl" in photos
     assert clip_input.choose_for("clip", "tiny_nl", True).value == "tiny_nl_clips"
     assert clip_input.choose_for("clip", "i3d_nl_r50_kinetics400", True).value == "i3d_nl_r50_kinetics400"

@@ -30,7 +30,7 @@ from .ablation import AttentionError, AttentionLeftOn, attention_off
 from .geometry import Geometry
 from .image import ImageError, load_image
 from .opener import Network, open_network
-from .pipeline import analyze
+from .pipeline import analyze, analyze_video
 from .preprocess import Preprocess, prepare
 from .records import (Affinity, AxisGate, BranchWeights, ChannelAffinity, ChannelWeights, CrissCross,
                       Distribute,
@@ -39,7 +39,7 @@ from .records import (Affinity, AxisGate, BranchWeights, ChannelAffinity, Channe
 from .registry import Family, register_attention
 from .records_video import Clip, SpaceTimeAffinity
 from .trace_file import load, save
-from .video import VideoError, analyze_video, load_clip
+from .video import VideoError, load_clip
 from .version import __version__
 
 __all__ = ["__version__", "analyze", "analyze_video", "load_clip", "VideoError", "Clip", "SpaceTimeAffinity", "open_network", "Network", "save", "load", "load_image", "ImageError", "Geometry", "Preprocess", "prepare",

@@ -100,7 +100,7 @@ def clip_rows(model, entry: dict, n: int, seed: int = 0, layer: Optional[str] = 
     manifest entry (`val_data_seed`), each run through visattn.analyze_video (a module of
     yours gets the entry's preprocessing)."""
     from . import scenes
-    from .video import analyze_video
+    from .pipeline import analyze_video
     rng, out = np.random.default_rng(seed), ClipRows()
     pre = None if isinstance(model, str) else entry_preprocess(entry)
     for j in range(n):

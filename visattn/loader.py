@@ -8,7 +8,7 @@ import contextlib
 import hashlib
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 import torch.nn as nn
@@ -17,9 +17,6 @@ from . import weights
 from .device import DeviceLike
 from .device import resolve as resolve_device
 from .weights import BundledFile, Progress, WeightsError
-
-if TYPE_CHECKING:
-    from .zoo import ModelCard
 
 
 def seed_of(name: str) -> int:
@@ -37,7 +34,7 @@ def seeded(name: str) -> Iterator[None]:
         yield
 
 
-def build(card: "ModelCard", pretrained: bool = True,
+def build(card, pretrained: bool = True,
           progress: Optional[Progress] = None) -> nn.Module:
     """A new eval-mode model; with `pretrained`, its published weights fetched, verified
     and loaded strictly (a missing or unexpected key is an error, never a silent skip).
@@ -60,7 +57,7 @@ def build(card: "ModelCard", pretrained: bool = True,
     return model.eval()
 
 
-def _load_strictly(card: "ModelCard", model: nn.Module, path) -> None:
+def _load_strictly(card, model: nn.Module, path) -> None:
     state = weights.load_state_dict(path)
     if card.source.adapt is not None:
         state = card.source.adapt(state)
@@ -74,7 +71,7 @@ def _load_strictly(card: "ModelCard", model: nn.Module, path) -> None:
                            f"{len(unexpected)} unexpected {unexpected[:3]}.")
 
 
-def fetch_verified(card: "ModelCard", progress: Optional[Progress] = None):
+def fetch_verified(card, progress: Optional[Progress] = None):
     """The card's weight file, downloaded if needed and verified by its hash (weights.fetch;
     a file without a published hash against the sha256 recorded at VisAttn's own download)
     and, without a published hash, by one strict load of every key. Raises WeightsError."""
@@ -116,7 +113,7 @@ class _ModelCache:
 _MODELS = _ModelCache()
 
 
-def load(card: "ModelCard", pretrained: bool = True, progress: Optional[Progress] = None,
+def load(card, pretrained: bool = True, progress: Optional[Progress] = None,
          device: DeviceLike = "cpu") -> nn.Module:
     """The shared, eval-mode model of a card on `device` (None: CUDA if available, else
     the CPU), kept in a small LRU keyed by name, weights and device. Raises WeightsError

@@ -1,4 +1,4 @@
-"""The upload flow as one call: image in, Trace out (the network opened by opener)."""
+"""The upload flow as one call: image (or clip) in, Trace out (the network opened by opener)."""
 from __future__ import annotations
 
 import time
@@ -12,6 +12,7 @@ from .image import DEFAULT_MAX_PIXELS, ImageSource, load_image
 from .opener import RANDOM_NOTE, Network, PreprocessLike, open_network  # noqa: F401 (RANDOM_NOTE: its old home)
 from .preprocess import prepare
 from .records import Trace
+from .video import MAX_BYTES, ClipSource, Sampling, load_clip, sampling_for
 from .weights import Progress
 
 
@@ -70,3 +71,42 @@ def analyze_batch(x, images: Sequence, geometries: Sequence,
     for trace, rgb in zip(traces, images):
         net.complete(trace, rgb)
     return traces
+
+
+def analyze_video(source: ClipSource, model, *, pretrained: bool = True,
+                  sampling: Optional[Sampling] = None, device=None, progress=None,
+                  preprocess=None, max_bytes: int = MAX_BYTES):
+    """Run a video network on a clip and capture every attention map: a Trace whose
+    space-time records (`SpaceTimeAffinity`) have (T, h, w) query grids, `trace.clip`
+    the sampled frames (and which frames they were), `trace.geometry` one frame's mapping
+    to the model input.
+
+    >>> trace = visattn.analyze_video("clip.mp4", "i3d_nl_r50_kinetics400")
+    >>> rec = trace.select(visattn.SpaceTimeAffinity)[0]; rec.row(rec.cell(1, 7, 7))
+
+    `sampling` defaults to the network's own (I3D: 32x2x1); `model` is anything
+    `visattn.open_network` opens (`pretrained`, `device`, `progress`, `preprocess` are
+    passed to it; each frame is prepared like a photo).
+    """
+    import torch
+
+    from . import zoo_video
+    start = time.perf_counter()
+    zoo_video.ensure_cards()
+    net = open_network(model, pretrained=pretrained, progress=progress, device=device,
+                       preprocess=preprocess)
+    clip = load_clip(source, sampling or sampling_for(net.name), max_bytes)
+    tensors, geometry = [], None
+    for rgb in clip.frames:
+        x, geometry = prepare(rgb, net.preprocess)
+        tensors.append(x)
+    x = torch.stack(tensors, dim=2)  # (1, 3, T, H, W)
+    param = next(net.module.parameters(), None)
+    if param is not None:
+        x = x.to(param.device)
+    trace = capture.run_batch(net.module, x, geometries=[geometry], labels=net.labels,
+                              name=net.name)[0]
+    net.complete(trace, clip.frames[0])
+    trace.clip = clip
+    trace.elapsed_s = time.perf_counter() - start
+    return trace

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,42 +269,3 @@ def load_clip(source: ClipSource, sampling: Optional[Sampling] = None,
 
 
 # ----- analysis -----------------------------------------------------------------------
-def analyze_video(source: ClipSource, model, *, pretrained: bool = True,
-                  sampling: Optional[Sampling] = None, device=None, progress=None,
-                  preprocess=None, max_bytes: int = MAX_BYTES):
-    """Run a video network on a clip and capture every attention map: a Trace whose
-    space-time records (`SpaceTimeAffinity`) have (T, h, w) query grids, `trace.clip`
-    the sampled frames (and which frames they were), `trace.geometry` one frame's mapping
-    to the model input.
-
-    >>> trace = visattn.analyze_video("clip.mp4", "i3d_nl_r50_kinetics400")
-    >>> rec = trace.select(visattn.SpaceTimeAffinity)[0]; rec.row(rec.cell(1, 7, 7))
-
-    `sampling` defaults to the network's own (I3D: 32x2x1); `model` is anything
-    `visattn.open_network` opens (`pretrained`, `device`, `progress`, `preprocess` are
-    passed to it; each frame is prepared like a photo).
-    """
-    import torch
-
-    from . import capture, zoo_video
-    from .opener import open_network
-    from .preprocess import prepare
-    start = time.perf_counter()
-    zoo_video.ensure_cards()
-    net = open_network(model, pretrained=pretrained, progress=progress, device=device,
-                       preprocess=preprocess)
-    clip = load_clip(source, sampling or sampling_for(net.name), max_bytes)
-    tensors, geometry = [], None
-    for rgb in clip.frames:
-        x, geometry = prepare(rgb, net.preprocess)
-        tensors.append(x)
-    x = torch.stack(tensors, dim=2)  # (1, 3, T, H, W)
-    param = next(net.module.parameters(), None)
-    if param is not None:
-        x = x.to(param.device)
-    trace = capture.run_batch(net.module, x, geometries=[geometry], labels=net.labels,
-                              name=net.name)[0]
-    net.complete(trace, clip.frames[0])
-    trace.clip = clip
-    trace.elapsed_s = time.perf_counter() - start
-    return trace

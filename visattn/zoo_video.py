@@ -102,6 +102,16 @@ def cards() -> list:
     return out
 
 
+def names() -> tuple[str, ...]:
+    """The clip networks' names, in their cards' order."""
+    return tuple(card.name for card in cards())
+
+
+def is_clip_network(name: str) -> bool:
+    """Does `name` take clips (its inputs go through analyze_video), not photos?"""
+    return name in names()
+
+
 def register_samplings() -> None:
     register_sampling(I3D_NAME, I3D_SAMPLING)
     for entry in clip_entries().values():

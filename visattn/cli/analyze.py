@@ -58,13 +58,6 @@ def export_one(trace, folder: Path, args) -> list:
     return export_folder(trace, folder, queries, args.cmap, args.layers, args.html)
 
 
-def is_clip_network(model: str) -> bool:
-    """Does --model name a network of clips (its inputs go through analyze_video; a photo
-    network reads every input as a photo, an animated GIF's first frame included)?"""
-    from ..zoo_video import cards
-    return model in {card.name for card in cards()}
-
-
 def run_clips(args, clips: list) -> int:
     """Each clip through visattn.analyze_video -> OUT/<clip name>/: meta.json (model, the
     frames sampled, each space-time layer's grids), frames/*.png as the network saw them,
@@ -76,7 +69,8 @@ def run_clips(args, clips: list) -> int:
 
     from .. import zoo_video
     from ..hover import viewer_html
-    from ..video import VideoError, analyze_video
+    from ..pipeline import analyze_video
+    from ..video import VideoError
     from ..names import safe_name
     zoo_video.ensure_cards()
     net = open_from_args(args)  # unknown model, missing weights: said once, before any clip
@@ -114,7 +108,10 @@ def run(args) -> int:
     from ..folders import batch_length, batches
     from ..ledger import Ledger
     from ..pipeline import analyze_batch
-    if is_clip_network(args.model):  # videos or zips of frames: analyze_video, a folder each
+    from ..zoo_video import is_clip_network
+    # a clip network reads its inputs as clips (videos, zips of frames), a photo network as
+    # photos (an animated GIF's first frame included)
+    if is_clip_network(args.model):
         return run_clips(args, list(args.images))
     args.device = distributed.rank_device(args.device)  # torchrun: this process's GPU
     net = open_from_args(args)  # unknown model, missing weights: said once, before any photo

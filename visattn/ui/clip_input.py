@@ -14,7 +14,10 @@ from typing import Optional
 import gradio as gr
 
 from .. import render, visitors, zoo
-from ..video import VideoError, analyze_video
+from ..pipeline import analyze_video
+from ..video import VideoError
+from ..zoo_video import is_clip_network
+from ..zoo_video import names as clip_names
 from ..weights import WeightsError
 from .analyse_button import substituted_note, summary
 from .common import Session, readable, session_id, weights_message
@@ -28,16 +31,6 @@ CLIP_NOTE = ("**Photo or clip:** Analyse analyses whichever you gave last. The n
 
 
 @lru_cache(maxsize=1)
-def clip_names() -> tuple[str, ...]:
-    """The clip networks' names, in their cards' order."""
-    from ..zoo_video import cards
-    return tuple(c.name for c in cards())
-
-
-def is_clip_network(name: str) -> bool:
-    return name in clip_names()
-
-
 def ensure_clip_cards() -> None:
     """The clip networks join the zoo (their statuses, pretrained box, analysis)."""
     from ..zoo_video import ensure_cards

@@ -76,7 +76,7 @@ def photo_input(payload) -> Optional[Union[str, bytes]]:
 def default_model() -> tuple[str, str]:
     """(model, note): the first pretrained network already cached, else VisAttn's own
     bundled network that shows the most, with a sentence saying why."""
-    from .clip_input import clip_names
+    from ..zoo_video import names as clip_names
     cards = [c for c in zoo.cards() if c.name not in clip_names()]  # a photo's networks
     for card in cards:
         if card.source.library != "visattn" and card.availability() == "cached":
@@ -112,7 +112,7 @@ def model_choices(pretrained: bool = True, then: str = ANALYSE_THEN,
     the pretrained box unticked, networks with published weights say 'random weights';
     `then`: what happens to a network whose weights cannot be had now. `clips`: the clip
     networks (ui.clip_input), else the photo networks."""
-    from .clip_input import clip_names
+    from ..zoo_video import names as clip_names
     takes = (lambda c: c.name in clip_names()) if clips else (lambda c: c.name not in clip_names())
     families = list(dict.fromkeys(c.family for c in zoo.cards() if takes(c)))
     return [(f"{c.family} · {c.name} — {_status(c, pretrained, then)}", c.name)
@@ -226,7 +226,7 @@ def pretrained_box(name: str, ticked: bool):
 
 def picker(name: str, ticked: bool):
     """The network picker with statuses that follow the pretrained box."""
-    from .clip_input import is_clip_network
+    from ..zoo_video import is_clip_network
     return gr.Dropdown(choices=model_choices(bool(ticked), clips=is_clip_network(name)), value=name)
 
 
