@@ -10,6 +10,11 @@
  * draws that position's row on every frame at once, on one colour scale, the frames where
  * it peaks outlined; lastRow then also has frame, key_grid and peakFrames [start, stop).
  * Arrow keys move the query in space, [ and ] in time.
+ * "All layers and heads at once" (photos): a grid of small canvases, one per pairwise layer
+ * and head (and each layer's mean of heads where it has several), each drawing the same
+ * query pixel's row with its own colour scale; the pointer over the photo or over any small
+ * canvas moves the query, a click on one shows its layer and head large. After each move:
+ *   window.visattn.lastRows = [{key, head, cell, grid, row}] (head null: the mean of heads)
  * and, once a payload is shown (its first row drawn, or its message), window.visattn.shownAt
  * (performance.now()). Mouse: pointing moves the query, a click pins it. Touch: a finger
  * down or dragging moves the query (the page does not scroll under it), a long press pins
@@ -23,6 +28,7 @@
   // ----- the view -----------------------------------------------------------------------------
   const fmt = v => Number(v.toPrecision(3)).toString();
   const LONG_PRESS_MS = 550, TAP_SLOP_PX = 10;
+  const ALL_PX = 200;  // the longer side of each small canvas of the all-layers grid
 
   function HoverView(root, options) {
     this.root = root; this.options = options || {};
@@ -76,6 +82,31 @@
     this.q(".va-cmap").addEventListener("change", e => this.setColormap(e.target.value));
     this.q(".va-alpha").addEventListener("input", e => this.setAlpha(Number(e.target.value)));
     this.q(".va-zero").addEventListener("change", e => { this.fromZero = e.target.checked; this.redraw(); });
+    this.q(".va-all-on").addEventListener("change", e => this.setAll(e.target.checked));
+    const grid = this.q(".va-all");
+    const over = (e, client) => {  // a small canvas shows the whole photo: its pixel is the query
+      const t = e.target.closest && e.target.closest("canvas");
+      if (!t || !this.model || this.clip) return null;
+      const r = t.getBoundingClientRect(), [w0, h0] = this.model.geometry.size0;
+      const [px, py] = client || [e.clientX, e.clientY];
+      const fx = (px - r.left) / r.width, fy = (py - r.top) / r.height;
+      if (!(fx >= 0 && fx < 1 && fy >= 0 && fy < 1)) return null;
+      return [Math.min(w0 - 1, Math.floor(fx * w0)), Math.min(h0 - 1, Math.floor(fy * h0))];
+    };
+    const move = e => { this.gridPointer = [e.clientX, e.clientY]; const xy = over(e); if (xy) this.request({photo: xy, t0: e.timeStamp}); };
+    grid.addEventListener("pointermove", move);
+    grid.addEventListener("pointerdown", e => { if (e.pointerType === "touch") { e.preventDefault(); move(e); } });
+    grid.addEventListener("click", e => {  // that layer and head, large, at the same query
+      const p = this.gridPointer, near = p && Math.abs(p[0] - e.clientX) <= 1 && Math.abs(p[1] - e.clientY) <= 1;
+      const fig = e.target.closest && e.target.closest("figure"), xy = over(e, near ? p : null);
+      if (!fig || !xy || !this.all) return;
+      const entry = this.all.entries[Number(fig.dataset.index)];
+      if (entry.key !== this.layerKey) this.setLayer(entry.key);
+      this.head = this.model.layers[entry.key].heads > 1 ? entry.head : null;
+      this.q(".va-head").value = this.head === null ? "mean" : String(this.head);
+      this.last = null;
+      this.request({photo: xy, t0: e.timeStamp});
+    });
   };
   HoverView.prototype.message = function (text) { this.q(".va-msg").textContent = text || ""; };
 
@@ -88,6 +119,7 @@
       this.model = null; this.canvas.width = 0; this.canvas.height = 0;
       this.q(".va-numbers").textContent = ""; this.q(".va-layer").innerHTML = ""; this.q(".va-head").innerHTML = "";
       this.q(".va-beside").hidden = true; this.q(".va-pinned").textContent = "";
+      this.buildAll();
       this.root.classList.add("va-empty");
       this.drawPins();
       this.message(refused || (payload && payload.message) || this.idle);
@@ -101,7 +133,7 @@
       : decodePhoto(payload.photo).then(p => [p]);
     return photos.then(decoded => {
       const photo = decoded[0];
-      this.model = model; this.painter = new Painter(model, photo);
+      this.model = model; this.painter = new Painter(model, photo); this.photoPixels = photo;
       this.clip = clip ? {F: clip.frames.length, cols: clip.columns, tw: clip.width, th: clip.height,
                           rows: Math.ceil(clip.frames.length / clip.columns), indices: clip.indices,
                           painters: decoded.map(p => new Painter(model, p))} : null;
@@ -111,6 +143,7 @@
       this.image = this.ctx.createImageData(payload.photo.width, payload.photo.height);
       this.root.classList.remove("va-empty");
       this.fillControls();
+      this.buildAll();
       this.pins = (payload.pins || []).map(q => Object.assign({layer: q.layer, head: q.head === undefined ? null : q.head, x: q.x, y: q.y},
                                                               q.frame !== undefined && q.frame !== null ? {frame: q.frame} : {}));
       this.setLayer(model.order[0]);
@@ -152,6 +185,84 @@
     }
     this.request({photo: this.model.geometry.cellCentre(L.centre_cell, L.grid), t0: null});
   };
+  /** The all-layers grid on or off (the checkbox); a clip's space-time layers stay out. */
+  HoverView.prototype.setAll = function (on) {
+    this.allOn = !!on; this.q(".va-all-on").checked = this.allOn;
+    this.buildAll();
+    if (this.all && this.last) this.request({photo: [this.last.x, this.last.y], t0: null});
+  };
+  /** One small canvas per (pairwise layer, head), and per layer's mean of heads where it
+   * has several, in layer rows; each paints with a Painter of the photo at its small size. */
+  HoverView.prototype.buildAll = function () {
+    const box = this.q(".va-all"), note = this.q(".va-all-msg"), m = this.model;
+    box.innerHTML = ""; this.all = null; note.textContent = "";
+    const api = global.visattn || (global.visattn = {});
+    api.lastRows = null;
+    if (!this.allOn || !m) { box.hidden = true; return; }
+    if (this.clip) {
+      box.hidden = true;
+      note.textContent = "The all-layers grid shows photos; a clip's space-time layers are shown one at a time above.";
+      return;
+    }
+    const P = m.payload.photo, k = Math.min(1, ALL_PX / Math.max(P.width, P.height));
+    const sw = Math.max(1, Math.round(P.width * k)), sh = Math.max(1, Math.round(P.height * k));
+    const full = document.createElement("canvas"); full.width = P.width; full.height = P.height;
+    full.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(this.photoPixels), P.width, P.height), 0, 0);
+    const small = document.createElement("canvas"); small.width = sw; small.height = sh;
+    const sctx = small.getContext("2d", {willReadFrequently: true});
+    sctx.imageSmoothingQuality = "high"; sctx.drawImage(full, 0, 0, sw, sh);
+    const smallModel = {payload: Object.assign({}, m.payload, {photo: {width: sw, height: sh}}), geometry: m.geometry};
+    const entries = [];
+    let columns = 1, skipped = 0;
+    for (const key of m.order) {
+      const L = m.layers[key];
+      if (L.kind === "server" || L.kind === "spacetime") { skipped++; continue; }
+      const heads = [];
+      for (let h = 0; h < L.heads; h++) heads.push(h);
+      if (L.heads > 1) heads.push(null);
+      columns = Math.max(columns, heads.length);
+      heads.forEach((head, col) => {
+        const fig = document.createElement("figure"), c = document.createElement("canvas"), cap = document.createElement("figcaption");
+        c.width = sw; c.height = sh;
+        const label = `${this.titleOf(key)} · ${head === null ? "mean of heads" : `head ${head}`}`;
+        cap.textContent = label; cap.title = label; c.setAttribute("role", "img"); c.setAttribute("aria-label", label);
+        fig.dataset.index = String(entries.length); fig.dataset.key = key; fig.dataset.head = head === null ? "mean" : String(head);
+        if (col === 0) fig.style.gridColumnStart = "1";
+        fig.append(c, cap); box.appendChild(fig);
+        entries.push({key, head, fig, ctx: c.getContext("2d")});
+      });
+    }
+    box.style.gridTemplateColumns = `repeat(${columns}, minmax(0, 1fr))`;
+    box.hidden = !entries.length;
+    if (!entries.length) note.textContent = "No layer of this analysis has rows the page computes.";
+    else if (skipped) note.textContent = `${skipped} layer${skipped > 1 ? "s" : ""} the page cannot compute ${skipped > 1 ? "are" : "is"} left out of the grid.`;
+    this.all = {entries, painter: new Painter(smallModel, sctx.getImageData(0, 0, sw, sh).data),
+                image: new ImageData(sw, sh), drawnFor: null};
+  };
+  /** Every small canvas: the row of photo pixel (x, y) in its layer and head, its own colour
+   * scale (min to max, or from 0), the query cell outlined; then window.visattn.lastRows. */
+  HoverView.prototype.drawAll = function (x, y) {
+    const A = this.all, m = this.model, lut = m.payload.luts[this.cmap], rows = [];
+    const cells = {};
+    for (const key of new Set(A.entries.map(e => e.key))) cells[key] = m.geometry.toGrid(x, y, m.layers[key].grid, true);
+    const state = JSON.stringify([cells, this.alpha, this.cmap, !!this.fromZero, this.layerKey, this.head]);
+    const same = A.drawnFor === state;
+    for (let i = 0; i < A.entries.length; i++) {
+      const e = A.entries[i], L = m.layers[e.key], cell = cells[e.key];
+      const row = same ? A.rows[i].values : M.rowOf(m, L, cell, e.head);
+      if (!same) {
+        A.painter.paint(row, L.grid, this.alpha, lut, A.image, this.fromZero);
+        A.painter.box(m.geometry.cellBox(cell, L.grid), A.image, m.payload.marker);
+        e.ctx.putImageData(A.image, 0, 0);
+        e.fig.classList.toggle("va-all-shown", e.key === this.layerKey && (L.heads === 1 || e.head === this.head));
+      }
+      rows.push({key: e.key, head: e.head, cell, grid: L.grid.slice(), values: row});
+    }
+    A.rows = rows; A.drawnFor = state;
+    const api = global.visattn || (global.visattn = {});
+    api.lastRows = rows.map(r => ({key: r.key, head: r.head, cell: r.cell, grid: r.grid, x, y, row: Array.from(r.values)}));
+    api.drawnAll = (api.drawnAll || 0) + 1;
+  };
   HoverView.prototype.setAlpha = function (a) { this.alpha = Number(a); this.redraw(); };
   HoverView.prototype.setColormap = function (c) { this.cmap = c; this.q(".va-cmap").value = c; this.redraw(); };
   HoverView.prototype.redraw = function () {
@@ -191,7 +302,7 @@
     const xy = where.photo || this.photoPixel(where.client);
     if (!xy) return;
     if (this.clip) this.drawClip(xy[0], xy[1], xy[2] || 0, where.t0);
-    else this.draw(xy[0], xy[1], where.t0);
+    else { this.draw(xy[0], xy[1], where.t0); if (this.all) this.drawAll(xy[0], xy[1]); }
     this.busy = true;  // until the next frame
     this.nextFrame();
   };

@@ -1,0 +1,86 @@
+"""Every layer and head at once, in a real browser: after Analyse, the hover view's
+all-layers grid draws one small canvas per (pairwise layer, head) pair (and each layer's
+mean of heads where it has several); pointing at the photo moves the query of every
+canvas, and `window.visattn.lastRows` holds the rows the page computed, which must be the
+server's rows of the same pixel (visattn.analyze, then rec.row), with no request to the
+server while pointing."""
+import os
+
+import numpy as np
+import pytest
+from playwright.sync_api import expect
+
+import visattn
+from visattn.records import Pairwise
+from test_nonlocal_browser import analyse, hover_to, make_photo, open_hover
+
+pytestmark = pytest.mark.browser
+
+NETWORKS = [("tiny_nl", True), ("botnet26t_256", False)]
+
+
+def expected_pairs(trace) -> list:
+    """(key, head) of every canvas the grid should show: each head, then the mean of heads
+    where there are several."""
+    pairs = []
+    for rec in trace:
+        if isinstance(rec, Pairwise):
+            pairs += [(rec.key, h) for h in range(rec.heads)] + ([(rec.key, None)] if rec.heads > 1 else [])
+    return pairs
+
+
+@pytest.mark.parametrize("model, pretrained", NETWORKS)
+def test_every_layer_and_head_follows_the_pointer(server_url, page, tmp_path, artifacts, model, pretrained):
+    photo = make_photo(tmp_path, 300, 200)
+    trace = visattn.analyze(photo, model, pretrained=pretrained)
+    records = {rec.key: rec for rec in trace if isinstance(rec, Pairwise)}
+    pairs = expected_pairs(trace)
+    assert pairs and (model != "botnet26t_256" or len(pairs) >= 3 * 4)
+    analyse(page, server_url, photo, model, pretrained)
+    open_hover(page)
+    canvas = page.locator("#nl-hover .va-canvas")  # the photo; the grid's canvases follow it
+    page.locator("#nl-hover .va-all-on").check()
+    grid = page.locator("#nl-hover .va-all")
+    expect(grid).to_be_visible()
+    expect(grid.locator("canvas")).to_have_count(len(pairs))
+    captions = grid.locator("figcaption").all_inner_texts()
+    assert all(" · head " in c or c.endswith(" · mean of heads") for c in captions), captions
+    canvas.scroll_into_view_if_needed()
+
+    api_calls = []
+    page.on("request", lambda r: api_calls.append(r.url) if "/gradio_api/" in r.url else None)
+    rng = np.random.default_rng(11)
+    for fx, fy in rng.uniform(0.03, 0.97, (5, 2)):
+        row, _, _ = hover_to(page, canvas, fx, fy)
+        rows = page.evaluate("window.visattn.lastRows")
+        assert [(r["key"], r["head"]) for r in rows] == pairs
+        for r in rows:
+            assert (r["x"], r["y"]) == (row["x"], row["y"])
+            rec = records[r["key"]]
+            cell = trace.geometry.to_grid(row["x"], row["y"], rec.grid, clamp=True)
+            want = np.asarray(rec.row(cell, r["head"]), np.float64).ravel()
+            assert r["cell"] == cell and r["grid"] == list(rec.grid)
+            got = np.asarray(r["row"])
+            assert got.shape == want.shape
+            assert np.abs(got - want).max() <= 2e-3 * want.max(), (r["key"], r["head"], cell)
+
+    # pointing at a small canvas moves the query of all of them (and of the photo)
+    small = grid.locator("canvas").last
+    small.scroll_into_view_if_needed()
+    box = small.bounding_box()
+    before = page.evaluate("window.visattn.drawnAll")
+    page.mouse.move(box["x"] + 0.25 * box["width"], box["y"] + 0.75 * box["height"])
+    page.wait_for_function("n => window.visattn.drawnAll > n", arg=before, timeout=10_000)
+    rows, last = page.evaluate("[window.visattn.lastRows, window.visattn.lastRow]")
+    assert abs(rows[0]["x"] - 0.25 * 300) <= 2 and abs(rows[0]["y"] - 0.75 * 200) <= 2
+    assert (last["x"], last["y"]) == (rows[0]["x"], rows[0]["y"])
+    assert not api_calls, f"pointing sent requests: {api_calls[:3]}"
+    # a click on a small canvas shows its layer and head large, at the same query
+    key, head = pairs[-1]
+    page.mouse.click(box["x"] + 0.25 * box["width"], box["y"] + 0.75 * box["height"])
+    page.wait_for_function("k => window.visattn.lastRow.layer === k", arg=key, timeout=10_000)
+    page.wait_for_function("xy => window.visattn.lastRow.x === xy[0] && window.visattn.lastRow.y === xy[1]",
+                           arg=[rows[0]["x"], rows[0]["y"]], timeout=10_000)
+    assert page.evaluate("window.visattn.lastRow.head") == (head if records[key].heads > 1 else None)
+    expect(grid.locator("figure.va-all-shown")).to_have_count(1)
+    page.screenshot(path=os.path.join(artifacts, f"all_layers_{model}.png"), full_page=True)
