@@ -40,7 +40,7 @@ def test_every_layer_and_head_follows_the_pointer(server_url, page, tmp_path, ar
     open_hover(page)
     canvas = page.locator("#nl-hover .va-canvas")  # the photo; the grid's canvases follow it
     page.locator("#nl-hover .va-all-on").check()
-    grid = page.locator("#nl-hover .va-all")
+    grid = page.locator("#nl-all")  # the view the issue names
     expect(grid).to_be_visible()
     expect(grid.locator("canvas")).to_have_count(len(pairs))
     captions = grid.locator("figcaption").all_inner_texts()
