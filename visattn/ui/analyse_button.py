@@ -51,25 +51,10 @@ def run_analysis(image_path: Optional[Union[str, bytes]], model_name: str, pretr
     preprocess = dataclasses.replace(card.preprocess, size=(int(seg_size), 4 * int(seg_size))) \
         if scaled else None
 
-    def report(done: int, total: Optional[int]) -> None:
-        if total:
-            progress(done / total, desc=f"Downloading {model_name} weights: "
-                                        f"{done / 1e6:.0f} of {total / 1e6:.0f} MB")
-
-    why = unavailable_reason(card) if pretrained and card.availability() == "download" else ""
-    trace = None
-    if not why:
-        try:
-            trace = analyze(image_path, model_name, pretrained=pretrained, progress=report,
-                            preprocess=preprocess)
-        except WeightsError as exc:
-            if card.availability() == "bundled":  # a broken installation: no substitute
-                raise gr.Error(weights_message(exc), duration=None) from None
-            why = exc.public
-    if trace is None:  # pretrained weights cannot be had: the architecture, said so
-        pretrained = False
-        trace = analyze(image_path, model_name, pretrained=False, preprocess=preprocess)
-        trace.notes.insert(0, substituted_note(model_name, why))
+    trace, pretrained = weights_or_random(
+        lambda ticked, report: analyze(image_path, model_name, pretrained=ticked,
+                                       progress=report, preprocess=preprocess),
+        card, pretrained, progress)
     text = summary(trace, seg_size_note(seg_size) if scaled else "")
     top = dict(trace.prediction.top(5)) if trace.prediction else {}
     kept = visitors.display_copy(trace)  # what the views need, not the full photo
@@ -84,6 +69,29 @@ def run_analysis(image_path: Optional[Union[str, bytes]], model_name: str, pretr
 def substituted(trace: Trace) -> bool:
     """Did this analysis run with random weights because pretrained ones cannot be had?"""
     return any(note.startswith(f"**{SUBSTITUTED}**") for note in trace.notes)
+
+
+def weights_or_random(run, card, pretrained: bool, progress) -> tuple[Trace, bool]:
+    """run(pretrained, report) -> Trace, with the card's pretrained weights where they can be
+    had (downloads reported to `progress`), else with random weights, said first in the
+    notes (a bundled network's broken weights are an error, never substituted).
+    -> (trace, whether pretrained weights were used)."""
+    def report(done: int, total: Optional[int]) -> None:
+        if total:
+            progress(done / total, desc=f"Downloading {card.name} weights: "
+                                        f"{done / 1e6:.0f} of {total / 1e6:.0f} MB")
+
+    why = unavailable_reason(card) if pretrained and card.availability() == "download" else ""
+    if not why:
+        try:
+            return run(pretrained, report), pretrained
+        except WeightsError as exc:
+            if card.availability() == "bundled":  # a broken installation: no substitute
+                raise gr.Error(weights_message(exc), duration=None) from None
+            why = exc.public
+    trace = run(False, None)  # pretrained weights cannot be had: the architecture, said so
+    trace.notes.insert(0, substituted_note(card.name, why))
+    return trace, False
 
 
 def prediction_label(session: Optional[Session]):

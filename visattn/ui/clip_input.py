@@ -18,10 +18,9 @@ from ..pipeline import analyze_video
 from ..video import VideoError
 from ..zoo_video import is_clip_network
 from ..zoo_video import names as clip_names
-from ..weights import WeightsError
-from .analyse_button import substituted_note, summary
-from .common import Session, readable, session_id, weights_message
-from .inputs import unavailable_reason, uses_pretrained
+from .analyse_button import summary, weights_or_random
+from .common import Session, readable, session_id
+from .inputs import uses_pretrained
 
 CLIP_TYPES = [".mp4", ".webm", ".gif"]
 START_CLIP_NETWORK = "tiny_nl_clips"  # bundled, trained here: rows that follow objects
@@ -63,25 +62,11 @@ def run_video_analysis(video_path: Optional[str], model_name: str, pretrained: b
     card = zoo.get(model_name)
     pretrained = uses_pretrained(model_name, pretrained)
 
-    def report(done: int, total: Optional[int]) -> None:
-        if total:
-            progress(done / total, desc=f"Downloading {model_name} weights: "
-                                        f"{done / 1e6:.0f} of {total / 1e6:.0f} MB")
-
-    why = unavailable_reason(card) if pretrained and card.availability() == "download" else ""
-    trace = None
     try:
-        if not why:
-            try:
-                trace = analyze_video(video_path, model_name, pretrained=pretrained, progress=report)
-            except WeightsError as exc:
-                if card.availability() == "bundled":
-                    raise gr.Error(weights_message(exc), duration=None) from None
-                why = exc.public
-        if trace is None:
-            pretrained = False
-            trace = analyze_video(video_path, model_name, pretrained=False)
-            trace.notes.insert(0, substituted_note(model_name, why))
+        trace, pretrained = weights_or_random(
+            lambda ticked, report: analyze_video(video_path, model_name, pretrained=ticked,
+                                                 progress=report),
+            card, pretrained, progress)
     except VideoError as exc:
         raise gr.Error(str(exc)) from None
     clip = trace.clip
