@@ -8,7 +8,6 @@ a photo network is chosen switches to a clip network, and back for a photo; the 
 said under the inputs (CLIP_NOTE)."""
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Optional
 
 import gradio as gr
@@ -29,9 +28,9 @@ CLIP_NOTE = ("**Photo or clip:** Analyse analyses whichever you gave last. The n
              "i3d_nl_r50_kinetics400) for a clip (mp4, webm or gif).")
 
 
-@lru_cache(maxsize=1)
 def ensure_clip_cards() -> None:
-    """The clip networks join the zoo (their statuses, pretrained box, analysis)."""
+    """The clip networks join the zoo (their statuses, pretrained box, analysis); once, as
+    zoo_video.ensure_cards keeps count (they can be taken out again and come back)."""
     from ..zoo_video import ensure_cards
     ensure_cards()
 
