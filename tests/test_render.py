@@ -69,3 +69,16 @@ def test_blocks_by_channels_rows_are_labelled_by_block():
     assert ax.images[0].get_clim() == (0.0, 1.0)
     import matplotlib.pyplot as plt
     plt.close("all")
+
+
+def test_gallery_captions_name_each_pass_of_a_block_called_twice():
+    """CCNet runs one criss-cross block twice: its two passes and their two-hop record each
+    get a caption of their own, in the page's words (no 'calls 0+1')."""
+    from pairwise_records import random_trace
+    from visattn import render
+    trace = random_trace()
+    captions = [caption for _, caption in render.gallery(trace, cap=64)]
+    assert len(set(captions)) == len(captions), captions
+    cross = [c for c in captions if c.startswith("cc · criss-cross")]
+    assert [c.split(" (")[0] for c in cross] == ["cc · criss-cross, pass 1", "cc · criss-cross, pass 2"]
+    assert not any("calls" in c for c in captions)

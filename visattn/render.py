@@ -8,6 +8,7 @@ picture).
 """
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Optional
 
@@ -442,20 +443,34 @@ def picture(trace: Trace, rec: Record, cap: int = DISPLAY_CAP,
     return None if draw is None else draw(trace, rec, cap, cmap)
 
 
-def caption(rec: Record) -> str:
+def shown_name(rec: Record, trace: Optional[Trace] = None) -> str:
+    """'layer · name' as the page says it: a block called more than once says which pass
+    ('criss-cross, pass 2'), a two-hop record which passes it composes."""
+    name = re.sub(r"\(calls (\d+)\+(\d+)\)",
+                  lambda m: f"(passes {int(m[1]) + 1} and {int(m[2]) + 1})", rec.name)
+    if trace is not None and any(r is not rec and r.layer == rec.layer and r.name == rec.name
+                                 for r in trace):
+        name += f", pass {rec.call + 1}"
+    return f"{rec.layer} · {name}"
+
+
+def caption(rec: Record, trace: Optional[Trace] = None) -> str:
+    """A gallery thumbnail's caption: the record as the page names it (`shown_name`), what
+    the thumbnail shows and its grid."""
     extra = ""
     if view_of(rec) == "pairwise":
         extra = f" (centre query, {rec.heads} head{'s' if rec.heads != 1 else ''})"
     if view_of(rec) == "channel_affinity":
-        return f"{rec.layer} · {rec.name} · {rec.values.shape[0]}×{rec.values.shape[1]} channels"
-    return f"{rec.layer} · {rec.name}{extra} · {rec.grid[0]}×{rec.grid[1]}"
+        shape = rec.values.shape
+        return f"{shown_name(rec, trace)} · {shape[0]}×{shape[1]} channels"
+    return f"{shown_name(rec, trace)}{extra} · {rec.grid[0]}×{rec.grid[1]}"
 
 
 def gallery(trace: Trace, cap: int = 256, alpha: float = 0.5,
             cmap: str = "jet") -> list[tuple[np.ndarray, str]]:
     """Every record of the trace, in network order, as (thumbnail, caption); for a
     segmentation network the class map with its legend comes first."""
-    items = [(thumbnail(trace, rec, cap, alpha, cmap), caption(rec)) for rec in trace]
+    items = [(thumbnail(trace, rec, cap, alpha, cmap), caption(rec, trace)) for rec in trace]
     if isinstance(trace.prediction, Segmentation):
         items.insert(0, (segmentation_view(trace, cap=2 * cap), "classes (ADE20K) with legend"))
     return items
