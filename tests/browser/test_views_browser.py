@@ -53,3 +53,28 @@ def test_danet_channel_tab_draws_the_channel_affinity_and_no_empty_box(server_ur
     Image.fromarray(picture.astype(np.uint8)).save(os.path.join(artifacts, "danet_chart.png"))
     assert bins.max() < 0.5 * bins.sum() and len(bins) >= 8  # colours spread, not one flat tone
     page.screenshot(path=os.path.join(artifacts, "danet_channel_affinity.png"), full_page=True)
+
+
+LABEL_OVER_PICTURE = """(id) => { const box = document.getElementById(id);
+    const label = box.querySelector('[data-testid=block-label]'), img = box.querySelector('img');
+    return label.getBoundingClientRect().bottom - img.getBoundingClientRect().top; }"""
+
+
+def test_a_charts_label_sits_above_its_title_on_a_narrow_screen(server_url, browser, tmp_path):
+    """The Channel chart's title is at the top of the picture: the box's label badge must not
+    cover it (it did at 700 px wide, where the chart is narrower than the badge's margin)."""
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.full((64, 64, 3), (200, 90, 30), np.uint8)).save(path)
+    page = browser.new_page(viewport={"width": 700, "height": 900})
+    try:
+        page.goto(server_url)
+        page.locator("#photo input[type=file]").set_input_files(str(path))
+        page.locator("#model input").click()
+        page.get_by_role("option", name="· tiny_se —").click()
+        page.locator("#analyse").click()
+        expect(page.locator("#summary")).to_contain_text("maps captured", timeout=60_000)
+        page.get_by_role("tab", name="Channel").click()
+        expect(page.locator("#ch-chart img")).to_be_visible(timeout=30_000)
+        assert page.evaluate(LABEL_OVER_PICTURE, "ch-chart") <= 0
+    finally:
+        page.close()
