@@ -1,5 +1,8 @@
 """Shared test helpers: functional re-implementations of layers (independent of the
 libraries' forward code) and ways to make random-init models meaningful."""
+import re
+import zlib
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -57,32 +60,49 @@ def liven(model: torch.nn.Module, seed: int = 0, size: int = 224) -> torch.nn.Mo
     return model.eval()
 
 
+def _random_value(key: str, t: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """One state-dict tensor's random replacement, by its key and shape: conv/linear weights
+    ~ N(0, 1/fan_in), biases small, BN affine and statistics random, the zero-initialised
+    attention scales (gamma) and NL output BN non-zero."""
+    if key.endswith("running_var"):
+        return torch.rand(t.shape, generator=g) + 0.5
+    if key.endswith("running_mean"):
+        return torch.randn(t.shape, generator=g) * 0.1
+    if key.endswith("gamma.scale"):
+        return torch.rand(t.shape, generator=g) + 0.5
+    if t.ndim == 1 and (".bn" in key or "bn." in key or "stem." in key or "downsample.1" in key):
+        return (torch.rand(t.shape, generator=g) + 0.5) if key.endswith("weight") \
+            else torch.randn(t.shape, generator=g) * 0.1
+    if t.ndim >= 2:
+        return torch.randn(t.shape, generator=g) * t[0].numel() ** -0.5
+    return torch.randn(t.shape, generator=g) * 0.05
+
+
 def randomize_segmentor(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     """Every tensor of a segmentor drawn from one seeded generator, in state-dict order,
-    so two environments (ours, mmsegmentation's) build identical weights: conv/linear
-    weights ~ N(0, 1/fan_in), biases small, BN affine and statistics random, the
-    zero-initialised attention scales (gamma) and NL output BN made non-zero, so that the
-    attention visibly changes the logits."""
+    so two environments (ours, mmsegmentation's) build identical weights, so that the
+    attention visibly changes the logits (`_random_value`)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for key, t in model.state_dict().items():
-            if not t.is_floating_point():
-                continue
-            if key.endswith("running_var"):
-                new = torch.rand(t.shape, generator=g) + 0.5
-            elif key.endswith("running_mean"):
-                new = torch.randn(t.shape, generator=g) * 0.1
-            elif key.endswith("gamma.scale"):
-                new = torch.rand(t.shape, generator=g) + 0.5
-            elif t.ndim == 1 and (".bn" in key or "bn." in key or "stem." in key or "downsample.1" in key):
-                new = (torch.rand(t.shape, generator=g) + 0.5) if key.endswith("weight") \
-                    else torch.randn(t.shape, generator=g) * 0.1
-            elif t.ndim >= 2:
-                fan_in = t[0].numel()
-                new = torch.randn(t.shape, generator=g) * fan_in ** -0.5
-            else:
-                new = torch.randn(t.shape, generator=g) * 0.05
-            t.copy_(new)
+            if t.is_floating_point():
+                t.copy_(_random_value(key, t, g))
+    return model.eval()
+
+
+def randomize_by_key(model: torch.nn.Module, seed: int, gains: dict = {}) -> torch.nn.Module:
+    """Every float tensor of the state dict drawn by `_random_value` from a generator seeded
+    by (seed, the key's name) alone: any two networks with the same key names and shapes get
+    the same weights, whatever their module order or the keys only one of them has. `gains`
+    {regular expression: factor} scales the keys it finds (re.search, the first that
+    matches), e.g. to keep a deep network's activations and attention logits in a range
+    where softmax rows are neither one-hot nor uniform."""
+    with torch.no_grad():
+        for key, t in model.state_dict().items():
+            if t.is_floating_point():
+                g = torch.Generator().manual_seed(seed * 2 ** 32 + zlib.crc32(key.encode()))
+                gain = next((f for pattern, f in gains.items() if re.search(pattern, key)), 1.0)
+                t.copy_(_random_value(key, t, g) * gain)
     return model.eval()
 
 
