@@ -31,7 +31,9 @@ name without mmaction2), runs one seeded (1, 3, 16, 80, 80) clip and writes
   tests/mmaction/reference.json  versions, mmaction2's state-dict keys and shapes, the
                                  blocks' query / key grids (theta / phi outputs), the cells,
                                  the config's data preprocessor, test pipeline, metafile URL
-tests/test_mmaction_parity.py compares VisAttn's model with these files.
+tests/test_mmaction_parity.py compares VisAttn's model with these files. With
+`--full-size` it writes nothing and prints mmaction2 against VisAttn's model and capture on a
+clip of the card's size, (1, 3, 32, 224, 224).
 """
 import importlib.util
 import json
@@ -81,12 +83,12 @@ def cells_of(n: int) -> list[int]:
     return [int(i) for i in np.linspace(0, n - 1, CELLS).round()]
 
 
-def main():
-    torch.set_num_threads(1)
+def build(seed: int):
+    """mmaction2's model from its wheel's config, weights by key name; returns (model, cfg,
+    configs folder, spied) where spied[layer] collects, per forward, mmcv's own pairwise
+    softmax ("rows") and the theta / phi output grids."""
     shim_imports()
     import mmaction
-    import mmcv
-    import mmengine
     from mmcv.cnn.bricks import non_local
     from mmengine.config import Config
     from mmaction.registry import MODELS
@@ -97,41 +99,52 @@ def main():
     register_all_modules()
     configs = Path(mmaction.__file__).parent / ".mim" / "configs" / "recognition" / "i3d"
     cfg = Config.fromfile(str(configs / f"{CONFIG}.py"))
-    model = randomize_by_key(MODELS.build(cfg.model), SEED, GAINS)
+    model = randomize_by_key(MODELS.build(cfg.model), seed, GAINS)
     names = {m: n for n, m in model.named_modules() if isinstance(m, non_local.NonLocal3d)}
-
-    # mmcv's own pairwise softmax, and the theta / phi outputs that give its grids
-    seen, grids = {}, {}
+    spied = {name: {} for name in names.values()}
     real = non_local._NonLocalNd.embedded_gaussian
 
     def spy(self, theta, phi):
         y = real(self, theta, phi)
-        seen[names[self]] = y.detach().clone()
+        spied[names[self]]["rows"] = y[0].detach().clone()
         return y
 
     non_local._NonLocalNd.embedded_gaussian = spy
     for block, name in names.items():
         for part in ("theta", "phi"):
             getattr(block, part).register_forward_hook(
-                lambda m, a, o, key=(name, part): grids.__setitem__(key, list(o.shape[2:])))
+                lambda m, a, o, name=name, part=part: spied[name].__setitem__(part, list(o.shape[2:])))
+    return model, cfg, configs, spied
 
-    g = torch.Generator().manual_seed(SEED)
-    x = torch.randn(1, 3, *SIZE, generator=g).half().float()
+
+def cls_score(model, x: torch.Tensor) -> torch.Tensor:
+    """The I3D head's raw logits, through mmaction2's own Recognizer3D.extract_feat."""
     with torch.no_grad():
-        logits, _ = model.extract_feat(x[:, None], stage="head")
+        return model.extract_feat(x[:, None], stage="head")[0]
+
+
+def main():
+    import mmaction
+    import mmcv
+    import mmengine
+
+    torch.set_num_threads(1)
+    model, cfg, configs, spied = build(SEED)
+    x = torch.randn(1, 3, *SIZE, generator=torch.Generator().manual_seed(SEED)).half().float()
+    logits = cls_score(model, x)
     out = {"input": x.half().numpy(), "cls_score": logits.numpy()}
     meta = {"versions": {"mmaction2": mmaction.__version__, "mmcv": mmcv.__version__,
                          "mmengine": mmengine.__version__, "torch": torch.__version__},
             "config": CONFIG, "seed": SEED, "gains": GAINS, "size": SIZE,
             "keys": {k: list(v.shape) for k, v in model.state_dict().items()},
             "blocks": {}}
-    for name, attn in seen.items():
-        cells = cells_of(attn.shape[1])
-        out[f"rows/{name}"] = attn[0, cells].numpy()
-        meta["blocks"][name] = {"grid": grids[(name, "theta")], "key_grid": grids[(name, "phi")],
-                                "cells": cells, "use_scale": bool(model.get_submodule(name).use_scale)}
-        print(name, tuple(attn.shape), "row max", float(attn[0, cells].max()),
-              "uniform", 1 / attn.shape[-1])
+    for name, got in spied.items():
+        cells = cells_of(got["rows"].shape[0])
+        out[f"rows/{name}"] = got["rows"][cells].numpy()
+        meta["blocks"][name] = {"grid": got["theta"], "key_grid": got["phi"], "cells": cells,
+                                "use_scale": bool(model.get_submodule(name).use_scale)}
+        print(name, tuple(got["rows"].shape), "row max", float(got["rows"][cells].max()),
+              "uniform", 1 / got["rows"].shape[-1])
     meta["data_preprocessor"] = dict(cfg.model.data_preprocessor)
     meta["test_pipeline"] = [dict(p) for p in cfg.test_pipeline]
     meta["val_pipeline"] = [dict(p) for p in cfg.val_pipeline]
@@ -144,5 +157,29 @@ def main():
     print("cls_score range", float(logits.min()), float(logits.max()), "wrote", here)
 
 
+def check_full_size(seed: int = 7):
+    """Dev check, nothing written: at the card's (1, 3, 32, 224, 224), mmaction2's logits and
+    rows against VisAttn's model and capture directly (too large to keep as a reference)."""
+    from visattn import capture
+    from visattn.models.i3d_nl import i3d_nl_r50
+    from visattn.records_video import SpaceTimeAffinity
+
+    from helpers import randomize_by_key
+
+    torch.set_num_threads(1)
+    model, _, _, spied = build(seed)
+    ours = randomize_by_key(i3d_nl_r50(), seed, GAINS)
+    x = torch.randn(1, 3, 32, 224, 224, generator=torch.Generator().manual_seed(seed))
+    trace = capture.run_batch(ours, x)[0]
+    with torch.no_grad():
+        diff = (cls_score(model, x) - ours(x)).abs().max()
+    print("cls_score max |diff|", float(diff))
+    for rec in trace.select(SpaceTimeAffinity):
+        ref = spied[rec.layer]["rows"]
+        cells = cells_of(ref.shape[0])
+        rows = np.stack([rec.row(i).ravel() for i in cells])
+        print(rec.layer, rec.grid, rec.key_grid, "rows max |diff| %.1e" % np.abs(rows - ref[cells].numpy()).max())
+
+
 if __name__ == "__main__":
-    main()
+    check_full_size() if "--full-size" in sys.argv else main()
