@@ -40,7 +40,7 @@ def test_the_module_needs_no_page():
     assert node("return Object.keys(M).sort();", None) == sorted(
         ["PAYLOAD_VERSION", "versionProblem", "f32", "roundHalfEven", "floorDiv", "ceilDiv",
          "decode", "Geometry", "rowOf", "rowLength", "timeCell", "frameSpan", "spacetimeCell", "peak", "nearlyUniform", "jsDivergence", "loadPayload",
-         "queryDependence", "barEnds"])
+         "addLayers", "needs", "queryDependence", "barEnds"])
 
 
 def test_colour_bar_ends_differ_where_the_row_does():
@@ -72,6 +72,37 @@ def test_rows_and_query_dependence_match_python(seed, grid, float16):
         want = rec.row(cell, head).ravel()
         assert np.abs(np.array(row) - want).max() <= tol * want.max(), (key, head, cell)
         assert abs(score - metrics.query_dependence(rec, cell, head)) <= (1e-3 if float16 else 1e-6)
+
+
+LATER = """const [p, more, other, asks] = input, m = M.loadPayload(p);
+  const before = m.order.map(k => M.needs(m, k));
+  const wrong = M.addLayers(m, other);  // another analysis' answer: ignored
+  const added = M.addLayers(m, more), again = M.addLayers(m, more);
+  return {before, wrong, added, again, after: m.order.map(k => M.needs(m, k)),
+          rows: asks.map(([key, head, cell]) => Array.from(M.rowOf(m, m.layers[key], cell, head)))};"""
+
+
+def test_pending_layers_are_filled_by_a_layers_message_of_their_analysis():
+    """The first message with only the first layer's inputs: every other layer needs its own
+    (a two-hop its hops too); a layers message of another analysis changes nothing, the
+    right one fills them once, and the rows are then the records'."""
+    trace = random_trace(3, grid=(6, 7))
+    keys = [l["key"] for l in hover.payload(trace)["layers"]]
+    first = hover.payload(trace, inputs=hover.default_layer(trace), analysis="A")
+    more = hover.layer_inputs(trace, keys, "A", sent=hover.default_layer(trace))
+    other = hover.layer_inputs(trace, keys, "B")
+    rng = np.random.default_rng(3)
+    asks = [(rec.key, None, int(rng.integers(42))) for rec in trace]
+    got = node(LATER, [first, more, other, asks])
+    order = [l["key"] for l in first["layers"] if not l.get("hidden")]
+    hops = {rec.key: [rec.key, rec.first.key, rec.second.key] for rec in trace if hasattr(rec, "first")}
+    assert got["before"] == [[] if k == order[0] else [h for h in hops.get(k, [k])
+                             if h not in hover.default_layer(trace)] for k in order]
+    assert got["wrong"] == [] and got["again"] == [] and got["after"] == [[] for _ in order]
+    assert sorted(got["added"]) == sorted(l["key"] for l in more["layers"])
+    for (key, head, cell), row in zip(asks, got["rows"]):
+        want = trace[key].row(cell, head).ravel()
+        assert np.abs(np.array(row) - want).max() <= 2e-3 * want.max(), key
 
 
 def random_geometries(rng, count):

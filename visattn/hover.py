@@ -1,9 +1,13 @@
 """What the page needs to draw every pairwise row itself: the hover view's payload.
 
-Once per analysis, each pairwise record is reduced to the smallest exact inputs of its
-rows (query/key embeddings and scale, BoTNet's relative-position tables, A^2's gather and
-distribute matrices; a two-hop record names its two hops). The payload's fields are
-`SCHEMA`, version `SCHEMA_VERSION`; this is the one place that says what they are.
+Each pairwise record is reduced to the smallest exact inputs of its rows (query/key
+embeddings and scale, BoTNet's relative-position tables, A^2's gather and distribute
+matrices; a two-hop record names its two hops). The page gets them per layer, when the
+layer is opened: the first message (`payload`, fields `SCHEMA`) holds the photo or clip,
+every layer's description and the inputs of the layer shown first; the others' inputs come
+in a layers message (`layer_inputs`, fields `LAYERS_SCHEMA`) when the visitor picks one
+(all of them when the all-layers view is opened), once per layer per analysis. Version
+`SCHEMA_VERSION`; this is the one place that says what the fields are.
 
 The page's JavaScript, `script()`, is three files of visattn/static loaded in order:
   hover_math.js   no page needed (also a Node module): `Geometry`'s pixel <-> cell arithmetic,
@@ -35,15 +39,16 @@ from .metrics import reference_cells
 from .records import Affinity, Pairwise, RelativePosition, SpatialMap, Trace, TwoHop
 from .records_video import SpaceTimeAffinity
 
-MAX_FLOAT32_BYTES = 2 * 2 ** 20  # a layer's inputs up to this size go as float32
+MAX_FLOAT32_BYTES = 2 * 2 ** 20  # a layer's inputs up to this size go as float32, larger
+#                                   ones as float16 where their rows stay within FLOAT16_ROW_TOLERANCE
 UNSEEN_GAIN = 0.35  # render.overlay darkens pixels the model did not see by this factor
 NEARLY_UNIFORM = 0.01  # a row is nearly uniform when max - min < this fraction of its max
-FLOAT16_ROW_TOLERANCE = 2e-3  # a space-time layer goes as float16 where its rows stay this close (of the row max)
+FLOAT16_ROW_TOLERANCE = 2e-3  # float16 only where the rows stay this close (of the row max)
 CLIP_ROW_PX = 1024  # a clip's frames are shown this wide together, per row of the grid
 CLIP_COLUMNS = 8  # at most this many frames per row
 SCRIPTS = ("hover_math.js", "hover_paint.js", "hover.js")  # the page's JavaScript, in order
 
-SCHEMA_VERSION = 3  # raise when a field is removed or changes meaning; hover_math.js's
+SCHEMA_VERSION = 4  # raise when a field is removed or changes meaning; hover_math.js's
 #                     PAYLOAD_VERSION says the newest it understands
 
 # The payload, field by field, "type: meaning"; a dict is an object, [dict] a list of them,
@@ -55,6 +60,8 @@ ARRAY = {"dtype": "'f4' | 'f2': float32 or float16",
 SCHEMA = {
     "version": "int: SCHEMA_VERSION of the code that made it",
     "model": "str: the network's name",
+    "analysis?": "str: this analysis' token: the page names it when it asks for more layers, "
+                 "and takes a layers message (LAYERS_SCHEMA) only for it",
     "photo": {"src": "str: data: URL of a PNG, the photo as the server shows it "
                      "(render.fit to render.DISPLAY_CAP, enlarged when small)",
               "width": "int: its width in pixels", "height": "int: its height in pixels"},
@@ -98,7 +105,11 @@ SCHEMA = {
         "kind": "'affinity' | 'crisscross' | 'twohop' | 'distribute' | 'spacetime' | 'server': the row "
                 "function the page uses; 'server': the page cannot compute these rows",
         "reason?": "str (kind server): why, said in the view",
-        "precision?": "'float32' | 'float16' (kind not server): how its (or its hops') arrays travel",
+        "pending?": "true: its row inputs (precision, arrays, beside) are not in this message; "
+                    "the page asks for them (a layers message, LAYERS_SCHEMA) when it is opened",
+        "precision?": "'float32' | 'float16' (kind not server, not pending): how its (or its "
+                      "hops') arrays travel; float16 only where the float32 inputs pass "
+                      "MAX_FLOAT32_BYTES and rows stay within FLOAT16_ROW_TOLERANCE of their maximum",
         "arrays?": {"queries?": "array (heads, h*w, d) (affinity, crisscross); (heads, T*h*w, d) "
                                 "(spacetime)",
                     "keys?": "array (heads, h*w, d) (affinity, crisscross); (heads, T'*h'*w', d) "
@@ -119,6 +130,12 @@ SCHEMA = {
                              "unary map), drawn beside them",
                     "values": "array (h, w)"},
     }],
+}
+# The answer to the page's request for more layers (ui.tab_nonlocal): full layers, never pending.
+LAYERS_SCHEMA = {
+    "version": SCHEMA["version"],
+    "layers_of": "str: the analysis token (SCHEMA's analysis) these layers belong to",
+    "layers": SCHEMA["layers"],
 }
 
 
@@ -161,63 +178,77 @@ def mirrored(rec) -> bool:
     return _kind(rec) is not None
 
 
-def float16_rows_error(rec: SpaceTimeAffinity) -> float:
-    """The largest difference, over the reference queries' rows and heads, between the rows
-    from float16-rounded inputs and the record's own, as a fraction of each row's maximum."""
-    from .clip_metrics import reference_cells as clip_refs
-    q16 = rec.queries.astype(np.float16).astype(np.float32)
-    k16 = rec.keys.astype(np.float16).astype(np.float32)
-    worst = 0.0
-    for h in range(rec.heads):
-        cells = clip_refs(rec.grid)
-        exact = rec.keys[h] @ rec.queries[h, cells].T * rec.scale
-        rough = k16[h] @ q16[h, cells].T * np.float32(rec.scale)
-        for a, b in ((exact, rough),):
-            pa = np.exp(a - a.max(0)); pa /= pa.sum(0)
-            pb = np.exp(b - b.max(0)); pb /= pb.sum(0)
-            worst = max(worst, float(np.max(np.abs(pa - pb) / pa.max(0))))
+def _rounded(part):
+    """A record (or a part of one, e.g. RelativePosition) with every array rounded to
+    float16 and back, as the page decodes it; the records it is made of rounded too."""
+    changes = {}
+    for f in dataclasses.fields(part):
+        value = getattr(part, f.name)
+        if isinstance(value, np.ndarray):
+            changes[f.name] = value.astype(np.float16).astype(value.dtype)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            changes[f.name] = _rounded(value)
+    return dataclasses.replace(part, **changes)
+
+
+def float16_rows_error(rec) -> float:
+    """The largest difference, over the reference queries' rows (metrics.reference_cells)
+    and heads, between the rows from float16-rounded inputs and the record's own, as a
+    fraction of each row's maximum."""
+    rough, worst = _rounded(rec), 0.0
+    for cell in reference_cells(rec.grid):
+        for head in range(rec.heads):
+            exact = rec.row(cell, head).astype(np.float64)
+            got = rough.row(cell, head).astype(np.float64)
+            worst = max(worst, float(np.max(np.abs(exact - got)) / np.max(exact)))
     return worst
 
 
-def _spacetime_payload(rec: SpaceTimeAffinity, out: dict) -> dict:
-    """A space-time record: (T, h, w) query grid, the keys' own grid, float16 inputs where
-    the rows they give stay within FLOAT16_ROW_TOLERANCE of the row maximum."""
-    from .clip_metrics import reference_cells as clip_refs
-    t_n, h, w = rec.grid
-    float16 = float16_rows_error(rec) <= FLOAT16_ROW_TOLERANCE
-    out.update(refs=clip_refs(rec.grid), centre_cell=((t_n // 2) * h + h // 2) * w + w // 2,
-               key_grid=list(rec.key_grid), precision="float16" if float16 else "float32",
-               arrays={name: encode(a, float16) for name, a in rec.arrays().items()},
-               scale=float(rec.scale))
-    return out
+def _float16(rec, max_float32_bytes: int) -> bool:
+    """Do this record's inputs travel as float16: larger than max_float32_bytes as float32,
+    and rows within FLOAT16_ROW_TOLERANCE of their maximum from float16 inputs?"""
+    made_of = rec.first if isinstance(rec, TwoHop) else rec  # a two-hop: as its hops
+    size = sum(a.size for a in made_of.arrays().values()) * 4
+    return size > max_float32_bytes and float16_rows_error(made_of) <= FLOAT16_ROW_TOLERANCE
 
 
-def layer_payload(rec, max_float32_bytes: int = MAX_FLOAT32_BYTES) -> dict:
-    """One pairwise record for the page: its kind, grid, heads, the reference cells of the
-    query-dependence score, and the inputs of its rows."""
-    if isinstance(rec, SpaceTimeAffinity):
-        return _spacetime_payload(rec, {"key": rec.key, "layer": rec.layer, "name": rec.name,
-                                        "family": rec.family, "grid": list(rec.grid),
-                                        "heads": int(rec.heads), "kind": "spacetime"})
+def _description(rec) -> dict:
+    """What the page knows of a layer before its inputs: kind, grids, heads, the reference
+    cells of the query-dependence score, its scalars and the hops it is made of."""
     out = {"key": rec.key, "layer": rec.layer, "name": rec.name, "family": rec.family,
-           "grid": list(rec.grid), "heads": int(rec.heads),
-           "refs": reference_cells(rec.grid), "centre_cell": render.centre_cell(rec),
+           "grid": list(rec.grid), "heads": int(rec.heads), "refs": reference_cells(rec.grid),
            "kind": _kind(rec)}
+    if isinstance(rec, SpaceTimeAffinity):
+        t_n, h, w = rec.grid
+        out.update(centre_cell=((t_n // 2) * h + h // 2) * w + w // 2,
+                   key_grid=list(rec.key_grid), scale=float(rec.scale))
+        return out
+    out["centre_cell"] = render.centre_cell(rec)
     if out["kind"] is None:
         out.update(kind="server", reason=f"{type(rec).__name__} rows are not computed in the "
                                          "page; click a pixel to have the server draw its row.")
         return out
-    arrays = _arrays(rec)
-    made_of = _arrays(rec.first) if isinstance(rec, TwoHop) else arrays  # its hops' inputs
-    float16 = sum(a.size for a in made_of.values()) * 4 > max_float32_bytes
-    out["precision"] = "float16" if float16 else "float32"
-    if arrays:
-        out["arrays"] = {name: encode(a, float16) for name, a in arrays.items()}
     if isinstance(rec, Affinity):
         out.update(scale=float(rec.scale), extra_scaled=bool(rec.extra_scaled),
                    relative=isinstance(rec.extra, RelativePosition))
     if isinstance(rec, TwoHop):
         out.update(first=rec.first.key, second=rec.second.key)
+    return out
+
+
+def layer_payload(rec, max_float32_bytes: int = MAX_FLOAT32_BYTES, inputs: bool = True) -> dict:
+    """One pairwise record for the page: its description and, with `inputs`, the inputs of
+    its rows (float16 where `_float16` says); without, it is marked pending."""
+    out = _description(rec)
+    if out["kind"] == "server":
+        return out
+    if not inputs:
+        return {**out, "pending": True}
+    float16 = _float16(rec, max_float32_bytes)
+    out["precision"] = "float16" if float16 else "float32"
+    arrays = _arrays(rec)
+    if arrays:
+        out["arrays"] = {name: encode(a, float16) for name, a in arrays.items()}
     return out
 
 
@@ -238,30 +269,65 @@ def _png_data_url(rgb: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _layers(trace: Trace) -> list:
+    """(record, hidden) of every layer the page gets, in network order: the pairwise
+    records, then the hops of two-hop records that the trace does not list (hidden)."""
+    records = [r for r in trace if isinstance(r, Pairwise)]
+    have, out = {r.key for r in records}, [(r, False) for r in records]
+    for rec in records:
+        for hop in ((rec.first, rec.second) if isinstance(rec, TwoHop) else ()):
+            if hop.key not in have:
+                out.append((hop, True))
+                have.add(hop.key)
+    return out
+
+
+def default_layer(trace: Trace) -> list[str]:
+    """The key of the layer the view opens with (the first pairwise one), as a list."""
+    return [r.key for r in trace if isinstance(r, Pairwise)][:1]
+
+
+def needed(trace: Trace, keys) -> set[str]:
+    """The layers whose inputs the rows of `keys` need: each key and a two-hop's hops."""
+    out = set()
+    for rec, _ in _layers(trace):
+        if rec.key in keys:
+            out.add(rec.key)
+            if isinstance(rec, TwoHop):
+                out |= {rec.first.key, rec.second.key}
+    return out
+
+
+def _entry(trace: Trace, rec, hidden: bool, inputs: bool, max_float32_bytes: int) -> dict:
+    """A layer of SCHEMA['layers']: its payload, title, hidden flag, and the map beside it."""
+    layer = layer_payload(rec, max_float32_bytes, inputs)
+    if hidden:
+        return {**layer, "hidden": True}
+    layer["title"] = shown_name(rec, trace)
+    beside = companion(trace, rec)
+    if inputs and beside is not None and list(beside.grid) == layer["grid"]:
+        layer["beside"] = {"title": "unary map (the same for every pixel)",
+                           "values": encode(beside.values)}
+    return layer
+
+
 def payload(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
-            max_float32_bytes: int = MAX_FLOAT32_BYTES, pins=()) -> dict:
-    """Everything the hover view needs for one analysis (`SCHEMA`): the photo as the server
-    displays it, the Geometry, the colour lookup tables, and every pairwise layer (with the
-    hidden hops of two-hop records, so each can be computed)."""
+            max_float32_bytes: int = MAX_FLOAT32_BYTES, pins=(), inputs=None,
+            analysis: Optional[str] = None) -> dict:
+    """The hover view's first message for one analysis (`SCHEMA`): the photo (or clip) as
+    the server displays it, the Geometry, the colour lookup tables, every pairwise layer
+    (with the hidden hops of two-hop records) and the row inputs of the layers in `inputs`
+    (keys; None: every layer, as viewer.html needs), the others pending."""
     clip = getattr(trace, "clip", None)
     shown_clip = clip_frames(clip) if clip is not None else None
     shown = shown_clip["shown"][0] if clip is not None else \
         render.fit(trace.image, render.DISPLAY_CAP, enlarge=True)
-    records = [r for r in trace if isinstance(r, Pairwise)]
-    layers = [layer_payload(r, max_float32_bytes) for r in records]
-    for layer, rec in zip(layers, records):
-        layer["title"] = shown_name(rec, trace)
-        beside = companion(trace, rec)
-        if beside is not None and list(beside.grid) == layer["grid"]:
-            layer["beside"] = {"title": "unary map (the same for every pixel)",
-                               "values": encode(beside.values)}
-    have = {r.key for r in records}
-    for rec in records:
-        for hop in ((rec.first, rec.second) if isinstance(rec, TwoHop) else ()):
-            if hop.key not in have:
-                layers.append({**layer_payload(hop, max_float32_bytes), "hidden": True})
-                have.add(hop.key)
+    sent = None if inputs is None else needed(trace, inputs)
+    layers = [_entry(trace, rec, hidden, sent is None or rec.key in sent, max_float32_bytes)
+              for rec, hidden in _layers(trace)]
+    have = {layer["key"] for layer in layers}
     return {"version": SCHEMA_VERSION, "model": trace.model,
+            **({"analysis": analysis} if analysis is not None else {}),
             "photo": {"src": _png_data_url(shown), "width": int(shown.shape[1]),
                       "height": int(shown.shape[0])},
             "geometry": {k: list(v) for k, v in dataclasses.asdict(trace.geometry).items()},
@@ -275,6 +341,17 @@ def payload(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
                           **({"frame": int(q.frame)} if getattr(q, "frame", None) is not None
                              else {})}
                          for q in pins if q.layer in have]} if pins else {})}
+
+
+def layer_inputs(trace: Trace, keys, analysis: str, sent=(),
+                 max_float32_bytes: int = MAX_FLOAT32_BYTES) -> dict:
+    """The page asked for layers `keys` of this analysis: a layers message (`LAYERS_SCHEMA`)
+    with their inputs and those of the hops they need, leaving out the layers in `sent`
+    (already in the page). Keys that are no layer of the trace are ignored."""
+    want = needed(trace, set(keys)) - set(sent)
+    return {"version": SCHEMA_VERSION, "layers_of": analysis,
+            "layers": [_entry(trace, rec, hidden, True, max_float32_bytes)
+                       for rec, hidden in _layers(trace) if rec.key in want]}
 
 
 def clip_frames(clip) -> dict:

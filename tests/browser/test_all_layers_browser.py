@@ -29,6 +29,12 @@ def expected_pairs(trace) -> list:
     return pairs
 
 
+def loaded(page):
+    """Wait until every layer's inputs are in the page and every canvas has drawn its row."""
+    page.wait_for_function("() => window.visattn.pending.length === 0 && window.visattn.lastRows"
+                           " && window.visattn.lastRows.every(r => r.row)", timeout=60_000)
+
+
 @pytest.mark.parametrize("model, pretrained", NETWORKS)
 def test_every_layer_and_head_follows_the_pointer(server_url, page, tmp_path, artifacts, model, pretrained):
     photo = make_photo(tmp_path, 300, 200)
@@ -39,7 +45,8 @@ def test_every_layer_and_head_follows_the_pointer(server_url, page, tmp_path, ar
     analyse(page, server_url, photo, model, pretrained)
     open_hover(page)
     canvas = page.locator("#nl-hover .va-canvas")  # the photo; the grid's canvases follow it
-    page.locator("#nl-hover .va-all-on").check()
+    page.locator("#nl-hover .va-all-on").check()  # asks for every layer's inputs, once
+    loaded(page)
     grid = page.locator("#nl-all")  # the view the issue names
     expect(grid).to_be_visible()
     expect(grid.locator("canvas")).to_have_count(len(pairs))

@@ -65,6 +65,13 @@ def hover_to(page, canvas, fx, fy):
     return page.evaluate("window.visattn.lastRow"), pointer, size
 
 
+def open_layer(page, layer):
+    """Pick a layer in the view; wait until its inputs are in the page and its row is drawn."""
+    page.locator("#nl-hover .va-layer").select_option(layer)
+    page.wait_for_function("k => window.visattn.pending.length === 0 && window.visattn.lastRow"
+                           " && window.visattn.lastRow.layer === k", arg=layer, timeout=60_000)
+
+
 MARKER_BOX = """() => { const c = document.querySelector('#nl-hover canvas');
   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
   let x0 = 1e9, y0 = 1e9, x1 = -1, y1 = -1;
@@ -102,7 +109,8 @@ def test_hovered_rows_are_the_servers_rows(server_url, page, tmp_path, artifacts
     rng = np.random.default_rng(7)
     checked = 0
     for layer in layers[:1] + layers[-1:] if len(layers) > 1 else layers:
-        page.locator("#nl-hover .va-layer").select_option(layer)
+        open_layer(page, layer)
+        api_calls.clear()  # opening a layer may ask for its inputs, pointing never
         for fx, fy in rng.uniform(0.03, 0.97, (6, 2)):
             row, pointer, size = hover_to(page, canvas, fx, fy)
             assert row["layer"] == layer
@@ -209,3 +217,29 @@ def test_a_layer_the_page_cannot_compute_is_drawn_by_the_server_on_click(server_
     page.mouse.click(box["x"] + 0.5 * box["width"], box["y"] + 0.5 * box["height"])
     expect(page.locator("#nl-view img")).to_be_visible(timeout=20_000)
     expect(page.locator("#nl-info")).to_contain_text("Pinned queries")
+
+
+def test_layers_are_sent_when_opened_once_each(server_url, page, tmp_path):
+    """BoTNet: the first message holds the first layer's inputs only; opening another asks
+    the server once (the rows then equal the server's), opening it again asks nothing."""
+    photo = make_photo(tmp_path, 300, 200)
+    analyse(page, server_url, photo, "botnet26t_256", pretrained=False)
+    messages = []
+    page.on("request", lambda r: messages.append(r.post_data or "") if "/queue/join" in r.url else None)
+    canvas = open_hover(page)
+    layers = page.evaluate("Array.from(document.querySelectorAll('#nl-hover .va-layer option'), o => o.value)")
+    assert len(layers) == 3
+    pending = page.evaluate("Object.values(window.visattn.view.model.layers).filter(L => L.pending).map(L => L.key)")
+    assert pending == layers[1:]  # described, inputs not sent
+    client = client_for(server_url, tmp_path, photo, "botnet26t_256", False)
+    asks = lambda: [m for m in messages if '"keys"' in m and '"analysis"' in m]  # noqa: E731
+    before = len(asks())
+    for layer in layers[1:] + layers:  # each layer opened, then all of them again
+        open_layer(page, layer)
+        row, _, _ = hover_to(page, canvas, 0.3, 0.6)
+        _, numbers = client.predict(layer, "", row["x"], row["y"], 0.5, "jet", api_name="/affinity")
+        want = np.asarray(numbers["row"], np.float64).ravel()
+        assert np.abs(np.asarray(row["row"]) - want).max() <= 2e-3 * want.max()
+    assert len(asks()) - before == 2, asks()  # one request per layer not sent first
+    assert page.evaluate("window.visattn.view.model.layers") and not page.evaluate(
+        "Object.values(window.visattn.view.model.layers).some(L => L.pending)")

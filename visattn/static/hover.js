@@ -10,11 +10,18 @@
  * draws that position's row on every frame at once, on one colour scale, the frames where
  * it peaks outlined; lastRow then also has frame, key_grid and peakFrames [start, stop).
  * Arrow keys move the query in space, [ and ] in time.
- * "All layers and heads at once" (photos): a grid of small canvases, one per pairwise layer
- * and head (and each layer's mean of heads where it has several), each drawing the same
- * query pixel's row with its own colour scale; the pointer over the photo or over any small
- * canvas moves the query, a click on one shows its layer and head large. After each move:
- *   window.visattn.lastRows = [{key, head, cell, grid, row}] (head null: the mean of heads)
+ * Layers come when opened: the first payload holds the inputs of the layer shown first, the
+ * others are pending until the view asks for them (options.onNeed(keys, analysis), once per
+ * layer) and addLayers() gets them (hover.layer_inputs); window.visattn.pending lists the
+ * layers asked for and not yet here.
+ * "All layers and heads at once": a grid of small canvases, one per pairwise layer and head
+ * (and each layer's mean of heads where it has several), each drawing the same query's row
+ * with its own colour scale; the pointer over the photo or over any small canvas moves the
+ * query, a click on one shows its layer and head large. A clip's layers are strips: one
+ * picture per key time cell of the layer (drawn on that cell's first frame), one colour
+ * scale per strip, the query's cell outlined in its own time cell. After each move:
+ *   window.visattn.lastRows = [{key, head, cell, grid, x, y, row}] (head null: the mean of
+ *   heads; row null while the layer is loading; a clip's also frame and key_grid)
  * and, once a payload is shown (its first row drawn, or its message), window.visattn.shownAt
  * (performance.now()). Mouse: pointing moves the query, a click pins it. Touch: a finger
  * down or dragging moves the query (the page does not scroll under it), a long press pins
@@ -29,6 +36,8 @@
   const fmt = v => Number(v.toPrecision(3)).toString();
   const LONG_PRESS_MS = 550, TAP_SLOP_PX = 10;
   const ALL_PX = 200;  // the longer side of each small canvas of the all-layers grid
+  const STRIP_PX = 160;  // the width of each picture of a clip's strip in the all-layers grid
+  const LOADING = "Loading this layer's inputs from the server (once per analysis); its rows are then computed in this page.";
 
   function HoverView(root, options) {
     this.root = root; this.options = options || {};
@@ -84,14 +93,22 @@
     this.q(".va-zero").addEventListener("change", e => { this.fromZero = e.target.checked; this.redraw(); });
     this.q(".va-all-on").addEventListener("change", e => this.setAll(e.target.checked));
     const grid = this.q(".va-all");
-    const over = (e, client) => {  // a small canvas shows the whole photo: its pixel is the query
-      const t = e.target.closest && e.target.closest("canvas");
-      if (!t || !this.model || this.clip) return null;
+    const over = (e, client) => {  // a small canvas shows the whole photo (a clip's strip,
+      const t = e.target.closest && e.target.closest("canvas");  // one picture per time cell)
+      const fig = t && t.closest("figure");
+      if (!t || !this.model || !this.all || !fig) return null;
       const r = t.getBoundingClientRect(), [w0, h0] = this.model.geometry.size0;
       const [px, py] = client || [e.clientX, e.clientY];
-      const fx = (px - r.left) / r.width, fy = (py - r.top) / r.height;
+      let fx = (px - r.left) / r.width, frame = 0;
+      const fy = (py - r.top) / r.height;
       if (!(fx >= 0 && fx < 1 && fy >= 0 && fy < 1)) return null;
-      return [Math.min(w0 - 1, Math.floor(fx * w0)), Math.min(h0 - 1, Math.floor(fy * h0))];
+      if (this.clip) {  // which picture of the strip, then the pixel in it
+        const n = this.model.layers[this.all.entries[Number(fig.dataset.index)].key].key_grid[0];
+        const k = Math.floor(fx * n);
+        fx = fx * n - k; frame = M.frameSpan(k, this.clip.F, n)[0];
+      }
+      const xy = [Math.min(w0 - 1, Math.floor(fx * w0)), Math.min(h0 - 1, Math.floor(fy * h0))];
+      return this.clip ? [xy[0], xy[1], frame] : xy;
     };
     const move = e => { this.gridPointer = [e.clientX, e.clientY]; const xy = over(e); if (xy) this.request({photo: xy, t0: e.timeStamp}); };
     grid.addEventListener("pointermove", move);
@@ -116,7 +133,7 @@
     const api = global.visattn || (global.visattn = {});
     this.pins = [];
     if (!payload || !payload.layers || refused) {
-      this.model = null; this.canvas.width = 0; this.canvas.height = 0;
+      this.model = null; api.pending = []; this.canvas.width = 0; this.canvas.height = 0;
       this.q(".va-numbers").textContent = ""; this.q(".va-layer").innerHTML = ""; this.q(".va-head").innerHTML = "";
       this.q(".va-beside").hidden = true; this.q(".va-pinned").textContent = "";
       this.buildAll();
@@ -134,6 +151,7 @@
     return photos.then(decoded => {
       const photo = decoded[0];
       this.model = model; this.painter = new Painter(model, photo); this.photoPixels = photo;
+      this.asked = new Set(); this.at = null; this.sayPending();
       this.clip = clip ? {F: clip.frames.length, cols: clip.columns, tw: clip.width, th: clip.height,
                           rows: Math.ceil(clip.frames.length / clip.columns), indices: clip.indices,
                           painters: decoded.map(p => new Painter(model, p))} : null;
@@ -146,6 +164,7 @@
       this.buildAll();
       this.pins = (payload.pins || []).map(q => Object.assign({layer: q.layer, head: q.head === undefined ? null : q.head, x: q.x, y: q.y},
                                                               q.frame !== undefined && q.frame !== null ? {frame: q.frame} : {}));
+      if (this.allOn) this.ask(model.order);  // the grid is open: every layer, in one request
       this.setLayer(model.order[0]);
       this.showPinned();
       api.shownAt = performance.now();
@@ -172,8 +191,8 @@
     headSel.add(new Option(L.heads > 1 ? "mean of heads" : "the only head", "mean"));
     for (let h = 0; L.heads > 1 && h < L.heads; h++) headSel.add(new Option(`head ${h}`, String(h)));
     headSel.disabled = L.heads === 1;
-    this.message(L.kind === "server" ? L.reason
-      : `Rows computed in this page from the layer's ${L.precision} inputs; nothing is sent to the server while you point.`);
+    if (!this.ready(key)) this.ask([key]);
+    this.sayLayer();
     this.last = null;
     this.drawBeside();
     this.drawPins();
@@ -185,83 +204,143 @@
     }
     this.request({photo: this.model.geometry.cellCentre(L.centre_cell, L.grid), t0: null});
   };
-  /** The all-layers grid on or off (the checkbox); a clip's space-time layers stay out. */
+  /** What the view says of the shown layer: why the server draws it, that it is loading,
+   * or that its rows are computed here. */
+  HoverView.prototype.sayLayer = function () {
+    const L = this.model.layers[this.layerKey];
+    this.message(L.kind === "server" ? L.reason : !this.ready(this.layerKey) ? LOADING
+      : `Rows computed in this page from the layer's ${L.precision} inputs; nothing is sent to the server while you point.`);
+  };
+  /** Are the inputs of this layer's rows (and of its hops) in the page? */
+  HoverView.prototype.ready = function (key) { return M.needs(this.model, key).length === 0; };
+  /** Ask the server, once per layer, for the inputs the rows of `keys` still need. */
+  HoverView.prototype.ask = function (keys) {
+    const m = this.model, want = [];
+    for (const key of keys) for (const k of M.needs(m, key)) if (!this.asked.has(k) && !want.includes(k)) want.push(k);
+    if (want.length && this.options.onNeed) { want.forEach(k => this.asked.add(k)); this.options.onNeed(want, m.analysis); }
+    this.sayPending();
+  };
+  HoverView.prototype.sayPending = function () {
+    const api = global.visattn || (global.visattn = {}), m = this.model;
+    api.pending = m ? Array.from(this.asked).filter(k => m.layers[k] && m.layers[k].pending) : [];
+  };
+  /** A layers message (hover.layer_inputs): the pending layers it holds are computed from now
+   * on; the last query is drawn again with them. */
+  HoverView.prototype.addLayers = function (message) {
+    if (!this.model || !M.addLayers(this.model, message).length) return;
+    this.sayPending(); this.sayLayer(); this.drawBeside();
+    if (this.all) this.all.drawnFor = null;
+    this.last = null;
+    if (this.at) this.request({photo: this.at, t0: null});
+  };
+  /** The all-layers grid on or off (the checkbox); every layer's inputs asked for. */
   HoverView.prototype.setAll = function (on) {
     this.allOn = !!on; this.q(".va-all-on").checked = this.allOn;
+    if (this.allOn && this.model) this.ask(this.model.order);
     this.buildAll();
-    if (this.all && this.last) this.request({photo: [this.last.x, this.last.y], t0: null});
+    if (this.all && this.at) this.request({photo: this.at, t0: null});
   };
   /** One small canvas per (pairwise layer, head), and per layer's mean of heads where it
-   * has several, in layer rows; each paints with a Painter of the photo at its small size. */
+   * has several, in layer rows; each paints with a Painter of the photo at its small size
+   * (a clip's: a strip, one picture per key time cell, a Painter per frame shown). */
   HoverView.prototype.buildAll = function () {
-    const box = this.q(".va-all"), note = this.q(".va-all-msg"), m = this.model;
+    const box = this.q(".va-all"), note = this.q(".va-all-msg"), m = this.model, C = this.clip;
     box.innerHTML = ""; this.all = null; note.textContent = "";
     const api = global.visattn || (global.visattn = {});
     api.lastRows = null;
     if (!this.allOn || !m) { box.hidden = true; return; }
-    if (this.clip) {
-      box.hidden = true;
-      note.textContent = "The all-layers grid shows photos; a clip's space-time layers are shown one at a time above.";
-      return;
-    }
-    const P = m.payload.photo, k = Math.min(1, ALL_PX / Math.max(P.width, P.height));
+    const P = C ? {width: C.tw, height: C.th} : m.payload.photo;
+    const k = Math.min(1, (C ? STRIP_PX : ALL_PX) / (C ? P.width : Math.max(P.width, P.height)));
     const sw = Math.max(1, Math.round(P.width * k)), sh = Math.max(1, Math.round(P.height * k));
-    const full = document.createElement("canvas"); full.width = P.width; full.height = P.height;
-    full.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(this.photoPixels), P.width, P.height), 0, 0);
-    const small = document.createElement("canvas"); small.width = sw; small.height = sh;
-    const sctx = small.getContext("2d", {willReadFrequently: true});
-    sctx.imageSmoothingQuality = "high"; sctx.drawImage(full, 0, 0, sw, sh);
     const smallModel = {payload: Object.assign({}, m.payload, {photo: {width: sw, height: sh}}), geometry: m.geometry};
+    const painters = {};  // frame (0 for a photo) -> Painter of it at the small size
+    const painterOf = f => painters[f] || (painters[f] = new Painter(smallModel, shrink(C ? C.painters[f].photo : this.photoPixels, P.width, P.height, sw, sh)));
     const entries = [];
     let columns = 1, skipped = 0;
     for (const key of m.order) {
       const L = m.layers[key];
-      if (L.kind === "server" || L.kind === "spacetime") { skipped++; continue; }
+      if (L.kind === "server" || (L.kind === "spacetime") !== !!C) { skipped++; continue; }
       const heads = [];
       for (let h = 0; h < L.heads; h++) heads.push(h);
       if (L.heads > 1) heads.push(null);
-      columns = Math.max(columns, heads.length);
+      columns = Math.max(columns, C ? 1 : heads.length);
+      const pictures = C ? L.key_grid[0] : 1;
       heads.forEach((head, col) => {
         const fig = document.createElement("figure"), c = document.createElement("canvas"), cap = document.createElement("figcaption");
-        c.width = sw; c.height = sh;
+        c.width = sw * pictures; c.height = sh;
         const label = `${this.titleOf(key)} · ${head === null ? "mean of heads" : `head ${head}`}`;
-        cap.textContent = label; cap.title = label; c.setAttribute("role", "img"); c.setAttribute("aria-label", label);
+        const spans = C ? Array.from({length: pictures}, (_, t) => M.frameSpan(t, C.F, pictures)) : [];
+        cap.textContent = label;
+        cap.title = C ? `${label}: pictures of frames ${spans.map(([a, b]) => b - a > 1 ? `${a}–${b - 1}` : `${a}`).join(", ")}` : label;
+        c.setAttribute("role", "img"); c.setAttribute("aria-label", cap.title);
+        if (C) c.style.width = `min(100%, ${c.width}px)`;
         fig.dataset.index = String(entries.length); fig.dataset.key = key; fig.dataset.head = head === null ? "mean" : String(head);
         if (col === 0) fig.style.gridColumnStart = "1";
         fig.append(c, cap); box.appendChild(fig);
-        entries.push({key, head, fig, ctx: c.getContext("2d")});
+        entries.push({key, head, fig, ctx: c.getContext("2d"), painters: C ? spans.map(([a]) => painterOf(a)) : [painterOf(0)]});
       });
     }
     box.style.gridTemplateColumns = `repeat(${columns}, minmax(0, 1fr))`;
     box.hidden = !entries.length;
     if (!entries.length) note.textContent = "No layer of this analysis has rows the page computes.";
-    else if (skipped) note.textContent = `${skipped} layer${skipped > 1 ? "s" : ""} the page cannot compute ${skipped > 1 ? "are" : "is"} left out of the grid.`;
-    this.all = {entries, painter: new Painter(smallModel, sctx.getImageData(0, 0, sw, sh).data),
-                image: new ImageData(sw, sh), drawnFor: null};
+    else {
+      const left = skipped ? ` ${skipped} layer${skipped > 1 ? "s" : ""} the page cannot compute ${skipped > 1 ? "are" : "is"} left out of the grid.` : "";
+      note.textContent = (C ? "Each strip is one layer's row of the query across time: one picture per time cell of the layer's keys (drawn on its first frame; hover a strip for its frames), one colour scale per strip, the query's cell outlined in its own time cell. Point at any picture to move the query there." : "") + left;
+    }
+    this.all = {entries, image: new ImageData(sw, sh), sw, sh, drawnFor: null};
   };
-  /** Every small canvas: the row of photo pixel (x, y) in its layer and head, its own colour
-   * scale (min to max, or from 0), the query cell outlined; then window.visattn.lastRows. */
-  HoverView.prototype.drawAll = function (x, y) {
-    const A = this.all, m = this.model, lut = m.payload.luts[this.cmap], rows = [];
+  /** Every small canvas: the row of photo pixel (x, y) (of frame f of a clip) in its layer
+   * and head, its own colour scale (min to max, or from 0), the query cell outlined; then
+   * window.visattn.lastRows. A layer still loading shows its picture(s) alone. */
+  HoverView.prototype.drawAll = function (x, y, f) {
+    const A = this.all, m = this.model, C = this.clip, lut = m.payload.luts[this.cmap], rows = [];
     const cells = {};
-    for (const key of new Set(A.entries.map(e => e.key))) cells[key] = m.geometry.toGrid(x, y, m.layers[key].grid, true);
-    const state = JSON.stringify([cells, this.alpha, this.cmap, !!this.fromZero, this.layerKey, this.head]);
+    for (const key of new Set(A.entries.map(e => e.key))) {
+      const L = m.layers[key];
+      cells[key] = C ? M.spacetimeCell(m.geometry, L, f, C.F, x, y, true) : m.geometry.toGrid(x, y, L.grid, true);
+    }
+    const state = JSON.stringify([cells, f, this.alpha, this.cmap, !!this.fromZero, this.layerKey, this.head]);
     const same = A.drawnFor === state;
     for (let i = 0; i < A.entries.length; i++) {
-      const e = A.entries[i], L = m.layers[e.key], cell = cells[e.key];
-      const row = same ? A.rows[i].values : M.rowOf(m, L, cell, e.head);
+      const e = A.entries[i], L = m.layers[e.key], cell = cells[e.key], ready = this.ready(e.key);
+      const row = !ready ? null : same ? A.rows[i].values : M.rowOf(m, L, cell, e.head);
       if (!same) {
-        A.painter.paint(row, L.grid, this.alpha, lut, A.image, this.fromZero);
-        A.painter.box(m.geometry.cellBox(cell, L.grid), A.image, m.payload.marker);
-        e.ctx.putImageData(A.image, 0, 0);
+        if (C) this.paintStrip(e, L, row, cell, f);
+        else {
+          if (row) {
+            e.painters[0].paint(row, L.grid, this.alpha, lut, A.image, this.fromZero);
+            e.painters[0].box(m.geometry.cellBox(cell, L.grid), A.image, m.payload.marker);
+          } else A.image.data.set(e.painters[0].photo);
+          e.ctx.putImageData(A.image, 0, 0);
+        }
         e.fig.classList.toggle("va-all-shown", e.key === this.layerKey && (L.heads === 1 || e.head === this.head));
+        e.fig.classList.toggle("va-all-loading", !ready);
       }
       rows.push({key: e.key, head: e.head, cell, grid: L.grid.slice(), values: row});
     }
     A.rows = rows; A.drawnFor = state;
     const api = global.visattn || (global.visattn = {});
-    api.lastRows = rows.map(r => ({key: r.key, head: r.head, cell: r.cell, grid: r.grid, x, y, row: Array.from(r.values)}));
+    api.lastRows = rows.map(r => Object.assign({key: r.key, head: r.head, cell: r.cell, grid: r.grid, x, y,
+                                                row: r.values ? Array.from(r.values) : null},
+                                               C ? {frame: f, key_grid: m.layers[r.key].key_grid.slice()} : {}));
     api.drawnAll = (api.drawnAll || 0) + 1;
+  };
+  /** A clip's strip: the row's share of each key time cell on that cell's picture, on the
+   * row's one colour scale; the query cell outlined in the time cell of its frame f. */
+  HoverView.prototype.paintStrip = function (e, L, row, cell, f) {
+    const A = this.all, m = this.model, C = this.clip, kg = L.key_grid, per = kg[1] * kg[2];
+    const [, h, w] = L.grid, mine = M.timeCell(f, C.F, kg[0]);
+    let range = null;
+    if (row) { const {hi, lo} = M.peak(row); range = [this.fromZero ? Math.min(lo, 0) : lo, hi]; }
+    for (let t = 0; t < kg[0]; t++) {
+      const painter = e.painters[t];
+      if (!row) A.image.data.set(painter.photo);
+      else {
+        painter.paint(row.subarray(t * per, (t + 1) * per), [kg[1], kg[2]], this.alpha, m.payload.luts[this.cmap], A.image, false, range);
+        if (t === mine) painter.box(m.geometry.cellBox(cell % (h * w), [h, w]), A.image, m.payload.marker);
+      }
+      e.ctx.putImageData(A.image, t * A.sw, 0);
+    }
   };
   HoverView.prototype.setAlpha = function (a) { this.alpha = Number(a); this.redraw(); };
   HoverView.prototype.setColormap = function (c) { this.cmap = c; this.q(".va-cmap").value = c; this.redraw(); };
@@ -301,10 +380,23 @@
     if (!where || !this.model) return;
     const xy = where.photo || this.photoPixel(where.client);
     if (!xy) return;
-    if (this.clip) this.drawClip(xy[0], xy[1], xy[2] || 0, where.t0);
-    else { this.draw(xy[0], xy[1], where.t0); if (this.all) this.drawAll(xy[0], xy[1]); }
+    const f = xy[2] || 0;
+    this.at = this.clip ? [xy[0], xy[1], f] : [xy[0], xy[1]];
+    if (!this.ready(this.layerKey)) this.drawPlain();  // its inputs are on their way
+    else if (this.clip) this.drawClip(xy[0], xy[1], f, where.t0);
+    else this.draw(xy[0], xy[1], where.t0);
+    if (this.all) this.drawAll(xy[0], xy[1], f);
     this.busy = true;  // until the next frame
     this.nextFrame();
+  };
+  /** The photo (every frame of a clip) without a row, while the layer's inputs load. */
+  HoverView.prototype.drawPlain = function () {
+    const C = this.clip;
+    for (const [g, painter] of (C ? C.painters : [this.painter]).entries()) {
+      this.image.data.set(painter.photo);
+      this.ctx.putImageData(this.image, C ? (g % C.cols) * C.tw : 0, C ? Math.floor(g / C.cols) * C.th : 0);
+    }
+    this.q(".va-numbers").textContent = "";
   };
   /** Client coordinates -> photo pixel, through the canvas's on-screen box. */
   HoverView.prototype.photoPixel = function (client) {
@@ -518,6 +610,16 @@
     return (L && L.title) || key;
   };
 
+  /** RGBA pixels (w x h) scaled to sw x sh as the browser draws them smaller. */
+  function shrink(pixels, w, h, sw, sh) {
+    const full = document.createElement("canvas"); full.width = w; full.height = h;
+    full.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(pixels), w, h), 0, 0);
+    const small = document.createElement("canvas"); small.width = sw; small.height = sh;
+    const ctx = small.getContext("2d", {willReadFrequently: true});
+    ctx.imageSmoothingQuality = "high"; ctx.drawImage(full, 0, 0, sw, sh);
+    return ctx.getImageData(0, 0, sw, sh).data;
+  }
+
   function decodePhoto(photo) {
     const img = new Image();
     img.src = photo.src;
@@ -531,16 +633,23 @@
   }
 
   // ----- mounting --------------------------------------------------------------------------
-  /** Inside Gradio's gr.HTML (js_on_load): the payload is the component's value; a click
-   * pins the query through the component's 'pin' event. */
+  /** Inside Gradio's gr.HTML (js_on_load): the payload is the component's value (then each
+   * layers message); a click pins the query through the component's 'pin' event, a layer
+   * opened asks for its inputs through its 'layers' event. */
   function mountGradio(element, props, trigger, watch) {
-    const view = new HoverView(element.querySelector(".va-hover"), {onPin: q => trigger("pin", q)});
+    const view = new HoverView(element.querySelector(".va-hover"),
+      {onPin: q => trigger("pin", q), onNeed: (keys, analysis) => trigger("layers", {keys, analysis})});
     const api = global.visattn || (global.visattn = {});
     api.view = view;
     api.setAlpha = a => view.setAlpha(a);
     api.setColormap = c => view.setColormap(c);
-    api.ready = view.setPayload(props.value);
-    watch("value", () => { api.ready = view.setPayload(props.value); });
+    const show = v => {  // a first payload, or a layers message for the shown analysis
+      if (v && v.layers_of !== undefined) api.ready.then(() => view.addLayers(v));
+      else api.ready = view.setPayload(v);
+    };
+    api.ready = Promise.resolve();
+    show(props.value);
+    watch("value", () => show(props.value));
     return view;
   }
 

@@ -9,6 +9,8 @@
  *                                    (T', h', w') keys; Clip.frame_span / time_cell
  *   analysis.query_dependence        mean Jensen-Shannon divergence to the reference cells
  *   hover.nearly_uniform             a row whose spread is under a fraction of its maximum
+ *   hover.layer_inputs               a layers message filling layers the first message left
+ *                                    pending (addLayers; needs: what a layer's rows wait for)
  */
 (function (root, factory) {
   if (typeof module === "object" && module.exports) module.exports = factory();
@@ -17,7 +19,7 @@
   "use strict";
 
   /** The newest payload version (hover.SCHEMA_VERSION) this code understands. */
-  const PAYLOAD_VERSION = 3;
+  const PAYLOAD_VERSION = 4;
 
   /** Why this code cannot show a payload (a sentence for the view), or null if it can. */
   function versionProblem(payload) {
@@ -291,19 +293,45 @@
   }
 
   // ----- the model of one analysis -----------------------------------------------------------
+  /** One layer of a payload with its Float32Array inputs (none while it is pending). */
+  function decodeLayer(spec) {
+    const L = Object.assign({}, spec);
+    for (const [name, enc] of Object.entries(spec.arrays || {})) L[name] = decode(enc);
+    if (spec.beside) L.besideValues = decode(spec.beside.values);
+    if (L.queries) L.d = spec.arrays.queries.shape[2];
+    L.pending = !!spec.pending;
+    L.refRows = {};
+    return L;
+  }
+
   /** Decode a payload: layers by key with Float32Array inputs, the Geometry. */
   function loadPayload(payload) {
     const layers = {};
-    for (const spec of payload.layers) {
-      const L = Object.assign({}, spec);
-      for (const [name, enc] of Object.entries(spec.arrays || {})) L[name] = decode(enc);
-      if (spec.beside) L.besideValues = decode(spec.beside.values);
-      if (L.queries) L.d = spec.arrays.queries.shape[2];
-      L.refRows = {};
-      layers[spec.key] = L;
-    }
-    return {payload, layers, geometry: new Geometry(payload.geometry),
+    for (const spec of payload.layers) layers[spec.key] = decodeLayer(spec);
+    return {payload, layers, geometry: new Geometry(payload.geometry), analysis: payload.analysis,
             order: payload.layers.filter(l => !l.hidden).map(l => l.key)};
+  }
+
+  /** A layers message (hover.LAYERS_SCHEMA) for this analysis: its layers replace the
+   * pending ones. -> the keys added ([] when it answers another analysis). */
+  function addLayers(model, message) {
+    if (!message || message.layers_of !== model.analysis) return [];
+    const added = [];
+    for (const spec of message.layers || []) {
+      const old = model.layers[spec.key];
+      if (!old || !old.pending) continue;  // unknown, or already here
+      model.layers[spec.key] = decodeLayer(Object.assign({}, spec, {hidden: old.hidden}));
+      added.push(spec.key);
+    }
+    return added;
+  }
+
+  /** The pending layers the rows of `key` need (itself, a two-hop's two hops). */
+  function needs(model, key) {
+    const L = model.layers[key];
+    if (!L) return [];
+    const keys = L.kind === "twohop" ? [key, L.first, L.second] : [key];
+    return keys.filter(k => model.layers[k] && model.layers[k].pending);
   }
 
   /** analysis.query_dependence: mean JS divergence to the rows of the reference cells. */
@@ -331,5 +359,6 @@
   }
 
   return {PAYLOAD_VERSION, versionProblem, f32, roundHalfEven, floorDiv, ceilDiv, decode, Geometry,
-          rowOf, rowLength, timeCell, frameSpan, spacetimeCell, peak, nearlyUniform, jsDivergence, loadPayload, queryDependence, barEnds};
+          rowOf, rowLength, timeCell, frameSpan, spacetimeCell, peak, nearlyUniform, jsDivergence, loadPayload,
+          addLayers, needs, queryDependence, barEnds};
 });

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -30,6 +31,8 @@ class Session:
     queries: list[Query] = field(default_factory=list)
     pretrained: bool = True
     hover_sent: bool = False  # the page holds this trace's hover payload
+    hover_layers: set = field(default_factory=set)  # layers whose row inputs the page holds
+    analysis: str = field(default_factory=lambda: uuid.uuid4().hex[:16])  # the hover payload's token
     compared: list = field(default_factory=list)  # (Trace, values, caption) per network
     gradcam: Optional[tuple] = None  # (attention, cam, text) of the last comparison
 

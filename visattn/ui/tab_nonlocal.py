@@ -1,7 +1,8 @@
 """The Non-local tab: the hover view (visattn/static/hover.js draws the row of the pixel
-under the pointer from `hover.payload`, sent once per analysis), pinned queries, and
-/affinity, the server's row of a pixel for API clients and for record kinds the page
-cannot compute."""
+under the pointer from `hover.payload`, sent once per analysis with the first layer's
+inputs; the view asks for another layer's inputs when it is opened, `hover.layer_inputs`,
+once per layer), pinned queries, and /affinity, the server's row of a pixel for API
+clients and for record kinds the page cannot compute."""
 from __future__ import annotations
 
 import time
@@ -61,8 +62,30 @@ def nonlocal_tab(session: Optional[Session], alpha: float, cmap: str):
     session.hover_sent = True
     if not keys(session.trace, Pairwise):
         return {"message": NO_PAIRWISE}, "", gr.update(visible=False), session
-    return (hover.payload(session.trace, alpha, cmap), pinned_text(session),
-            gr.update(visible=False), session)
+    first = hover.default_layer(session.trace)
+    session.hover_layers = hover.needed(session.trace, first)
+    return (hover.payload(session.trace, alpha, cmap, inputs=first, analysis=session.analysis),
+            pinned_text(session), gr.update(visible=False), session)
+
+
+MAX_ASKED = 256  # layer keys one request may name
+
+
+@readable
+def send_layers(session: Optional[Session], evt: gr.EventData):
+    """The view opened layers whose inputs it lacks: send them (and the hops they need), each
+    once per analysis; a request for an earlier analysis is ignored -> (layers message,
+    session)."""
+    data = getattr(evt, "_data", None) or {}
+    asked = data.get("keys")
+    if session is None or data.get("analysis") != session.analysis or not isinstance(asked, list):
+        return gr.skip(), session
+    message = hover.layer_inputs(session.trace, [str(k)[:300] for k in asked[:MAX_ASKED]],
+                                 session.analysis, sent=session.hover_layers)
+    if not message["layers"]:
+        return gr.skip(), session
+    session.hover_layers |= {layer["key"] for layer in message["layers"]}
+    return message, session
 
 
 def head_name(rec, head: Optional[int]) -> str:
@@ -246,7 +269,7 @@ def hover_view() -> gr.HTML:
     visattn/static/hover.js from the payload of `hover.payload` (its value)."""
     return gr.HTML(None, html_template=hover.asset("hover.html"), css_template=hover.asset("hover.css"),
                    js_on_load=hover.script()
-                   + "\nVisAttnHover.mountGradio(element, props, trigger, watch); // 'pin'",
+                   + "\nVisAttnHover.mountGradio(element, props, trigger, watch); // 'pin', 'layers'",
                    elem_id="nl-hover")
 
 
@@ -269,6 +292,7 @@ def build_nonlocal_tab(page: Page) -> gr.Tab:
         nonlocal_tab, [page.session, page.alpha, page.cmap], outputs, **FAST)
     nl_hover.pin(pin_query, [page.session, page.alpha, page.cmap], [nl_info, nl_view, page.session],
                  **FAST)
+    nl_hover.layers(send_layers, [page.session], [nl_hover, page.session], **FAST)
     page.alpha.change(None, [page.alpha], None, js="(a) => window.visattn?.setAlpha?.(a)")
     page.cmap.change(None, [page.cmap], None, js="(c) => window.visattn?.setColormap?.(c)")
     api_go.click(affinity_api, [page.session, api_layer, api_head, api_x, api_y, page.alpha,
