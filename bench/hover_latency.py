@@ -6,9 +6,17 @@
   pin (click -> server)       measured in the page: the click's timeStamp to the pinned-queries
                               panel changing (a queue round trip with the server's numbers)
   /affinity (server image)    gradio_client call: row + 768 px overlay + PNG, the old click path
-  payload                     bytes sent once per analysis, per layer (JSON, base64 arrays)
+  payload                     bytes sent per layer, when the layer is opened (JSON, base64 arrays)
 
-    python bench/hover_latency.py [--moves 60] [--quick]
+and the views of issue 23, pointer move -> every row of the view drawn (the same measure):
+  across time                 a clip's frames with the row of the pointed position on each:
+                              tiny_nl_clips (4 frames), I3D-NL at 8 and 32 sampled frames
+  all layers                  #nl-all, one canvas per layer and head: BoTNet's 3 x 4 heads
+                              (+ 3 means), I3D-NL's 5 blocks (strips across time) at 8 and 32
+measured in viewer.html (the page's own HoverView, payload at the app's precision), since
+the app samples I3D's own 32 frames only.
+
+    python bench/hover_latency.py [--moves 60] [--quick] [--views-only]
 
 Networks: tiny_nl (bundled weights), BoTNet and the ADE20K Non-local, DANet and CCNet networks
 (random weights: same cost) at processing sizes 256 and 512. Writes bench/hover_latency.txt.
@@ -31,8 +39,9 @@ from PIL import Image  # noqa: E402
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from visattn import hover, zoo  # noqa: E402
-from visattn.pipeline import analyze  # noqa: E402
+from visattn import hover, scenes, video, zoo  # noqa: E402
+from visattn.pipeline import analyze, analyze_video  # noqa: E402
+from visattn.records import Pairwise  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -49,6 +58,12 @@ PIN_TIMER = """() => { const c = document.querySelector('#nl-hover canvas');
   new MutationObserver(() => { const p = window.__pin;
     if (p.t0 !== null && p.dt === null && info.innerText !== p.text && /Pinned/.test(info.innerText))
       p.dt = performance.now() - p.t0; }).observe(info, {subtree: true, childList: true, characterData: true}); }"""
+
+
+I3D = "i3d_nl_r50_kinetics400"
+VIEWS = [("across time", "tiny_nl_clips", None), ("across time", I3D, 8), ("across time", I3D, 32),
+         ("all layers", "botnet26t_256", None), ("all layers", I3D, 8), ("all layers", I3D, 32)]
+GOALS = (16.0, 33.0)  # issue 23: p50 and p95 in ms
 
 
 def pct(values, q):
@@ -85,7 +100,9 @@ def analyse(page, url, path, model, pretrained, size):
 
 def hover_latencies(page, layer, moves):
     """Move across `moves` different cells, one at a time; the page's own latencies."""
-    page.locator("#nl-hover .va-layer").select_option(layer)
+    page.locator("#nl-hover .va-layer").select_option(layer)  # its inputs come when opened
+    page.wait_for_function("k => window.visattn.pending.length === 0 && window.visattn.lastRow"
+                           " && window.visattn.lastRow.layer === k", arg=layer, timeout=60_000)
     canvas = page.locator("#nl-hover canvas")
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
@@ -121,10 +138,69 @@ def server_image(client, layer, reps):
     return out
 
 
+def view_trace(model, frames, path):
+    """The analysis a view shows: a generated clip (I3D-NL sampling `frames` of it, random
+    weights) or the bench photo."""
+    if model == "tiny_nl_clips":
+        return analyze_video(scenes.moving_clip(7).frames, model)
+    if model == I3D:
+        clip = np.concatenate([scenes.moving_clip(seed, frames=8).frames for seed in range(frames // 8)])
+        return analyze_video(clip, model, pretrained=False, sampling=video.Sampling(frames, 1))
+    return analyze(path, model, pretrained=False)
+
+
+def view_latencies(page, view, moves):
+    """Pointer moves across the frames (or the photo) of a viewer.html; the page's own
+    latencies, pointer event -> every row of the view drawn."""
+    page.wait_for_function("() => window.visattn && window.visattn.lastRow", timeout=120_000)
+    counter = "drawn"
+    if view == "all layers":
+        page.locator(".va-all-on").check()
+        page.wait_for_function("() => window.visattn.lastRows && window.visattn.lastRows.every(r => r.row)")
+        counter = "drawnAll"
+    canvas = page.locator(".va-canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    page.evaluate("window.visattn.view.latencies = []")
+    rng = np.random.default_rng(2)
+    for fx, fy in rng.uniform(0.02, 0.98, (moves, 2)):
+        before = page.evaluate(f"window.visattn.{counter}")
+        page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+        page.wait_for_function(f"n => window.visattn.{counter} > n", arg=before)
+        page.wait_for_timeout(20)
+    return page.evaluate("window.visattn.view.latencies")
+
+
+def views_table(browser, path, tmp, moves) -> list[str]:
+    lines = [f"views of issue 23 in viewer.html, headless Chromium, {moves} moves each; goal p50 <= "
+             f"{GOALS[0]:.0f} ms, p95 <= {GOALS[1]:.0f} ms",
+             f"{'view':12s} {'network':24s} {'frames':>6s} {'canvases':>8s} {'layer max':>10s} "
+             f"{'p50':>7s} {'p95':>7s}  goal"]
+    for view, model, frames in VIEWS:
+        trace = view_trace(model, frames, path)
+        keys = [r.key for r in trace if isinstance(r, Pairwise)]
+        sizes = [len(json.dumps(layer)) for layer in hover.layer_inputs(trace, keys, "b")["layers"]]
+        page_file = Path(tmp) / f"{model}_{frames}.html"
+        page_file.write_text(hover.viewer_html(trace, max_float32_bytes=hover.MAX_FLOAT32_BYTES))
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(page_file.as_uri())
+        lat = view_latencies(page, view, moves)
+        canvases = page.evaluate("document.querySelectorAll('#nl-all canvas').length") \
+            if view == "all layers" else (len(trace.clip.frames) if trace.clip is not None else 1)
+        page.close()
+        p50, p95 = pct(lat, 50), pct(lat, 95)
+        ok = "ok" if p50 <= GOALS[0] and p95 <= GOALS[1] else "OVER"
+        lines.append(f"{view:12s} {model:24s} {frames or len(getattr(trace.clip, 'frames', [0])):>6d} "
+                     f"{canvases:>8d} {max(sizes) / 1e6:8.2f}MB {p50:5.1f}ms {p95:5.1f}ms  {ok}")
+        print(lines[-1], flush=True)
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=60)
     parser.add_argument("--quick", action="store_true", help="256 px only, 20 moves")
+    parser.add_argument("--views-only", action="store_true", help="the issue 23 views only")
     args = parser.parse_args()
     runs = [r for r in RUNS if not (args.quick and r[2] == 512)]
     moves = 20 if args.quick else args.moves
@@ -142,7 +218,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
         path = photo(Path(tmp))
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        for model, pretrained, size in runs:
+        views = views_table(browser, path, tmp, moves)
+        for model, pretrained, size in ([] if args.views_only else runs):
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             analyse(page, url, path, model, pretrained, size)
             card = zoo.get(model)
@@ -170,7 +247,7 @@ def main():
         browser.close()
     demo.close()
     out = Path(__file__).with_suffix(".txt")
-    out.write_text("\n".join(lines) + "\n")
+    out.write_text("\n".join(([] if args.views_only else lines + [""]) + views) + "\n")
     print(f"wrote {out}")
 
 

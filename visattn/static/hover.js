@@ -36,6 +36,7 @@
   const fmt = v => Number(v.toPrecision(3)).toString();
   const LONG_PRESS_MS = 550, TAP_SLOP_PX = 10;
   const ALL_PX = 200;  // the longer side of each small canvas of the all-layers grid
+  const MIN_COLUMNS = 4;  // one-head layers of a photo share rows of at least this many canvases
   const STRIP_PX = 160;  // the width of each picture of a clip's strip in the all-layers grid
   const LOADING = "Loading this layer's inputs from the server (once per analysis); its rows are then computed in this page.";
 
@@ -256,7 +257,7 @@
     const painters = {};  // frame (0 for a photo) -> Painter of it at the small size
     const painterOf = f => painters[f] || (painters[f] = new Painter(smallModel, shrink(C ? C.painters[f].photo : this.photoPixels, P.width, P.height, sw, sh)));
     const entries = [];
-    let columns = 1, skipped = 0;
+    let columns = C ? 1 : MIN_COLUMNS, skipped = 0;
     for (const key of m.order) {
       const L = m.layers[key];
       if (L.kind === "server" || (L.kind === "spacetime") !== !!C) { skipped++; continue; }
@@ -275,7 +276,7 @@
         c.setAttribute("role", "img"); c.setAttribute("aria-label", cap.title);
         if (C) c.style.width = `min(100%, ${c.width}px)`;
         fig.dataset.index = String(entries.length); fig.dataset.key = key; fig.dataset.head = head === null ? "mean" : String(head);
-        if (col === 0) fig.style.gridColumnStart = "1";
+        if (col === 0 && heads.length > 1) fig.style.gridColumnStart = "1";  // a layer's heads: a row
         fig.append(c, cap); box.appendChild(fig);
         entries.push({key, head, fig, ctx: c.getContext("2d"), painters: C ? spans.map(([a]) => painterOf(a)) : [painterOf(0)]});
       });
@@ -341,6 +342,15 @@
       }
       e.ctx.putImageData(A.image, t * A.sw, 0);
     }
+    const ctx = e.ctx;  // each picture's frames, and a line between pictures
+    ctx.save(); ctx.font = "bold 11px sans-serif"; ctx.textBaseline = "top";
+    for (let t = 0; t < kg[0]; t++) {
+      const [a, b] = M.frameSpan(t, C.F, kg[0]), label = b - a > 1 ? `frames ${a}–${b - 1}` : `frame ${a}`;
+      ctx.fillStyle = "rgba(0,0,0,0.6)"; ctx.fillRect(t * A.sw, 0, ctx.measureText(label).width + 6, 14);
+      ctx.fillStyle = t === mine ? `rgb(${m.payload.marker.join(",")})` : "#fff"; ctx.fillText(label, t * A.sw + 3, 1);
+      if (t) { ctx.fillStyle = "#fff"; ctx.fillRect(t * A.sw - 1, 0, 2, A.sh); }
+    }
+    ctx.restore();
   };
   HoverView.prototype.setAlpha = function (a) { this.alpha = Number(a); this.redraw(); };
   HoverView.prototype.setColormap = function (c) { this.cmap = c; this.q(".va-cmap").value = c; this.redraw(); };
@@ -383,9 +393,11 @@
     const f = xy[2] || 0;
     this.at = this.clip ? [xy[0], xy[1], f] : [xy[0], xy[1]];
     if (!this.ready(this.layerKey)) this.drawPlain();  // its inputs are on their way
-    else if (this.clip) this.drawClip(xy[0], xy[1], f, where.t0);
-    else this.draw(xy[0], xy[1], where.t0);
+    else if (this.clip) this.drawClip(xy[0], xy[1], f);
+    else this.draw(xy[0], xy[1]);
     if (this.all) this.drawAll(xy[0], xy[1], f);
+    // pointer event -> every row of the view computed and put on its canvas
+    if (where.t0 !== null && where.t0 !== undefined) this.latencies.push(performance.now() - where.t0);
     this.busy = true;  // until the next frame
     this.nextFrame();
   };
@@ -415,7 +427,7 @@
     return [Math.min(w0 - 1, Math.floor(cx * w0 / this.canvas.width)),
             Math.min(h0 - 1, Math.floor(cy * h0 / this.canvas.height))];
   };
-  HoverView.prototype.draw = function (x, y, t0) {
+  HoverView.prototype.draw = function (x, y) {
     const m = this.model, L = m.layers[this.layerKey];
     if (L.kind === "server") {  // the photo alone; a click asks the server for the row
       this.image.data.set(this.painter.photo);
@@ -441,12 +453,11 @@
     api.lastRow = {x, y, cell, grid: L.grid.slice(), row: Array.from(row), layer: this.layerKey,
                    head: this.head, queryDependence: score};
     api.drawn = (api.drawn || 0) + 1;
-    if (t0 !== null && t0 !== undefined) this.latencies.push(performance.now() - t0);
   };
   /** A clip: the row of pixel (x, y) of frame f, drawn on every frame at once on one colour
    * scale (the row's own minimum and maximum over all its keys); the query cell outlined on
    * its frame, the frames the row peaks in outlined in white. */
-  HoverView.prototype.drawClip = function (x, y, f, t0) {
+  HoverView.prototype.drawClip = function (x, y, f) {
     const m = this.model, L = m.layers[this.layerKey], C = this.clip;
     if (L.kind !== "spacetime") { this.message("This layer is not a space-time layer; its rows cannot be drawn on a clip."); return; }
     const [T, h, w] = L.grid, kg = L.key_grid, per = kg[1] * kg[2];
@@ -460,9 +471,11 @@
     if (!same) {
       const lut = m.payload.luts[this.cmap], range = [this.fromZero ? Math.min(lo, 0) : lo, hi];
       const ctx = this.ctx;
+      let heat = null, heatOf = -1;  // the frames of one key time cell share its resampled row
       for (let g = 0; g < C.F; g++) {
         const kt = M.timeCell(g, C.F, kg[0]), painter = C.painters[g];
-        painter.paint(row.subarray(kt * per, (kt + 1) * per), [kg[1], kg[2]], this.alpha, lut, this.image, false, range);
+        if (kt !== heatOf) { heat = painter.resample(row.subarray(kt * per, (kt + 1) * per), [kg[1], kg[2]]); heatOf = kt; }
+        painter.colour(heat, range[0], range[1], this.alpha, lut, this.image);
         if (g === f) painter.box(m.geometry.cellBox(cell % (h * w), [h, w]), this.image, m.payload.marker);
         ctx.putImageData(this.image, (g % C.cols) * C.tw, Math.floor(g / C.cols) * C.th);
       }
@@ -487,7 +500,6 @@
     api.lastRow = {x, y, frame: f, cell, grid: L.grid.slice(), key_grid: kg.slice(), row: Array.from(row),
                    layer: this.layerKey, head: this.head, queryDependence: score, peakFrames};
     api.drawn = (api.drawn || 0) + 1;
-    if (t0 !== null && t0 !== undefined) this.latencies.push(performance.now() - t0);
   };
   /** A clip's info text: frame, pixel and cell, the frames the row peaks in, the row's share
    * per frame (where it looks across time), query dependence. */

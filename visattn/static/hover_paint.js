@@ -60,7 +60,17 @@
   /** render.map_on_image + overlay: the row resampled onto the photo (float32, as
    * cv2.remap gives it), min-max over the seen pixels, lookup table, blend; unseen dimmed. */
   Painter.prototype.paint = function (row, grid, alpha, lut, out, fromZero, range) {
-    const S = this.sampler(grid), W = this.w, H = this.h, wg = grid[1];
+    const heat = this.resample(row, grid);
+    let lo = heat.lo, hi = heat.hi;
+    if (fromZero) lo = Math.min(lo, 0);  // render.normalize(from_zero=True)
+    if (range) { lo = range[0]; hi = range[1]; }  // one scale for many frames (a clip's row)
+    this.colour(heat, lo, hi, alpha, lut, out);
+  };
+  /** render.map_on_image: the row resampled onto the photo's seen pixels (float32, as
+   * cv2.remap gives it) -> {grid, values, lo, hi}; the same for every Painter of this size
+   * and Geometry (a clip's frames share it), valid until this Painter resamples that grid again. */
+  Painter.prototype.resample = function (row, grid) {
+    const S = this.sampler(grid), W = this.w, wg = grid[1];
     const {x: sx, y: sy, tmp, heat} = S, x0 = sx.from, x1 = sx.to;
     for (let r = 0; r < grid[0]; r++) {
       const base = r * wg, o = r * W;
@@ -76,8 +86,13 @@
         if (h > hi) hi = h;
       }
     }
-    if (fromZero) lo = Math.min(lo, 0);  // render.normalize(from_zero=True)
-    if (range) { lo = range[0]; hi = range[1]; }  // one scale for many frames (a clip's row)
+    return {grid, values: heat, lo, hi};
+  };
+  /** render.overlay of a resampled row (this Painter's or another's of the same size) on this
+   * photo: levels from lo..hi, colour lookup table, blend; unseen pixels dimmed. */
+  Painter.prototype.colour = function (resampled, lo, hi, alpha, lut, out) {
+    const S = this.sampler(resampled.grid), W = this.w, heat = resampled.values;
+    const {x: sx, y: sy} = S, x0 = sx.from, x1 = sx.to;
     const span = f32(hi - lo), flat = !(hi - lo >= 1e-12), table = this.blend(alpha);
     const lr = new Uint8Array(256), lg = new Uint8Array(256), lb = new Uint8Array(256);
     for (let k = 0; k < 256; k++) { lr[k] = lut[3 * k]; lg[k] = lut[3 * k + 1]; lb[k] = lut[3 * k + 2]; }
