@@ -11,7 +11,7 @@ from visattn.models.a2net import DoubleAttention
 from visattn.models.gsop import GSoP
 from visattn.models.triplet import TripletAttention
 from visattn import capture, families, ui, zoo
-from visattn.records import AxisGate, Distribute, SpatialMap
+from visattn.records import Pairwise, AxisGate, Distribute, SpatialMap
 
 from helpers import bn, conv, fill_random
 
@@ -119,8 +119,23 @@ def test_every_family_has_networks_and_the_page_says_where_weights_are_missing()
             assert "No public pretrained weights" in row
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _leave_the_zoo_as_found():
+    """Opening the Non-local family adds the clip networks to the zoo; later tests expect
+    the photo networks only."""
+    yield
+    from visattn import zoo_video
+    zoo_video.forget_cards()
+
+
 @pytest.mark.parametrize("fam", families.FAMILIES, ids=lambda f: f.name)
 def test_open_family_shows_a_network_of_that_family(fam):
-    session, top, summary, maps, picker, image, pretrained, tabs = ui.open_family(fam.name, 256)
+    session, top, summary, maps, picker, pretrained, tab, tabs = ui.open_family(fam.name, 256)
+    assert picker.value == session.trace.model
+    picker = picker.value
     assert zoo.get(picker).family in fam.card_families
     assert len(session.trace) > 0 and summary.startswith(f"**{picker}**")
+    clip = getattr(session.trace, "clip", None)
+    assert (clip is not None) == (fam.name == "Non-local")  # Non-local's example is a clip
+    has_rows = any(isinstance(r, Pairwise) for r in session.trace)
+    assert tab == ("nonlocal" if has_rows else "overview")

@@ -237,3 +237,32 @@ def test_every_bad_clip_gets_a_sentence(kind, needle, tmp_path, monkeypatch):
     message = str(err.value)
     assert needle in message, message
     assert message.count(". ") == 0 and message.endswith("."), message  # one sentence
+
+
+def test_write_webm_gives_a_vp8_clip_that_decodes_to_its_frames(tmp_path):
+    """Browsers play VP8 WebM (not OpenCV's mp4v): the file says VP80, and its frames,
+    enlarged 4x by pixel repetition, come back within VP8's loss."""
+    from visattn import scenes
+    from visattn.video import write_webm
+    frames = scenes.moving_clip(11).frames
+    path = write_webm(frames, tmp_path / "c.webm", fps=2.0, scale=4)
+    cap = cv2.VideoCapture(str(path))
+    fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("latin-1")
+    cap.release()
+    assert fourcc.upper() in ("VP80", "VP8\0"), fourcc
+    clip = video.load_clip(path)
+    assert clip.frames.shape == (len(frames), 256, 256, 3)
+    small = np.stack([cv2.resize(f, (64, 64), interpolation=cv2.INTER_AREA) for f in clip.frames])
+    err = np.abs(small.astype(int) - frames.astype(int))
+    assert err.mean() < 4, err.mean()  # colours right: an RGB/BGR mix-up is ~40
+    with pytest.raises(ValueError):
+        write_webm(frames[..., 0], tmp_path / "bad.webm")
+
+
+def test_the_example_clip_is_the_generated_clip_it_says_it_is():
+    from visattn import scenes
+    from visattn.weights import ASSETS
+    clip = video.load_clip(ASSETS / "examples" / f"clip_{scenes.CLIP_EXAMPLE_SEED}.webm")
+    frames = scenes.moving_clip(scenes.CLIP_EXAMPLE_SEED).frames
+    small = np.stack([cv2.resize(f, (64, 64), interpolation=cv2.INTER_AREA) for f in clip.frames])
+    assert small.shape == frames.shape and np.abs(small.astype(int) - frames).mean() < 4

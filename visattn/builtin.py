@@ -161,7 +161,7 @@ register_attention(NonLocalAttn, kind="pairwise", tap=("t", "p"), scale=lambda m
                                  "Wang et al., 2018: Non-local Neural Networks",
                                  "https://arxiv.org/abs/1711.07971",
                                  "pairwise (every position to every position)",
-                                 example=("tiny_nl_twins", "twins_*.png")))
+                                 example=("tiny_nl_clips", "clip_*.webm")))
 register_attention(NonLocal2d, family="Non-local", kind="pairwise", tap=("theta", "phi"))
 register_attention(DisentangledNonLocal2d, family="Non-local", kind="custom",
                    taps=("theta", "phi", "conv_mask"), build=_disentangled, neutral="identity")

@@ -38,13 +38,24 @@ def networks(family: Family) -> tuple[list[zoo.ModelCard], list[zoo.ModelCard]]:
             [c for c in cards if c.source.library == "visattn"])
 
 
+CLIP_SUFFIXES = (".webm", ".mp4", ".gif")
+
+
+def is_clip(path: str) -> bool:
+    """Is this example file a clip (analysed by analyze_video), not a photo?"""
+    return str(path).lower().endswith(CLIP_SUFFIXES)
+
+
 def example(family: Family) -> tuple[Optional[str], str]:
     """(network, image) for a one-click look: a network already on this machine (bundled
     or cached) first, on a photo, or on a generated scene for the project's own models. A
-    family's own `example` comes first (Non-local: a twin scene on the twin-matching network,
-    whose rows visibly depend on the query)."""
+    family's own `example` comes first (Non-local: a generated clip on tiny_nl_clips, whose
+    rows follow an object across frames; `is_clip(image)` says when the example is a clip)."""
     if family.example:
         name, pattern = family.example
+        from . import zoo_video
+        if zoo_video.is_clip_network(name):
+            zoo_video.ensure_cards()  # the clip networks join the zoo on first use
         images = sorted((ASSETS / "examples").glob(pattern))
         if images and name in {c.name for c in zoo.cards()}:
             return name, str(images[0])

@@ -309,6 +309,7 @@ CLIP_REPEATED = 2  # objects seen in two frames (tagged in the first only); the 
 CLIP_TAGS = np.array([(255, 0, 0), (0, 255, 0), (0, 0, 255)], np.float32)  # class tag rings
 CLIP_LABELS = ("background", "red tag", "green tag", "blue tag")
 CLIP_COLOURS = np.array([(60, 60, 60), (230, 40, 40), (40, 200, 40), (60, 90, 255)], np.uint8)
+CLIP_EXAMPLE_SEED = 3  # the example clip's seed: training used seeds from 1_000_003 on
 _RING = 2  # tag ring width, pixels
 
 
@@ -408,6 +409,17 @@ def moving_clip(seed: int, frames: int = CLIP_FRAMES) -> MovingClip:
                       tuple(firsts[k] for k in range(n_obj)), tuple(centres))
 
 
+def write_clip_example(folder, seed: int = CLIP_EXAMPLE_SEED) -> "Path":
+    """A generated clip (`moving_clip(seed)`, a seed no network was trained on) as a WebM
+    that browsers play, frames enlarged 4x: clip_<seed>.webm, the Non-local example."""
+    from pathlib import Path
+
+    from .video import write_webm
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_webm(moving_clip(seed).frames, folder / f"clip_{seed}.webm", fps=2.0, scale=4)
+
+
 def make_clip_batch(seed: int, n: int, frames: int = CLIP_FRAMES):
     """Clips seed*1_000_003 + 0..n-1: frames (n, T, 64, 64, 3) uint8, masks
     (n, T, K, 64, 64) bool, labels (n, T, 64, 64) int64 and untagged (n, T, 64, 64) bool."""
@@ -419,5 +431,6 @@ def make_clip_batch(seed: int, n: int, frames: int = CLIP_FRAMES):
 if __name__ == "__main__":
     import pathlib
     _examples = pathlib.Path(__file__).resolve().parent.parent / "assets" / "examples"
-    for p in write_examples(_examples) + write_twin_examples(_examples):
+    for p in write_examples(_examples) + write_twin_examples(_examples) + \
+             [write_clip_example(_examples)]:
         print(p)

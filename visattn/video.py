@@ -269,3 +269,25 @@ def load_clip(source: ClipSource, sampling: Optional[Sampling] = None,
 
 
 # ----- analysis -----------------------------------------------------------------------
+
+
+def write_webm(frames: np.ndarray, path: Union[str, Path], fps: float = 2.0, scale: int = 1) -> Path:
+    """(T, H, W, 3) uint8 RGB frames -> a VP8 WebM, which every browser plays (OpenCV's
+    'mp4v' MPEG-4 Part 2, its only mp4 encoder, plays in none). `scale` enlarges each frame
+    by pixel repetition first, so that small frames survive VP8's 16-px blocks."""
+    import cv2
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or not len(frames):
+        raise ValueError(f"frames must be (T, H, W, 3) uint8 with T >= 1, not {frames.shape} {frames.dtype}")
+    h, w = frames.shape[1] * scale, frames.shape[2] * scale
+    path = Path(path)
+    writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"VP80"), fps, (w, h))
+    if not writer.isOpened():
+        raise RuntimeError("OpenCV's FFmpeg backend cannot write VP8 WebM here")
+    try:
+        for f in frames:
+            big = np.repeat(np.repeat(f, scale, axis=0), scale, axis=1)
+            writer.write(np.ascontiguousarray(big[:, :, ::-1]))  # OpenCV writes BGR
+    finally:
+        writer.release()
+    return path

@@ -7,6 +7,7 @@ from playwright.sync_api import expect
 from visattn import families, zoo
 
 pytestmark = pytest.mark.browser
+POINTABLE = {"Non-local", "A²-Nets", "CCNet"}  # families whose examples have pairwise rows
 
 
 def test_each_family_opens_from_the_families_page(server_url, page):
@@ -21,4 +22,10 @@ def test_each_family_opens_from_the_families_page(server_url, page):
             re.compile(rf"{re.escape(network)} on a \d+×\d+ image: \d+ maps? captured"),
             timeout=60_000)
         expect(page.locator("#model input")).to_have_value(re.compile(rf" · {re.escape(network)} —"))
-        expect(page.locator("#maps img").first).to_be_visible()
+        if fam.name == "Non-local":  # a generated clip, shown in the clip input
+            expect(page.locator("#clip video")).to_have_count(1)
+        if fam.name in POINTABLE:  # the family's own view: the hover view
+            expect(page.get_by_role("tab", name="Non-local")).to_have_attribute("aria-selected", "true")
+            expect(page.locator("#nl-hover canvas").first).to_be_visible(timeout=30_000)
+        else:
+            expect(page.locator("#maps img").first).to_be_visible()

@@ -10,7 +10,9 @@ from .. import families, zoo
 from ..opener import open_network
 from ..weights import WeightsError
 from .analyse_button import run_analysis
-from .common import MODEL, Page
+from .analyse_page import signature_tab
+from .clip_input import choose_for, run_video_analysis
+from .common import FAST, MODEL, Page
 from .inputs import SEG_DEFAULT
 
 
@@ -24,28 +26,65 @@ def family_row(fam: families.Family) -> str:
             f"trained by VisAttn: {names(own)}" + also + (f"  \n_{fam.note}_" if fam.note else ""))
 
 
+def family_inputs(name: str):
+    """Step 1 of Open: the picker lists the example's kind of networks and shows its network
+    (before the example is shown, so the input's change event reads the new network)
+    -> (picker, the input given last)."""
+    model, example = example_of(name)
+    kind = input_kind(example)
+    return choose_for(kind, model, True), kind
+
+
+def input_kind(example: str) -> str:
+    return "clip" if families.is_clip(example) else "photo"
+
+
+def family_example(name: str):
+    """Step 2: the example in its input -> (photo, clip)."""
+    _, example = example_of(name)
+    return (gr.skip(), example) if families.is_clip(example) else (example, gr.skip())
+
+
 def open_family(name: str, seg_size: int = SEG_DEFAULT, alpha: float = 0.5, cmap: str = "jet",
                 progress: gr.Progress = gr.Progress()):
-    """One click: the family's example network on a sample image, with pretrained weights
-    where they are on this machine or can be fetched, else random weights, said plainly.
-    -> (session, top-5, summary, gallery, network, photo, pretrained box, tabs)."""
-    fam = next(f for f in families.FAMILIES if f.name == name)
-    model, image = families.example(fam)
-    if model is None:
-        raise gr.Error(f"No {name} network is available in this installation.")
-    pretrained = zoo.get(model).availability() in ("bundled", "cached")
-    if not pretrained:
-        try:  # downloads where there is network
-            open_network(model, pretrained=True)
-            pretrained = True
-        except WeightsError:
-            pass
-    session, top, summary, maps, _ = run_analysis(image, model, pretrained, seg_size, alpha,
-                                                  cmap, progress)
+    """Step 3, the analysis: the family's example network on its sample photo or clip, with
+    pretrained weights where they are on this machine or can be fetched, else random
+    weights, said plainly; the network's own view opens (the Non-local hover view for a
+    clip). -> (session, top-5, summary, gallery, picker (again: an earlier event may have
+    set it meanwhile), pretrained box, the open tab's id, tabs)."""
+    model, example = example_of(name)
+    pretrained = fetched(model)
+    if families.is_clip(example):
+        session, top, summary, maps, _ = run_video_analysis(example, model, pretrained, alpha,
+                                                            cmap, progress)
+    else:
+        session, top, summary, maps, _ = run_analysis(example, model, pretrained, seg_size,
+                                                      alpha, cmap, progress)
     if not pretrained:
         summary += "\n\n> (Its pretrained weights could not be fetched here.)"
-    return (session, top, summary, maps, model, image, gr.Checkbox(value=pretrained),
-            gr.Tabs(selected="overview"))
+    tab = signature_tab(session.trace)
+    return (session, top, summary, maps, choose_for(input_kind(example), model, pretrained),
+            gr.Checkbox(value=pretrained), tab, gr.Tabs(selected=tab))
+
+
+def example_of(name: str) -> tuple[str, str]:
+    """(network, example file) of the family called `name`."""
+    fam = next(f for f in families.FAMILIES if f.name == name)
+    model, example = families.example(fam)
+    if model is None:
+        raise gr.Error(f"No {name} network is available in this installation.")
+    return model, example
+
+
+def fetched(model: str) -> bool:
+    """Are the network's pretrained weights here, or fetched now where there is network?"""
+    if zoo.get(model).availability() in ("bundled", "cached"):
+        return True
+    try:
+        open_network(model, pretrained=True)
+        return True
+    except WeightsError:
+        return False
 
 
 def build_families_tab(page: Page, analysed_outputs: list, tabs) -> list:
@@ -53,15 +92,20 @@ def build_families_tab(page: Page, analysed_outputs: list, tabs) -> list:
     events = []
     with gr.Tab("Families", id="families", elem_id="tab-families"):
         gr.Markdown("The twelve attention families of the survey VisAttn follows. "
-                    "**Open** runs a network of the family on a sample image.")
+                    "**Open** runs a network of the family on a sample image (Non-local: on a "
+                    "generated clip whose objects reappear in other frames).")
         for fam in families.FAMILIES:
             with gr.Row(equal_height=True):
                 gr.Markdown(family_row(fam), elem_classes="family-row")
                 slug = fam.name.lower().replace("²", "2").replace("-", "")
                 button = gr.Button(f"Open {fam.name}", elem_id=f"family-{slug}", scale=0,
                                    min_width=160)
-            events.append(button.click(
+            shown = button.click(functools.partial(family_inputs, fam.name), None,
+                                 [page.model, page.source], **FAST).then(
+                functools.partial(family_example, fam.name), None, [page.image, page.clip], **FAST)
+            opened = shown.then(
                 functools.partial(open_family, fam.name), [page.seg_size, page.alpha, page.cmap],
-                [*analysed_outputs[:4], page.model, page.image, page.pretrained, tabs],
-                api_visibility="private", **MODEL))
+                [*analysed_outputs[:4], page.model, page.pretrained, page.tab_open, tabs],
+                api_visibility="private", **MODEL)
+            events.append(opened)
     return events
