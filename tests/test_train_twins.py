@@ -91,13 +91,15 @@ def test_training_runs_a_few_steps_and_ships_a_manifest_entry(tmp_path):
     assert (assets / "labels" / "twins.txt").read_text().split("\n")[:3] == list(scenes.TWIN_LABELS)
 
 
-def test_the_families_page_opens_non_local_on_a_twin_scene():
-    from visattn import families
-    fam = next(f for f in families.FAMILIES if f.name == "Non-local")
-    network, image = families.example(fam)
-    assert network == "tiny_nl_twins" and zoo.get(network).family in fam.card_families
-    assert image.endswith(".png") and "twins_" in image
+def test_the_twin_examples_are_the_twin_scenes_they_name():
+    """The twins_<seed>.png examples (the photo examples for tiny_nl_twins; the Families
+    page's Non-local example is a clip since issue 23) are those twin scenes."""
     from PIL import Image
-    scene = scenes.twin_scene(int(image.split("twins_")[1].split(".")[0]))
-    assert np.array_equal(np.asarray(Image.open(image).convert("RGB")), scene.image)
-    assert (scene.label_map() == 2).any()  # the example is that twin scene
+
+    from visattn.weights import ASSETS
+    images = sorted((ASSETS / "examples").glob("twins_*.png"))
+    assert images
+    for image in images:
+        scene = scenes.twin_scene(int(image.stem.split("twins_")[1]))
+        assert np.array_equal(np.asarray(Image.open(image).convert("RGB")), scene.image)
+        assert (scene.label_map() == 2).any()  # the scene has its twins
