@@ -266,3 +266,19 @@ def test_the_example_clip_is_the_generated_clip_it_says_it_is():
     frames = scenes.moving_clip(scenes.CLIP_EXAMPLE_SEED).frames
     small = np.stack([cv2.resize(f, (64, 64), interpolation=cv2.INTER_AREA) for f in clip.frames])
     assert small.shape == frames.shape and np.abs(small.astype(int) - frames).mean() < 4
+
+
+def test_unplayable_codec_names_what_browsers_cannot_play(tmp_path):
+    from visattn.video import unplayable_codec, write_webm
+    frames = np.zeros((3, 32, 32, 3), np.uint8)
+    assert unplayable_codec(write_webm(frames, tmp_path / "a.webm")) is None
+    writer = cv2.VideoWriter(str(tmp_path / "b.mp4"), cv2.CAP_FFMPEG,
+                             cv2.VideoWriter_fourcc(*"mp4v"), 4, (32, 32))
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    assert unplayable_codec(tmp_path / "b.mp4") == "MPEG-4 Part 2 (mp4v)"
+    Image.fromarray(frames[0]).save(tmp_path / "c.gif", save_all=True,
+                                    append_images=[Image.fromarray(f) for f in frames[1:]])
+    assert unplayable_codec(tmp_path / "c.gif") == "GIF"
+    assert unplayable_codec(tmp_path / "missing.mp4") is None

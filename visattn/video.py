@@ -291,3 +291,28 @@ def write_webm(frames: np.ndarray, path: Union[str, Path], fps: float = 2.0, sca
     finally:
         writer.release()
     return path
+
+
+BROWSER_CODECS = {"avc1", "h264", "x264", "vp80", "vp90", "vp08", "vp09", "av01", "theo"}
+CODEC_NAMES = {"fmp4": "MPEG-4 Part 2 (mp4v)", "xvid": "MPEG-4 Part 2 (Xvid)",
+               "divx": "MPEG-4 Part 2 (DivX)", "hevc": "H.265/HEVC", "hev1": "H.265/HEVC",
+               "hvc1": "H.265/HEVC", "mjpg": "Motion JPEG", "gif ": "GIF"}
+
+
+def unplayable_codec(path: Union[str, Path]) -> Optional[str]:
+    """The name of the clip's codec where browsers' video players cannot show it (OpenCV's
+    mp4v, HEVC, Motion JPEG, GIF), else None (a playable codec, or a file OpenCV cannot
+    open: its analysis says why). VisAttn decodes such clips itself all the same."""
+    import cv2
+    if not Path(path).is_file():
+        return None
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        if not cap.isOpened():
+            return None
+        tag = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("latin-1").lower()
+    finally:
+        cap.release()
+    if not tag.strip("\0 ") or tag in BROWSER_CODECS:
+        return None
+    return CODEC_NAMES.get(tag, repr(tag.strip("\0 ")))

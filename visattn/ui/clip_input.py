@@ -14,7 +14,7 @@ import gradio as gr
 
 from .. import render, visitors, zoo
 from ..pipeline import analyze_video
-from ..video import VideoError
+from ..video import VideoError, unplayable_codec
 from ..zoo_video import is_clip_network
 from ..zoo_video import names as clip_names
 from .analyse_button import summary, weights_or_random
@@ -104,10 +104,21 @@ def video_input():
 
 def given(kind: str, value, model: str, pretrained: bool):
     """A photo or clip given (not cleared): it is the input given last, and the picker lists
-    its networks."""
+    its networks. A clip the browser's player cannot show is said (Gradio's player only
+    says "Video not playable")."""
     if not value:
         return gr.skip(), gr.skip()
+    if kind == "clip":
+        codec = unplayable_codec(value)
+        if codec:
+            gr.Warning(unplayable_note(codec), title="Clip not shown, still analysed")
     return kind, choose_for(kind, model, pretrained)
+
+
+def unplayable_note(codec: str) -> str:
+    return (f"Your browser cannot play this clip's {codec} video, so the player above stays "
+            "blank; VisAttn decodes it itself: Analyse works, and the Non-local tab shows the "
+            "frames the network saw.")
 
 
 def wire_inputs(page) -> None:
