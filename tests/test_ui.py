@@ -65,8 +65,16 @@ def test_missing_weights_offline_run_random_weights_and_say_so_quickly(tmp_path,
     assert "python -m visattn download gcresnet50t" in summary
     assert ui.prediction_label(session).label == \
         "Prediction — random weights (pretrained ones cannot be had now): meaningless"
+    assert said_random(summary) == 1  # the substitution's sentence only, not the plain one too
     with pytest.raises(weights.WeightsError, match="gcresnet50t.*VISATTN_OFFLINE"):
         visattn.analyze(str(path), "gcresnet50t")  # the library still refuses
+    unticked = ui.run_analysis(str(path), "gcresnet50t", pretrained=False)[2]
+    assert said_random(unticked) == 1 and "instead of pretrained" not in unticked
+
+
+def said_random(summary: str) -> int:
+    """How many of the summary's paragraphs say the maps come from random weights."""
+    return sum("random weights" in part.lower() for part in summary.split("\n\n"))
 
 
 def test_picker_says_per_network_whether_its_weights_can_be_had(monkeypatch):

@@ -5,6 +5,9 @@
  *   - example buttons get names, result images alt text (from their captions or labels);
  *   - the examples are one Tab stop (arrow keys move between them), the processing-size
  *     radios one group, so Analyse is a few Tab stops from the top.
+ *   - from an analysis' answer to the refresh of the tabs that are not open (once the open
+ *     view is drawn), a click on a tab waits for that refresh, then applies: no tab shows
+ *     the previous analysis;
  * window.visattnPage.shown = {tab, at} once the open view is drawn after an analysis. */
 (function (global) {
   "use strict";
@@ -23,20 +26,30 @@
     global.scrollBy(0, dy);
     return dy;
   };
+  /** The open tab's name (the page's tabs, #views). */
+  function openTab() {
+    const t = doc.querySelector("#views [role=tab][aria-selected=true]");
+    return t ? t.textContent.trim() : "";
+  }
   /** What shows the open tab's result: the hover view's photo and colour bar, the
    * Overview's gallery; else the open tab's panel. */
   function openView() {
-    const hover = doc.querySelector("#nl-hover .va-main");
-    if (visible(hover)) return {tab: "nonlocal", el: hover, ready: () => {
-      const c = hover.querySelector("canvas"), api = global.visattn || {};
-      return c && c.width > 0 && api.shownAt !== undefined && api.shownAt >= page.started;
-    }};
-    const maps = doc.querySelector("#maps");
-    if (visible(maps)) return {tab: "overview", el: maps, ready: () => {
-      const img = maps.querySelector("img");  // none: a network without maps (the baseline)
-      return img ? img.complete && img.naturalWidth > 0 : performance.now() - page.asked > 150;
-    }};
-    const panel = Array.from(doc.querySelectorAll("[role=tabpanel]")).find(visible);
+    const panel = Array.from(doc.querySelectorAll("#views [role=tabpanel]")).find(visible);
+    const tab = openTab();
+    if (tab === "Non-local") {
+      const hover = doc.querySelector("#nl-hover .va-main");
+      return {tab: "nonlocal", el: visible(hover) ? hover : panel, ready: () => {
+        const c = hover && hover.querySelector("canvas"), api = global.visattn || {};
+        return visible(hover) && c && c.width > 0 && api.shownAt !== undefined && api.shownAt >= page.started;
+      }};
+    }
+    if (tab === "Overview") {
+      const maps = doc.querySelector("#maps");
+      return {tab: "overview", el: maps, ready: () => {
+        const img = maps.querySelector("img");  // none: a network without maps (the baseline)
+        return img ? img.complete && img.naturalWidth > 0 : performance.now() - page.asked > 150;
+      }};
+    }
     return panel ? {tab: "other", el: panel, ready: () => true} : null;
   }
   /** After an analysis: wait (up to `ms`) until the open view is drawn, then reveal it. */
@@ -61,6 +74,32 @@
   };
   /** Analyse pressed: the moment views drawn after it are measured from. */
   page.analysing = function () { page.started = performance.now(); page.shown = null; };
+  /** An analysis answered: tab clicks wait (page.releaseTabs) until the other tabs are
+   * refreshed, which is once the open view is drawn (or `ms` passed). */
+  page.drawn = function (ms) {
+    page.holding = true;
+    return Promise.race([page.bringIntoView(), new Promise(r => setTimeout(r, ms || 1500))]);
+  };
+
+  // ----- tab clicks while the tabs are refreshed ------------------------------------------------
+  function viewTab(target) {
+    const tab = target && target.closest ? target.closest("[role=tab], .overflow-dropdown button") : null;
+    return tab && tab.closest(".tabs") === doc.querySelector("#views") ? tab : null;
+  }
+  doc.addEventListener("click", e => {
+    const tab = page.holding ? viewTab(e.target) : null;
+    if (!tab) return;
+    e.preventDefault();
+    e.stopImmediatePropagation();
+    page.heldTab = tab;
+  }, true);
+  /** The tabs are refreshed (or the analysis failed): a tab clicked meanwhile opens now. */
+  page.releaseTabs = function () {
+    page.holding = false;
+    const tab = page.heldTab;
+    page.heldTab = null;
+    if (tab && tab.isConnected) tab.click();
+  };
 
   // ----- the network list: Escape and leaving focus close it ------------------------------------
   function picker(target) { return target && target.closest ? target.closest("#model") : null; }

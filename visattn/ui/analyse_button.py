@@ -1,5 +1,5 @@
 """The Analyse button: photo + network -> a new Session (ui.common), the prediction, the summary and
-the overview gallery."""
+(for /analyze) the overview gallery."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,6 +9,7 @@ from typing import Optional, Union
 import gradio as gr
 
 from .. import render, visitors, zoo
+from ..opener import RANDOM_NOTE
 from ..pipeline import analyze
 from ..records import Segmentation, Trace
 from ..weights import WeightsError
@@ -39,10 +40,17 @@ def substituted_note(name: str, why: str) -> str:
 def run_analysis(image_path: Optional[Union[str, bytes]], model_name: str, pretrained: bool = True,
                  seg_size: int = SEG_DEFAULT, alpha: float = 0.5, cmap: str = "jet",
                  progress: gr.Progress = gr.Progress()):
-    """Upload + model -> (session, top-5, summary, gallery, the network's name). `seg_size`
-    is the short side
-    segmentation networks process (mmseg tests at 512); bundled networks always use their
-    own weights."""
+    """Upload + model -> (session, top-5, summary, gallery, the network's name): /analyze's
+    answers. `seg_size` is the short side segmentation networks process (mmseg tests at
+    512); bundled networks always use their own weights."""
+    session, top, text = analyse_photo(image_path, model_name, pretrained, seg_size, progress)
+    return session, top, text, render.gallery(session.trace, alpha=alpha, cmap=cmap), model_name
+
+
+def analyse_photo(image_path: Optional[Union[str, bytes]], model_name: str, pretrained: bool = True,
+                  seg_size: int = SEG_DEFAULT, progress: Optional[gr.Progress] = None):
+    """Upload + model -> (session, top-5, summary), no view drawn (the page draws the open
+    one: ui.analyse_page)."""
     if not image_path:
         raise gr.Error("Upload a photo first (or pick an example).")
     card = zoo.get(model_name)
@@ -54,7 +62,7 @@ def run_analysis(image_path: Optional[Union[str, bytes]], model_name: str, pretr
     trace, pretrained = weights_or_random(
         lambda ticked, report: analyze(image_path, model_name, pretrained=ticked,
                                        progress=report, preprocess=preprocess),
-        card, pretrained, progress)
+        card, pretrained, progress or gr.Progress())
     text = summary(trace, seg_size_note(seg_size) if scaled else "")
     top = dict(trace.prediction.top(5)) if trace.prediction else {}
     kept = visitors.display_copy(trace)  # what the views need, not the full photo
@@ -62,8 +70,7 @@ def run_analysis(image_path: Optional[Union[str, bytes]], model_name: str, pretr
     visitors.release_memory()  # the decoded photo and the forward's buffers
     visitors.VISITORS.analysed(session_id())
     forget_inline_photos(session_id())
-    return (Session(kept, pretrained=pretrained), top, text,
-            render.gallery(kept, alpha=alpha, cmap=cmap), model_name)
+    return Session(kept, pretrained=pretrained), top, text
 
 
 def substituted(trace: Trace) -> bool:
@@ -90,16 +97,22 @@ def weights_or_random(run, card, pretrained: bool, progress) -> tuple[Trace, boo
                 raise gr.Error(weights_message(exc), duration=None) from None
             why = exc.public
     trace = run(False, None)  # pretrained weights cannot be had: the architecture, said so
-    trace.notes.insert(0, substituted_note(card.name, why))
+    # once: the substitution's sentence says what the plain random-weights note says, and why
+    trace.notes[:] = [substituted_note(card.name, why)] + [n for n in trace.notes if n != RANDOM_NOTE]
     return trace, False
 
 
-def prediction_label(session: Optional[Session]):
+def prediction_heading(session: Optional[Session]) -> str:
     """The prediction's heading: said to be meaningless with random weights (classes or
     segments alike), and why where they stand in for pretrained ones that cannot be had."""
     if session is None or session.pretrained:
-        return gr.Label(label="Prediction")
-    return gr.Label(label=SUBSTITUTED_PREDICTION if substituted(session.trace) else RANDOM_PREDICTION)
+        return "Prediction"
+    return SUBSTITUTED_PREDICTION if substituted(session.trace) else RANDOM_PREDICTION
+
+
+def prediction_label(session: Optional[Session]):
+    """The prediction's heading as an update of the Label (after /analyze)."""
+    return gr.Label(label=prediction_heading(session))
 
 
 def summary(trace: Trace, size_note: str = "") -> str:

@@ -1,11 +1,16 @@
-"""The page's Analyse (issue 20): one event that analyses, opens the network's own view and
-draws only the open tab, so the visitor waits for one round trip, not one per tab.
+"""The page's Analyse (issue 20): one server event that analyses, opens the network's own view
+and draws it, so the visitor waits for one round trip.
 
 - The open view follows the network: Non-local for a network with pairwise layers, else the
   Overview (when the network changed, or when one of those two was open); the page then
   brings it into the viewport (static/page.js).
-- Tabs that are not open are drawn when opened (each tab's refresher draws only for its own
-  open tab; the Overview's gallery is sent only when it is open).
+- Before it, the page itself clears the old prediction, summary and gallery (a JavaScript-only
+  event: no round trip), so an error leaves no stale outputs.
+- The analysis event carries what the visitor waits for: the prediction with its heading (a
+  Label's value and label in one update), the summary, the Overview's gallery only when the
+  Overview is open, and the Non-local tab's refresher (its view drawn only when open). The
+  other tabs' refreshers and the picker's statuses follow in one event once the open view
+  is drawn; tabs that are not open are drawn when opened.
 - A network chosen while another is analysed is said to be queued under the button, and is
   analysed next (page.js presses Analyse again), so the picker and the tabs never disagree.
 
@@ -18,13 +23,15 @@ from typing import Optional
 
 import gradio as gr
 
-from .. import zoo
+from .. import render, zoo
 from ..records import Pairwise
-from .analyse_button import prediction_label, run_analysis
+from .analyse_button import analyse_photo, prediction_heading
 from .clip_input import run_video_analysis
 from .common import FAST, MODEL, Page, keys, readable, session_id
+from .inputs import picker
 
 SIGNATURE_TABS = ("nonlocal", "overview")
+FIRST_VIEWS = ("nl-hover",)  # elem_ids of the views refreshed in the analysis event itself
 _RUNNING: dict = {}  # session id -> the network being analysed for it
 _LOCK = threading.Lock()
 
@@ -71,24 +78,45 @@ def input_extras(model: str, start: str):
     return gr.update(visible=sized), gr.update(visible=model == start), queued_note(model)
 
 
+class Refreshers:
+    """Several tabs' refreshers run as one handler: its inputs and outputs (the given ones
+    first, then each refresher's, every component once; the session is never an output of
+    a refresher here, as they change the session object itself)."""
+
+    def __init__(self, page: Page, inputs: list, outputs: list, plans: list):
+        self.page, self.inputs, self.outputs, self.plans = page, list(inputs), list(outputs), plans
+        for _fn, ins, outs in plans:
+            self.inputs += [c for c in ins if all(c._id != k._id for k in self.inputs)]
+            self.outputs += [c for c in outs if c._id != page.session._id
+                             and all(c._id != k._id for k in self.outputs)]
+        self._in = {c._id: k for k, c in enumerate(self.inputs)}
+        self._out = {c._id: k for k, c in enumerate(self.outputs)}
+
+    def run(self, values, out: list, now: dict) -> list:
+        """Each refresher on this handler's `values` (`now`: {component id: value} read
+        instead); their answers written into `out`."""
+        for fn, ins, outs in self.plans:
+            result = fn(*[now.get(c._id, values[self._in[c._id]]) for c in ins])
+            for c, value in zip(outs, result if isinstance(result, tuple) else (result,)):
+                if c._id in self._out and c._id != self.page.session._id:
+                    out[self._out[c._id]] = value
+        return out
+
+
+def first_views(page: Page) -> tuple[list, list]:
+    """The refreshers split: (those of the views the analysis event draws, the others)."""
+    first = [r for r in page.refreshers if any(getattr(c, "elem_id", None) in FIRST_VIEWS for c in r[2])]
+    return first, [r for r in page.refreshers if r not in first]
+
+
 def wire_analyse(page: Page, go, tabs, summary, maps, analysed_model, queue_note):
     """The Analyse button's events (the page's, not /analyze). Returns the analysis event."""
-    base = [page.image, page.model, page.pretrained, page.seg_size, page.alpha, page.cmap,
-            page.tab_open, page.session, page.clip, page.source]
-    fixed = [page.session, page.top5, summary, maps, analysed_model, page.tab_open, tabs, queue_note]
-    extra_in, plans, extra_out = [], [], []
-    ids = lambda comps: [c._id for c in comps]  # noqa: E731
-    for fn, inputs, outputs in page.refreshers:
-        for c in inputs:
-            if c._id not in ids(base) + ids(extra_in):
-                extra_in.append(c)
-        for c in outputs:
-            if c._id not in ids(fixed) + ids(extra_out):
-                extra_out.append(c)
-        plans.append((fn, inputs, outputs))
-    all_in, all_out = base + extra_in, fixed + extra_out
-    where_in = {c._id: k for k, c in enumerate(all_in)}
-    where_out = {c._id: k for k, c in enumerate(all_out)}
+    first, rest = first_views(page)
+    main = Refreshers(page, [page.image, page.model, page.pretrained, page.seg_size, page.alpha,
+                             page.cmap, page.tab_open, page.session, page.clip, page.source],
+                      [page.session, page.top5, summary, maps, analysed_model, page.tab_open, tabs,
+                       queue_note], first)
+    later = Refreshers(page, [page.session, page.model, page.pretrained], [page.model], rest)
 
     @readable
     def analyse(*values):
@@ -101,33 +129,37 @@ def wire_analyse(page: Page, go, tabs, summary, maps, analysed_model, queue_note
                 session, top, text, gallery, name = run_video_analysis(clip, model, pretrained,
                                                                        alpha, cmap)
             else:
-                session, top, text, gallery, name = run_analysis(image, model, pretrained,
-                                                                 seg_size, alpha, cmap)
+                session, top, text = analyse_photo(image, model, pretrained, seg_size)
+                gallery, name = None, model
         finally:
             with _LOCK:
                 _RUNNING.pop(sid, None)
         tab = next_tab(old, session, open_tab)
-        out = [gr.skip()] * len(all_out)
-        out[:8] = [session, top, text,
-                   gallery if tab == "overview" else gr.skip(), name, tab, gr.Tabs(selected=tab),
+        if tab == "overview" and gallery is None:  # drawn only where it is seen
+            gallery = render.gallery(session.trace, alpha=alpha, cmap=cmap)
+        out = [gr.skip()] * len(main.outputs)
+        out[:8] = [session, gr.Label(value=top, label=prediction_heading(session)), text,
+                   gallery if tab == "overview" else [], name, tab, gr.Tabs(selected=tab),
                    ""]  # the queued network, if any, is analysed next
-        now = {page.session._id: session, page.tab_open._id: tab}
-        for fn, inputs, outputs in plans:
-            args = [now.get(c._id, values[where_in[c._id]]) for c in inputs]
-            result = fn(*args)
-            result = result if isinstance(result, tuple) else (result,)
-            for c, value in zip(outputs, result):
-                if c._id == page.session._id:
-                    continue  # the same session object
-                out[where_out[c._id]] = value
-        return tuple(out)
+        return tuple(main.run(values, out, {page.session._id: session, page.tab_open._id: tab}))
 
-    cleared = go.click(lambda: (None, "", [], ""), None, [page.top5, summary, maps, queue_note],
-                       js="() => { window.visattnPage?.analysing?.(); return []; }", **FAST)  # stale
-    event = cleared.then(analyse, all_in, all_out, api_visibility="private", **MODEL)
-    # the heading as its own update: Gradio 6 drops a label sent with a Label's new value
-    event.success(prediction_label, [page.session], [page.top5], **FAST)
-    event.success(None, [page.model, analysed_model], None,
-                  js="(m, a) => { window.visattnPage?.runQueued?.(m, a); "
-                     "window.visattnPage?.bringIntoView?.(); return []; }")
+    @readable
+    def refresh_rest(session, model, pretrained, *values):
+        """The tabs not drawn by the analysis event, and the picker's statuses now (a
+        download makes a network ready)."""
+        out = [picker(model, pretrained)] + [gr.skip()] * (len(later.outputs) - 1)
+        return tuple(later.run((session, model, pretrained, *values), out, {}))
+
+    # stale outputs cleared in the page, no round trip (the Label to an empty value: after a
+    # null, Gradio 6's Label no longer redraws its bars)
+    cleared = go.click(None, None, [page.top5, summary, maps, queue_note],
+                       js="() => { window.visattnPage?.analysing?.(); "
+                          "return [{label: null, confidences: []}, '', [], '']; }")
+    event = cleared.then(analyse, main.inputs, main.outputs, api_visibility="private", **MODEL)
+    drawn = event.success(None, [page.model, analysed_model], None,
+                          js="async (m, a) => { window.visattnPage?.runQueued?.(m, a); "
+                             "await window.visattnPage?.drawn?.(); return []; }")
+    release = "() => { window.visattnPage?.releaseTabs?.(); return []; }"  # held tab clicks
+    drawn.then(refresh_rest, later.inputs, later.outputs, **FAST).then(None, None, None, js=release)
+    event.failure(None, None, None, js=release)
     return event

@@ -66,6 +66,11 @@ def restyle_gallery(session, alpha: float, cmap: str):
     return render.gallery(session.trace, alpha=alpha, cmap=cmap) if session else []
 
 
+def open_overview(session, alpha: float, cmap: str):
+    """The Overview opened: it is the open tab, and its gallery is drawn now (one event)."""
+    return "overview", restyle_gallery(session, alpha, cmap)
+
+
 def build() -> gr.Blocks:
     visitors.limit_heaps()  # freed session memory must go back to the system
     start, note = default_model()
@@ -83,7 +88,7 @@ def build() -> gr.Blocks:
         page = Page(session, gr.State(first_tab), image, model, pretrained, seg_size, alpha, cmap,
                     top5, clip, source)
         analysed_model = gr.Textbox(visible=False)  # /analyze's 4th answer: the network's name
-        with gr.Tabs(selected=first_tab) as tabs:
+        with gr.Tabs(selected=first_tab, elem_id="views") as tabs:
             with gr.Tab("Overview", id="overview") as overview:
                 maps = gr.Gallery(label="Every captured map, in network order", columns=4,
                                   height="auto", object_fit="contain", format="jpeg", elem_id="maps")
@@ -95,8 +100,7 @@ def build() -> gr.Blocks:
             build_export_tab(page)
         mcp_tools.register()  # list_networks, analyze_photo, attention_row (MCP tools)
         page.on_restyle("overview", restyle_gallery, [session, alpha, cmap], [maps])
-        overview.select(lambda: "overview", None, page.tab_open, **FAST).then(
-            restyle_gallery, [session, alpha, cmap], [maps], **FAST)
+        overview.select(open_overview, [session, alpha, cmap], [page.tab_open, maps], **FAST)
         with gr.Row(visible=False):  # /analyze for API clients (the page's Analyse is its own)
             api_go = gr.Button("analyze")
         analysed.append(api_go.click(run_analysis, [image, model, pretrained, seg_size, alpha, cmap],
@@ -111,8 +115,7 @@ def build() -> gr.Blocks:
                                           api_name="analyze_video", **MODEL))
         wire_inputs(page)
         wire(page, analysed, [alpha.input, cmap.input])
-        shown = wire_analyse(page, go, tabs, summary, maps, analysed_model, queue_note)
-        shown.success(picker, [model, pretrained], [model], **FAST)  # statuses after a download
+        wire_analyse(page, go, tabs, summary, maps, analysed_model, queue_note)  # the picker too
         model.input(lambda m: input_extras(m, start), [model], [seg_size, start_note, queue_note],
                     **FAST)
         for trigger in (model.input, pretrained.input):
