@@ -24,8 +24,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from tools.training import (cached, fit, normalised, save_half, shipped_entry,  # noqa: E402
-                            training_arguments, training_command, weights_dir,
+from tools.training import (cached, fit, normalised, ship, training_arguments,  # noqa: E402
                             write_manifest_entry)
 from visattn import scenes  # noqa: E402
 from visattn.models.tiny_resnet import ATTENTIONS, tiny_resnet  # noqa: E402
@@ -66,28 +65,12 @@ def train_one(attention: str, args) -> dict:
     model = tiny_resnet(attention, len(scenes.CLASSES))
     fit(attention, model, x, y, args, flipped_loss,
         lambda m: f"held-out acc {accuracy(m, vx, vy):.3f}")
-    return ship(attention, model, mean, std, (vx, vy), args)
-
-
-def ship(attention: str, model, mean, std, val, args) -> dict:
-    """fp16 safetensors into <assets>/weights and a manifest entry; the accuracy is measured
-    with the fp16 weights actually shipped."""
-    path = weights_dir(args) / f"tiny_{attention}.safetensors"
-    shipped = save_half(model, path, tiny_resnet(attention, len(scenes.CLASSES)))
-    n_params = sum(p.numel() for p in model.parameters())
-    entry = {
-        "name": f"tiny_{attention}",
-        "architecture": f"models.tiny_resnet.tiny_resnet({attention!r})",
-        "attention": attention,
-        **shipped_entry(path, n_params, mean, std, scenes.CLASSES, scenes.SIZE, args),
-        "val_accuracy": accuracy(shipped, *val),
-        "command": training_command("train.py", f"--attention {attention}", args),
-        "trained_on": "generated scenes (visattn.scenes), CPU",
-    }
-    write_manifest_entry(entry, args)
-    print(f"[{attention}] shipped {path} ({path.stat().st_size / 1e6:.2f} MB), held-out "
-          f"accuracy {entry['val_accuracy']:.3f}", flush=True)
-    return entry
+    return ship(f"tiny_{attention}", model, tiny_resnet(attention, len(scenes.CLASSES)), mean, std,
+                args, scores=accuracy, val=(vx, vy), classes=scenes.CLASSES, size=scenes.SIZE,
+                fields={"architecture": f"models.tiny_resnet.tiny_resnet({attention!r})",
+                        "attention": attention},
+                command=("train.py", f"--attention {attention}"),
+                trained_on="generated scenes (visattn.scenes), CPU", write=write_manifest_entry)
 
 
 def main(argv=None) -> None:

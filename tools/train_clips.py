@@ -16,7 +16,6 @@ go to <out>/<name>/last.pt; rerunning the same command resumes.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -28,9 +27,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from tools.training import (cached, fit, load_half, save_half, shipped_entry,  # noqa: E402
-                            training_arguments, training_command, weights_dir,
-                            write_label_files)
+from tools.training import (cached, fit, labeller_main, load_half, ship,  # noqa: E402
+                            weights_dir)
 from visattn import scenes  # noqa: E402
 from visattn.models.tiny_clips import tiny_clip_net  # noqa: E402
 
@@ -118,34 +116,17 @@ def train(name: str, args) -> dict:
         return (f"pixels {s['pixel_accuracy']:.3f}  untagged {s['untagged_accuracy']:.3f}  "
                 f"tagged {s['tagged_accuracy']:.3f}")
     seconds = fit(name, model, x, y, args, weighted_loss, report)
-    return ship(name, model, mean, std, (vx, vy), seconds, args)
-
-
-def ship(name: str, model, mean, std, val, seconds: float, args) -> dict:
-    """fp16 safetensors and a clips.json entry; accuracies measured with the shipped weights."""
-    path = weights_dir(args) / f"{name}.safetensors"
-    shipped = save_half(model, path, tiny_clip_net(MODELS[name]))
-    n_params = sum(p.numel() for p in model.parameters())
-    entry = {
-        "name": name,
-        "task": "segment_clip",
-        "architecture": f"models.tiny_clips.tiny_clip_net(non_local={MODELS[name]})",
-        "attention": "nl" if MODELS[name] else "none",
-        **shipped_entry(path, n_params, mean, std, scenes.CLIP_LABELS, scenes.SIZE, args),
-        "frames": scenes.CLIP_FRAMES,
-        "data": "visattn.scenes.make_clip_batch",
-        "class_weights": list(CLASS_WEIGHTS),
-        **{f"val_{k}": v for k, v in pixel_scores(shipped, *val).items()},
-        "train_cpu_seconds": round(seconds),
-        "threads": args.threads,
-        "command": training_command("train_clips.py", f"--model {name}", args),
-        "trained_on": "generated moving clips (visattn.scenes.moving_clip), CPU",
-    }
-    write_clips_entry(entry, args)
-    print(f"[{name}] shipped {path} ({path.stat().st_size / 1e6:.2f} MB), held-out pixel "
-          f"accuracy {entry['val_pixel_accuracy']:.3f}, untagged "
-          f"{entry['val_untagged_accuracy']:.3f}, tagged {entry['val_tagged_accuracy']:.3f}", flush=True)
-    return entry
+    return ship(name, model, tiny_clip_net(MODELS[name]), mean, std, args, scores=pixel_scores,
+                val=(vx, vy), classes=scenes.CLIP_LABELS, size=scenes.SIZE,
+                fields={"task": "segment_clip",
+                        "architecture": f"models.tiny_clips.tiny_clip_net(non_local={MODELS[name]})",
+                        "attention": "nl" if MODELS[name] else "none",
+                        "frames": scenes.CLIP_FRAMES, "data": "visattn.scenes.make_clip_batch",
+                        "class_weights": list(CLASS_WEIGHTS),
+                        "train_cpu_seconds": round(seconds), "threads": args.threads},
+                command=("train_clips.py", f"--model {name}"),
+                trained_on="generated moving clips (visattn.scenes.moving_clip), CPU",
+                write=write_clips_entry)
 
 
 def measure_rows(name: str, entry: dict, n: int, args) -> dict:
@@ -157,26 +138,10 @@ def measure_rows(name: str, entry: dict, n: int, args) -> dict:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python tools/train_clips.py",
-                                description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="all", help=f"one of {list(MODELS)}, or 'all'")
-    training_arguments(p, epochs=10, train_size=3000, val_size=500, batch=16)
-    p.add_argument("--rows-only", action="store_true",
-                   help="only re-measure the shipped networks' rows (clips.json 'rows')")
-    p.add_argument("--rows-n", type=int, default=100, help="held-out clips for the rows")
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    write_label_files(Path(args.assets), "clips", scenes.CLIP_LABELS, scenes.CLIP_COLOURS)
-    for name in MODELS if args.model == "all" else [args.model]:
-        if not args.rows_only:
-            train(name, args)
-        if not MODELS[name]:  # the control has no block, so no rows
-            continue
-        entry = read_clips_manifest(args)[name]
-        entry["rows"] = measure_rows(name, entry, args.rows_n, args)
-        entry["rows_clips"] = args.rows_n
-        write_clips_entry(entry, args)
-        print(f"[{name}] rows on {args.rows_n} held-out clips: {entry['rows']}", flush=True)
+    labeller_main(argv, "train_clips.py", __doc__, MODELS, "clips", 100,
+                  dict(epochs=10, train_size=3000, val_size=500, batch=16),
+                  ("clips", scenes.CLIP_LABELS, scenes.CLIP_COLOURS), train, read_clips_manifest,
+                  write_clips_entry, measure_rows)
 
 
 if __name__ == "__main__":

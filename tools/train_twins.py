@@ -15,7 +15,6 @@ to update the bundled networks). Checkpoints after every epoch go to <out>/<name
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -26,9 +25,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from tools.training import (cached, fit, load_half, normalised, read_manifest,  # noqa: E402
-                            save_half, shipped_entry, training_arguments, training_command,
-                            weights_dir, write_label_files, write_manifest_entry)
+from tools.training import (cached, fit, labeller_main, load_half,  # noqa: E402
+                            normalised, read_manifest, ship, weights_dir,
+                            write_manifest_entry)
 from visattn import scenes  # noqa: E402
 from visattn.models.tiny_twins import tiny_twin_net  # noqa: E402
 
@@ -81,69 +80,36 @@ def train(name: str, args) -> dict:
         return (f"pixels {score['pixel_accuracy']:.3f}  "
                 f"twin-vs-unique {score['twin_vs_unique_accuracy']:.3f}")
     seconds = fit(name, model, x, y, args, weighted_loss, report)
-    return ship(name, model, mean, std, (vx, vy), seconds, args)
+    return ship(name, model, tiny_twin_net(MODELS[name]), mean, std, args, scores=pixel_scores,
+                val=(vx, vy), classes=scenes.TWIN_LABELS, size=scenes.SIZE,
+                fields={"task": "segment",
+                        "architecture": f"models.tiny_twins.tiny_twin_net(non_local={MODELS[name]})",
+                        "attention": "nl" if MODELS[name] else "none",
+                        "data": "visattn.scenes.make_twin_batch",
+                        "class_weights": list(CLASS_WEIGHTS),
+                        "rows_scenes": args.rows_n if MODELS[name] else 0,
+                        "train_cpu_seconds": round(seconds), "threads": args.threads},
+                command=("train_twins.py", f"--model {name}"),
+                trained_on="generated twin scenes (visattn.scenes.twin_scene), CPU",
+                write=write_manifest_entry)
 
 
-def ship(name: str, model, mean, std, val, seconds: float, args) -> dict:
-    """fp16 safetensors and a manifest entry; accuracies measured with the shipped weights."""
-    path = weights_dir(args) / f"{name}.safetensors"
-    shipped = save_half(model, path, tiny_twin_net(MODELS[name]))
-    n_params = sum(p.numel() for p in model.parameters())
-    entry = {
-        "name": name,
-        "task": "segment",
-        "architecture": f"models.tiny_twins.tiny_twin_net(non_local={MODELS[name]})",
-        "attention": "nl" if MODELS[name] else "none",
-        **shipped_entry(path, n_params, mean, std, scenes.TWIN_LABELS, scenes.SIZE, args),
-        "data": "visattn.scenes.make_twin_batch",
-        "class_weights": list(CLASS_WEIGHTS),
-        **{f"val_{k}": v for k, v in pixel_scores(shipped, *val).items()},
-        "rows_scenes": args.rows_n if MODELS[name] else 0,
-        "train_cpu_seconds": round(seconds),
-        "threads": args.threads,
-        "command": training_command("train_twins.py", f"--model {name}", args),
-        "trained_on": "generated twin scenes (visattn.scenes.twin_scene), CPU",
-    }
-    if MODELS[name]:
-        entry["rows"] = measure_rows(shipped, entry, args.rows_n)
-    write_manifest_entry(entry, args)
-    print(f"[{name}] shipped {path} ({path.stat().st_size / 1e6:.2f} MB), held-out pixel "
-          f"accuracy {entry['val_pixel_accuracy']:.3f}, twin-vs-unique "
-          f"{entry['val_twin_vs_unique_accuracy']:.3f}", flush=True)
-    return entry
-
-
-def measure_rows(model: torch.nn.Module, entry: dict, n: int) -> dict:
+def measure_rows(name: str, entry: dict, n: int, args) -> dict:
     """Medians of the twin-row scores (visattn.twin_faithfulness) of a Non-local network on
     the first n held-out twin scenes of its manifest entry, through the app's own flow."""
     from visattn.twin_faithfulness import twin_rows
     from visattn.zoo import bundled_source
+    shipped = load_half(tiny_twin_net(MODELS[name]), weights_dir(args) / entry["file"])
     images, masks, twins = scenes.make_twin_batch(entry["val_data_seed"], n)
-    return twin_rows(model, images, masks, twins,
+    return twin_rows(shipped, images, masks, twins,
                      preprocess=bundled_source(entry).preprocess()).medians()
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python tools/train_twins.py",
-                                description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="all", help=f"one of {list(MODELS)}, or 'all'")
-    training_arguments(p, epochs=10, train_size=6000, val_size=1000, batch=32)
-    p.add_argument("--rows-only", action="store_true",
-                   help="only re-measure the shipped Non-local network's rows (manifest 'rows')")
-    p.add_argument("--rows-n", type=int, default=500, help="held-out scenes for the rows")
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    write_label_files(Path(args.assets), "twins", scenes.TWIN_LABELS, scenes.TWIN_COLOURS)
-    for name in MODELS if args.model == "all" else [args.model]:
-        if not args.rows_only:
-            train(name, args)
-        elif MODELS[name]:
-            entry = read_manifest(args)[name]
-            shipped = load_half(tiny_twin_net(True), weights_dir(args) / entry["file"])
-            entry["rows"] = measure_rows(shipped, entry, args.rows_n)
-            entry["rows_scenes"] = args.rows_n
-            write_manifest_entry(entry, args)
-            print(f"[{name}] rows on {args.rows_n} held-out scenes: {entry['rows']}")
+    labeller_main(argv, "train_twins.py", __doc__, MODELS, "scenes", 500,
+                  dict(epochs=10, train_size=6000, val_size=1000, batch=32),
+                  ("twins", scenes.TWIN_LABELS, scenes.TWIN_COLOURS), train, read_manifest,
+                  write_manifest_entry, measure_rows)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import json
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -135,6 +135,30 @@ def shipped_entry(path: Path, n_params: int, mean, std, classes, input_size: int
     }
 
 
+def ship(name: str, model: torch.nn.Module, fresh: torch.nn.Module, mean, std, args, *,
+         scores: Callable[..., dict], val, classes, size: int, fields: dict,
+         command: tuple[str, str], trained_on: str, write: Callable[[dict, Any], None]) -> dict:
+    """Ship a trained network: fp16 safetensors at <assets>/weights/<name>.safetensors and
+    its manifest entry, written by `write`: `fields` (architecture, task, ...), what every
+    entry says (`shipped_entry`), the held-out `scores(shipped, *val)` as val_<key>,
+    measured with the fp16 weights actually shipped, and the command that trains it again
+    (`command` = (script, choice)). Returns the entry."""
+    path = weights_dir(args) / f"{name}.safetensors"
+    shipped = save_half(model, path, fresh)
+    n_params = sum(p.numel() for p in model.parameters())
+    measured = scores(shipped, *val)
+    measured = measured if isinstance(measured, dict) else {"accuracy": measured}
+    entry = {"name": name, **fields,
+             **shipped_entry(path, n_params, mean, std, classes, size, args),
+             **{f"val_{k}": v for k, v in measured.items()},
+             "command": training_command(*command, args), "trained_on": trained_on}
+    write(entry, args)
+    said = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in measured.items())
+    print(f"[{name}] shipped {path} ({path.stat().st_size / 1e6:.2f} MB), held-out {said}",
+          flush=True)
+    return entry
+
+
 def training_command(script: str, choice: str, args) -> str:
     """The command line (from the checkout's root) that trains this network again."""
     return (f"python tools/{script} {choice} --epochs {args.epochs} "
@@ -205,3 +229,44 @@ def training_arguments(p: argparse.ArgumentParser, epochs: int, train_size: int,
     p.add_argument("--out", default=str(Path("out") / "train"),
                    help="checkpoints and cached scenes (default: ./out/train)")
     return p
+
+
+def labeller_arguments(p: argparse.ArgumentParser, models: dict, noun: str, rows_n: int,
+                       **defaults) -> argparse.ArgumentParser:
+    """The options of a script that trains a labeller with its Non-local block and the
+    control without it: --model, the training options, --rows-only, --rows-n."""
+    p.add_argument("--model", default="all", help=f"one of {list(models)}, or 'all'")
+    training_arguments(p, **defaults)
+    p.add_argument("--rows-only", action="store_true",
+                   help="only re-measure the shipped Non-local network's rows (manifest 'rows')")
+    p.add_argument("--rows-n", type=int, default=rows_n, help=f"held-out {noun} for the rows")
+    return p
+
+
+def train_then_rows(args, models: dict, train: Callable, read: Callable, write: Callable,
+                    rows: Callable, noun: str) -> None:
+    """Train each chosen network (unless --rows-only), then measure the rows of those with
+    the block (`rows(name, entry, n, args)`, with the shipped weights) into their entry."""
+    for name in models if args.model == "all" else [args.model]:
+        if not args.rows_only:
+            train(name, args)
+        if not models[name]:  # the control has no block, so no rows
+            continue
+        entry = read(args)[name]
+        entry["rows"] = rows(name, entry, args.rows_n, args)
+        entry[f"rows_{noun}"] = args.rows_n
+        write(entry, args)
+        print(f"[{name}] rows on {args.rows_n} held-out {noun}: {entry['rows']}", flush=True)
+
+
+def labeller_main(argv, script: str, doc: str, models: dict, noun: str, rows_n: int,
+                  defaults: dict, labels: tuple[str, tuple, Any], train: Callable,
+                  read: Callable, write: Callable, rows: Callable) -> None:
+    """The whole command of a labeller's training script (tools/<script>): its options,
+    the label files (`labels` = (name, class names, colours)), training, then the rows."""
+    p = argparse.ArgumentParser(prog=f"python tools/{script}", description=doc.splitlines()[0])
+    labeller_arguments(p, models, noun, rows_n, **defaults)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    write_label_files(Path(args.assets), *labels)
+    train_then_rows(args, models, train, read, write, rows, noun)
