@@ -109,3 +109,22 @@ def randomize_by_key(model: torch.nn.Module, seed: int, gains: dict = {}) -> tor
 def random_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
     """An (h, w, 3) uint8 photo of uniform random pixels from one seeded generator."""
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def scene_folder(root, seeds, broken: bool = True):
+    """Generated scenes (visattn.scenes.make_scene(seed) for each seed) in ImageFolder layout
+    (subfolder = true class) under `root`, and, with `broken`, one unreadable .png."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from visattn.scenes import CLASSES, make_scene
+    root = Path(root)
+    for seed in seeds:
+        s = make_scene(seed)
+        (root / CLASSES[s.label]).mkdir(exist_ok=True)
+        Image.fromarray(s.image).save(root / CLASSES[s.label] / f"scene_{seed % 1000}.png")
+    if broken:
+        (root / CLASSES[0]).mkdir(exist_ok=True)
+        (root / CLASSES[0] / "broken.png").write_bytes(b"not a png")
+    return root

@@ -17,7 +17,9 @@ from PIL import Image
 import visattn
 from visattn import capture, cli
 from visattn.records import ChannelWeights
-from visattn.scenes import CLASSES, make_scene
+from visattn.scenes import CLASSES
+
+from helpers import scene_folder
 
 MODEL = "tiny_se"
 
@@ -25,14 +27,7 @@ MODEL = "tiny_se"
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     """Ten generated scenes in ImageFolder layout (subfolder = true class), one unreadable."""
-    root = tmp_path_factory.mktemp("scenes")
-    for seed in range(10):
-        s = make_scene(1000 + seed)
-        (root / CLASSES[s.label]).mkdir(exist_ok=True)
-        Image.fromarray(s.image).save(root / CLASSES[s.label] / f"scene_{seed}.png")
-    (root / CLASSES[0]).mkdir(exist_ok=True)
-    (root / CLASSES[0] / "broken.png").write_bytes(b"not a png")
-    return root
+    return scene_folder(tmp_path_factory.mktemp("scenes"), range(1000, 1010))
 
 
 def _stats(folder: Path, out: Path, *extra: str) -> int:

@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import visattn
 from visattn import cli, folder_stats
 from visattn.excitation import ExcitationStats
 from visattn.records import ChannelWeights
-from visattn.scenes import CLASSES, make_scene
+
+from helpers import scene_folder
 
 MODEL = "tiny_se"
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,14 +53,7 @@ if os.environ.get("RANK") is not None and os.environ.get("VISATTN_TEST_LOG"):
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     """Eight scenes in class folders and one unreadable file: 9 files, 5 batches of 2."""
-    root = tmp_path_factory.mktemp("scenes")
-    for seed in range(8):
-        s = make_scene(2000 + seed)
-        (root / CLASSES[s.label]).mkdir(exist_ok=True)
-        Image.fromarray(s.image).save(root / CLASSES[s.label] / f"scene_{seed}.png")
-    (root / CLASSES[0]).mkdir(exist_ok=True)
-    (root / CLASSES[0] / "broken.png").write_bytes(b"not a png")
-    return root
+    return scene_folder(tmp_path_factory.mktemp("scenes"), range(2000, 2008))
 
 
 @contextlib.contextmanager
