@@ -46,6 +46,34 @@ def test_analyze_video_beside_analyze_and_affinity(client, tmp_path):
     assert len(gallery) == 4  # the frames the network saw (no still thumbnail of a space-time row)
 
 
+def test_affinity_of_a_clip_takes_a_frame(client, tmp_path):
+    """/affinity after /analyze_video: its new last parameter `frame` picks the pixel's frame;
+    the row is the server analysis' row of that position across time, its cell computed
+    here from the clip's own time cells; a frame outside the clip gets a sentence."""
+    import visattn
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+    params = [p["parameter_name"] for p in
+              client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/affinity"]["parameters"]]
+    assert params[-1] == "frame" and params[:4] == ["layer", "head", "x", "y"]
+    clip = webm(tmp_path)
+    client.predict(handle_file(str(clip)), "tiny_nl_clips", True, api_name="/analyze_video")
+    trace = visattn.analyze_video(clip, "tiny_nl_clips")
+    rec = trace["nl:affinity"]
+    T, h, w = rec.grid
+    for frame, (x, y) in ((0, (10, 50)), (3, (40, 12))):
+        image, numbers = client.predict("nl:affinity", "", x, y, 0.5, "jet", False, frame,
+                                        api_name="/affinity")
+        s = trace.geometry.to_grid(x, y, (h, w))
+        cell = rec.cell(trace.clip.time_cell(frame, T), *divmod(s, w))
+        want = rec.row(cell).ravel()
+        assert (numbers["frame"], numbers["cell"], numbers["grid"]) == (frame, cell, [T, h, w])
+        assert np.abs(np.asarray(numbers["row"]) - want).max() <= 1e-5 * want.max()
+        assert numbers["key_grid"] == list(rec.key_grid)
+    with pytest.raises(AppError, match="frame is a whole number from 0 to 3"):
+        client.predict("nl:affinity", "", 5, 5, 0.5, "jet", False, 4, api_name="/affinity")
+
+
 def test_bad_clips_and_photo_networks_get_sentences(client, tmp_path):
     from gradio_client import handle_file
     still = tmp_path / "still.mp4"

@@ -163,7 +163,8 @@ def test_a_clip_payload_has_its_frames_and_space_time_rows():
     clip = data["clip"]
     assert len(clip["frames"]) == 8 and clip["columns"] == 8 and clip["indices"] == list(range(0, 16, 2))
     first = np.asarray(Image.open(io.BytesIO(base64.b64decode(clip["frames"][3].split(",")[1]))))
-    assert first.shape == (clip["height"], clip["width"], 3) == (102, 128, 3)
+    width = hover.CLIP_ROW_PX // 8  # 8 frames in a row, each as wide as fits
+    assert first.shape == (clip["height"], clip["width"], 3) == (round(width * 40 / 50), width, 3)
     (layer,) = data["layers"]
     assert layer["kind"] == "spacetime" and layer["grid"] == [4, 6, 5] and layer["key_grid"] == [2, 3, 3]
     assert layer["refs"] == visattn.clip_metrics.reference_cells((4, 6, 5))
@@ -310,3 +311,13 @@ def test_every_layer_sent_is_at_most_8_mb_and_float16_rows_stay_within_2e_3(mode
                 got_want.append((row / row.sum(), rec.row(cell, 0).ravel()))
         worst = max(np.abs(g - w).max() / w.max() for g, w in got_want)
         assert worst <= (2e-3 if layer["precision"] == "float16" else 1e-5), (layer["key"], worst)
+
+
+def test_the_viewer_says_clip_for_a_clip_and_photo_for_a_photo():
+    import re
+    note = lambda doc: re.search(r'<p class="va-note">(.*?)</p>', doc, re.S)[1]  # noqa: E731
+    clip = note(hover.viewer_html(clip_trace()))
+    assert "on a clip, 8 frames of 50×40" in clip and "photo" not in clip and "[ and ]" in clip
+    photo = note(hover.viewer_html(clip_trace().__class__("t", [], visattn.Geometry.keep_ratio(
+        (50, 40), 40, 50), image=np.zeros((40, 50, 3), np.uint8))))
+    assert "on a 50×40 photo" in photo and "clip" not in photo

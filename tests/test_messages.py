@@ -24,16 +24,16 @@ def analysed_session(server_url):
 
 
 HOSTILE_AFFINITY = {
-    "huge integer": ["nl2:affinity", "", "9" * 5000, 10, 0.5, "jet", False],
-    "NaN x": ["nl2:affinity", "", float("nan"), 10, 0.5, "jet", False],
-    "infinite y": ["nl2:affinity", "", 10, float("inf"), 0.5, "jet", False],
-    "NaN alpha": ["nl2:affinity", "", 10, 10, float("nan"), "jet", False],
-    "a list as layer": [["nl2:affinity"], "", 10, 10, 0.5, "jet", False],
-    "a dict as head": ["nl2:affinity", {"a": 1}, 10, 10, 0.5, "jet", False],
-    "100 kB layer": [LONG, "", 10, 10, 0.5, "jet", False],
-    "100 kB colour map": ["nl2:affinity", "", 10, 10, 0.5, LONG, False],
-    "text as x": ["nl2:affinity", "", "twelve", 10, 0.5, "jet", False],
-    "negative x": ["nl2:affinity", "", -5, 10, 0.5, "jet", False],
+    "huge integer": ["nl2:affinity", "", "9" * 5000, 10, 0.5, "jet", False, 0],
+    "NaN x": ["nl2:affinity", "", float("nan"), 10, 0.5, "jet", False, 0],
+    "infinite y": ["nl2:affinity", "", 10, float("inf"), 0.5, "jet", False, 0],
+    "NaN alpha": ["nl2:affinity", "", 10, 10, float("nan"), "jet", False, 0],
+    "a list as layer": [["nl2:affinity"], "", 10, 10, 0.5, "jet", False, 0],
+    "a dict as head": ["nl2:affinity", {"a": 1}, 10, 10, 0.5, "jet", False, 0],
+    "100 kB layer": [LONG, "", 10, 10, 0.5, "jet", False, 0],
+    "100 kB colour map": ["nl2:affinity", "", 10, 10, 0.5, LONG, False, 0],
+    "text as x": ["nl2:affinity", "", "twelve", 10, 0.5, "jet", False, 0],
+    "negative x": ["nl2:affinity", "", -5, 10, 0.5, "jet", False, 0],
 }
 
 

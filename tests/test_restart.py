@@ -63,10 +63,10 @@ def test_after_a_restart_the_visitor_hears_the_analysis_is_no_longer_kept(tmp_pa
     monkeypatch.setattr(visitors, "VISITORS", visitors.Visitors(path=path))  # the new process
     demo, url = serve_once("new")
     try:
-        out = join(url, "affinity", [None, "nl2:affinity", "", 10, 10, 0.5, "jet", False],
+        out = join(url, "affinity", [None, "nl2:affinity", "", 10, 10, 0.5, "jet", False, 0],
                    "before-restart")
         assert out["success"] is False and "no longer kept" in out["output"]["error"]
-        fresh = join(url, "affinity", [None, "nl2:affinity", "", 10, 10, 0.5, "jet", False],
+        fresh = join(url, "affinity", [None, "nl2:affinity", "", 10, 10, 0.5, "jet", False, 0],
                      "never-analysed")
         assert "Analyse a photo first" in fresh["output"]["error"]
     finally:

@@ -44,7 +44,7 @@ MAX_FLOAT32_BYTES = 2 * 2 ** 20  # a layer's inputs up to this size go as float3
 UNSEEN_GAIN = 0.35  # render.overlay darkens pixels the model did not see by this factor
 NEARLY_UNIFORM = 0.01  # a row is nearly uniform when max - min < this fraction of its max
 FLOAT16_ROW_TOLERANCE = 2e-3  # float16 only where the rows stay this close (of the row max)
-CLIP_ROW_PX = 1024  # a clip's frames are shown this wide together, per row of the grid
+CLIP_ROW_PX = render.DISPLAY_CAP  # a clip's frames are shown this wide together, per row of the grid (as a photo)
 CLIP_COLUMNS = 8  # at most this many frames per row
 SCRIPTS = ("hover_math.js", "hover_paint.js", "hover.js")  # the page's JavaScript, in order
 
@@ -386,7 +386,17 @@ def viewer_html(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
     doc = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")  # no tag in <script>
     precisions = sorted({layer.get("precision", "server") for layer in data["layers"]})
     title = f"VisAttn — {trace.model}: where does each pixel look?"
+    size = "{}×{}".format(*trace.geometry.image_size)
+    clip = getattr(trace, "clip", None)
+    subject, how = (f"a clip, {len(clip.frames)} frames of {size}", VIEWER_CLIP) if clip is not None \
+        else (f"a {size} photo", VIEWER_PHOTO)
     return asset("viewer.html").format(  # every string that reaches the HTML escaped
         title=html.escape(title), css=asset("hover.css"), skeleton=asset("hover.html"),
         js=script(), payload=doc, precision=html.escape(" and ".join(precisions)),
-        model=html.escape(trace.model), size="{}×{}".format(*trace.geometry.image_size))
+        model=html.escape(trace.model), subject=subject, how=how)
+
+
+VIEWER_PHOTO = ("Point at a pixel to see where it looks; arrow keys move the query one cell, a "
+                "click pins it.")
+VIEWER_CLIP = ("Point at a position in any frame to see where it looks in every frame at once; "
+               "arrow keys move the query one cell, [ and ] one frame, a click pins it.")

@@ -137,6 +137,7 @@ def test_every_layer_of_a_clip_follows_the_pointer_across_time(server_url, page,
     analyse_clip_with(page, server_url, clip, model, pretrained)
     open_clip_view(page)
     canvas = page.locator("#nl-hover .va-canvas")  # the frames; the grid's strips follow them
+    assert "clip's frames" in canvas.get_attribute("aria-label")  # not "the photo"
     columns = page.evaluate("window.visattn.view.clip.cols")
     page.locator("#nl-hover .va-all-on").check()
     loaded(page)

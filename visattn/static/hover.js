@@ -36,6 +36,7 @@
   const fmt = v => Number(v.toPrecision(3)).toString();
   const LONG_PRESS_MS = 550, TAP_SLOP_PX = 10;
   const ALL_PX = 200;  // the longer side of each small canvas of the all-layers grid
+  const CLIP_LABEL = "The clip's frames: point at a position in any frame to see where it looks in every frame; arrow keys move the query one cell, [ and ] one frame; a click, Enter or the Pin button pins it";
   const MIN_COLUMNS = 4;  // one-head layers of a photo share rows of at least this many canvases
   const STRIP_PX = 160;  // the width of each picture of a clip's strip in the all-layers grid
   const LOADING = "Loading this layer's inputs from the server (once per analysis); its rows are then computed in this page.";
@@ -48,6 +49,7 @@
     this.alpha = 0.5; this.cmap = "jet"; this.pending = null; this.frame = 0; this.last = null;
     this.latencies = []; this.pins = [];
     this.idle = this.q(".va-msg").textContent;  // hover.html's sentence for an empty view
+    this.photoLabel = this.canvas.getAttribute("aria-label");  // hover.html's, for a photo
     this.bind();
     if (global.ResizeObserver) {  // the colour bar as wide as the photo is shown
       const bar = this.q(".va-bar");
@@ -157,6 +159,7 @@
                           rows: Math.ceil(clip.frames.length / clip.columns), indices: clip.indices,
                           painters: decoded.map(p => new Painter(model, p))} : null;
       this.root.classList.toggle("va-clip", !!clip);
+      this.canvas.setAttribute("aria-label", clip ? CLIP_LABEL : this.photoLabel);
       this.canvas.width = clip ? clip.width * clip.columns : payload.photo.width;
       this.canvas.height = clip ? clip.height * this.clip.rows : payload.photo.height;
       this.image = this.ctx.createImageData(payload.photo.width, payload.photo.height);

@@ -5,6 +5,7 @@ once per layer), pinned queries, and /affinity, the server's row of a pixel for 
 clients and for record kinds the page cannot compute."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Optional
 
@@ -12,6 +13,7 @@ import gradio as gr
 import numpy as np
 
 from .. import hover, metrics, render
+from .analyse_button import crop_note
 from ..export import Query, outside_photo, pin
 from ..render import centre_cell
 from ..records import Pairwise, Trace
@@ -100,6 +102,9 @@ def pinned_text(session: Session) -> str:
     trace, lines = session.trace, [PIN_NOTE]
     if trace.model in NONLOCAL_NOTES:
         lines.insert(0, NONLOCAL_NOTES[trace.model])
+    crop = crop_note(trace)
+    if crop:  # the dimmed edges of the view, as the summary says
+        lines.insert(0, f"> {crop}")
     if session.queries:
         lines.append("**Pinned queries** (in the export):")
     for n, q in enumerate(session.queries, 1):
@@ -241,15 +246,19 @@ def affinity_args(trace: Trace, layer, head, x, y) -> tuple[str, Optional[int], 
 
 @readable
 def affinity_api(session: Optional[Session], layer: str, head: str, x: float, y: float,
-                 alpha: float = 0.5, cmap: str = "jet", from_zero: bool = False):
+                 alpha: float = 0.5, cmap: str = "jet", from_zero: bool = False,
+                 frame: float = 0):
     """API twin of a click: explicit photo pixel (x, y) -> (image, numbers). `layer` is an
     affinity record key ('' = the first), `head` 'mean of heads' (or '') or 'head N';
-    `from_zero` colours from 0 instead of the row's minimum (for nearly uniform rows)."""
+    `from_zero` colours from 0 instead of the row's minimum (for nearly uniform rows);
+    `frame`: for a clip, the frame of the pixel (0 to frames - 1; photos ignore it)."""
     session = need(session)
     layer, head_index, x, y = affinity_args(session.trace, layer, head, x, y)
     head = MEAN_OF_HEADS if head_index is None else f"head {head_index}"
     if cmap not in COLORMAPS or not (0.0 <= float(alpha) <= 1.0):
         raise gr.Error(f"cmap is one of {', '.join(COLORMAPS)} and alpha lies in 0..1.")
+    if len(session.trace[layer].grid) == 3:  # a clip's space-time layer
+        return clip_affinity(session, layer, head_index, x, y, frame, alpha, cmap, bool(from_zero))
     image, info, session = show_affinity(session, layer, head, (x, y), alpha, cmap, bool(from_zero))
     rec, q = session.trace[layer], Query(layer, x, y, head_index)
     session.queries = pin(session.queries, q)
@@ -262,6 +271,43 @@ def affinity_api(session: Optional[Session], layer: str, head: str, x: float, y:
                "row": row.astype(float).tolist()}
     return image, numbers, session
 
+
+
+def clip_affinity(session: Session, layer: str, head: Optional[int], x: int, y: int, frame,
+                  alpha: float, cmap: str, from_zero: bool):
+    """/affinity for a clip: the row of pixel (x, y) of `frame` over every frame's keys
+    -> (that frame with its time cell's part of the row, its own colour scale, the query cell
+    outlined; numbers with the whole row, (T', h', w') row-major)."""
+    trace, rec = session.trace, session.trace[layer]
+    frames = len(trace.clip.frames)
+    try:
+        f = float(frame)
+    except (TypeError, ValueError):
+        f = -1.0
+    if not (np.isfinite(f) and f == int(f) and 0 <= f < frames):
+        raise gr.Error(f"frame is a whole number from 0 to {frames - 1} (the clip's frames).")
+    f = int(f)
+    t_n, h, w = rec.grid
+    s = trace.geometry.to_grid(x, y, (h, w), clamp=True)
+    cell = rec.cell(trace.clip.time_cell(f, t_n), *divmod(s, w))
+    row = rec.row(cell, head)
+    part = row[trace.clip.time_cell(f, rec.key_grid[0])]
+    shown = render.map_on_image(dataclasses.replace(trace, image=trace.clip.frames[f]), part,
+                                alpha=alpha, cmap=cmap, enlarge=True, from_zero=from_zero)
+    scale = shown.shape[1] / trace.geometry.image_size[0]
+    image = render.with_colorbar(render.draw_box(shown, trace.geometry.cell_box(s, (h, w)), scale),
+                                 part, cmap, "attention weight (this frame's part of the row)",
+                                 from_zero)
+    session.queries = pin(session.queries, Query(layer, x, y, head, f))
+    peak = int(np.argmax(row)) // (row.size // rec.key_grid[0])
+    from ..clip_metrics import query_dependence
+    numbers = {"layer": layer, "x": x, "y": y, "frame": f, "head": head, "grid": list(rec.grid),
+               "key_grid": list(rec.key_grid), "cell": cell,
+               "cell_box": list(trace.geometry.cell_box(s, (h, w))),
+               "peak_frames": list(trace.clip.frame_span(peak, rec.key_grid[0])),
+               "query_dependence": query_dependence(rec, cell, head),
+               "nearly_uniform": hover.nearly_uniform(row), "row": row.astype(float).ravel().tolist()}
+    return image, numbers, session
 
 
 def hover_view() -> gr.HTML:
@@ -284,6 +330,7 @@ def build_nonlocal_tab(page: Page) -> gr.Tab:
             api_layer, api_head = gr.Textbox(label="layer"), gr.Textbox(label="head")
             api_x, api_y = gr.Number(precision=0, label="x"), gr.Number(precision=0, label="y")
             api_zero = gr.Checkbox(False, label="from_zero")
+            api_frame = gr.Number(0, precision=0, label="frame")
             api_image, api_numbers = gr.Image(format="png"), gr.JSON()
             api_go = gr.Button("affinity")
     outputs = [nl_hover, nl_info, nl_view, page.session]
@@ -296,7 +343,7 @@ def build_nonlocal_tab(page: Page) -> gr.Tab:
     page.alpha.change(None, [page.alpha], None, js="(a) => window.visattn?.setAlpha?.(a)")
     page.cmap.change(None, [page.cmap], None, js="(c) => window.visattn?.setColormap?.(c)")
     api_go.click(affinity_api, [page.session, api_layer, api_head, api_x, api_y, page.alpha,
-                                page.cmap, api_zero],
+                                page.cmap, api_zero, api_frame],
                  [api_image, api_numbers, page.session], api_name="affinity",
                  concurrency_id="view", concurrency_limit=8)
     return tab
