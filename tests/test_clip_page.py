@@ -43,7 +43,11 @@ def test_analyze_video_beside_analyze_and_affinity(client, tmp_path):
     top, summary, gallery, name = client.predict(handle_file(str(webm(tmp_path))),
                                                  "tiny_nl_clips", True, api_name="/analyze_video")
     assert name == "tiny_nl_clips" and "4 frames of this clip" in summary
-    assert len(gallery) == 4  # the frames the network saw (no still thumbnail of a space-time row)
+    # the classes it gave each frame, then the frames it saw (no still thumbnail of a
+    # space-time row); its prediction: the classes' shares of the clip's pixels
+    assert [g["caption"] for g in gallery] == ["classes in each frame, with legend"] + \
+        [f"frame {k}" for k in range(4)]
+    assert top["label"] == "background" and len(top["confidences"]) == 4
 
 
 def test_affinity_of_a_clip_takes_a_frame(client, tmp_path):

@@ -282,3 +282,23 @@ def test_unplayable_codec_names_what_browsers_cannot_play(tmp_path):
                                     append_images=[Image.fromarray(f) for f in frames[1:]])
     assert unplayable_codec(tmp_path / "c.gif") == "GIF"
     assert unplayable_codec(tmp_path / "missing.mp4") is None
+
+
+def test_a_clip_labellers_prediction_is_its_class_map_in_every_frame():
+    """tiny_nl_clips labels every pixel of every frame: the prediction holds one class map
+    per frame, the argmax of the network's own logits (frames are the input's size here),
+    and its top classes are their shares of the clip's pixels."""
+    from visattn import scenes
+    clip = scenes.moving_clip(4)
+    trace = visattn.analyze_video(clip.frames, "tiny_nl_clips")
+    net = visattn.open_network("tiny_nl_clips")
+    from visattn.preprocess import prepare
+    x = torch.stack([prepare(f, net.preprocess)[0] for f in clip.frames], dim=2)
+    with torch.no_grad():
+        expected = net.module(x)[0].argmax(0).numpy()  # (T, H, W)
+    got = trace.prediction.class_map
+    assert got.shape == expected.shape == (4, 64, 64)
+    assert (got == expected).mean() > 0.999  # bilinear on an identity geometry: ties aside
+    share = {name: v for name, v in trace.prediction.top(4)}
+    for k, name in enumerate(trace.prediction.labels):
+        assert share.get(name, 0.0) == pytest.approx((expected == k).mean(), abs=1e-3)

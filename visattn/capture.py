@@ -221,19 +221,31 @@ SEGMENT_CAP = 1024  # class maps are made at most this many pixels on their long
 def _prediction(out, labels: Sequence[str], geometry: Geometry):
     """Classifier logits (1, K) -> Prediction; segmentation logits (1, K, Hin, Win) at the
     model input's size -> Segmentation on the photo (bilinear per class, as mmseg resizes
-    its logits, then argmax; capped at SEGMENT_CAP px, -1 outside the model's view)."""
+    its logits, then argmax; capped at SEGMENT_CAP px, -1 outside the model's view); a clip
+    labeller's (1, K, T, Hin, Win) -> Segmentation with one such map per frame."""
     if isinstance(out, torch.Tensor) and out.ndim == 2:
         probs = torch.softmax(out[0].float(), 0).cpu().numpy()
         return Prediction(probs=probs.astype(np.float32), labels=list(labels))
     if isinstance(out, torch.Tensor) and out.ndim == 4:
-        w0, h0 = geometry.image_size
-        s = min(1.0, SEGMENT_CAP / max(w0, h0))
-        size = (max(1, round(w0 * s)), max(1, round(h0 * s)))
-        best = np.full((size[1], size[0]), -np.inf, np.float32)
-        class_map = np.full((size[1], size[0]), -1, np.int16)
-        for k, plane in enumerate(out[0].float().cpu().numpy()):
-            v = geometry.grid_to_image(plane, size)
-            better = v > best  # NaN (unseen) never wins
-            best[better], class_map[better] = v[better], k
-        return Segmentation(class_map=class_map, labels=list(labels))
+        return Segmentation(class_map=_class_map(out[0].float().cpu().numpy(), geometry),
+                            labels=list(labels))
+    if isinstance(out, torch.Tensor) and out.ndim == 5:
+        planes = out[0].float().cpu().numpy()  # (K, T, H, W)
+        return Segmentation(class_map=np.stack([_class_map(planes[:, t], geometry)
+                                                for t in range(planes.shape[1])]),
+                            labels=list(labels))
     return None
+
+
+def _class_map(planes: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """(K, Hin, Win) logits at the model input -> (H, W) int16 classes on the photo."""
+    w0, h0 = geometry.image_size
+    s = min(1.0, SEGMENT_CAP / max(w0, h0))
+    size = (max(1, round(w0 * s)), max(1, round(h0 * s)))
+    best = np.full((size[1], size[0]), -np.inf, np.float32)
+    class_map = np.full((size[1], size[0]), -1, np.int16)
+    for k, plane in enumerate(planes):
+        v = geometry.grid_to_image(plane, size)
+        better = v > best  # NaN (unseen) never wins
+        best[better], class_map[better] = v[better], k
+    return class_map

@@ -375,7 +375,8 @@ class Prediction:
 @dataclass(frozen=True)
 class Segmentation:
     """Per-pixel classes of a segmentation network on the photo (or a scaled view of it):
-    class_map (H, W) int16, -1 where the model did not look."""
+    class_map (H, W) int16, -1 where the model did not look; for a clip, (T, H, W), one map
+    per frame the network saw."""
     class_map: np.ndarray
     labels: Sequence[str]
     palette: Optional[np.ndarray] = None  # (K, 3) uint8 RGB
@@ -385,7 +386,7 @@ class Segmentation:
         return np.bincount(seen, minlength=len(self.labels)) / max(1, seen.size)
 
     def top(self, k: int = 5) -> list[tuple[str, float]]:
-        """The classes covering most of the photo, with their share of its pixels."""
+        """The classes covering most of the photo (or clip), with their share of its pixels."""
         share = self.shares()
         idx = [i for i in np.argsort(-share)[:k] if share[i] > 0]
         return [(self.labels[i], float(share[i])) for i in idx]

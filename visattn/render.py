@@ -293,26 +293,39 @@ def heatmap(values: np.ndarray, width: int = 384, row_height: int = 24,
 
 def segmentation_view(trace: Trace, cap: int = DISPLAY_CAP, alpha: float = 0.55,
                       legend_rows: int = 8) -> np.ndarray:
-    """The class map in its palette over the photo, with a legend of the classes that
-    cover most of it (share of pixels)."""
+    """The class map in its palette over the photo (a clip's: over each frame, side by
+    side), with a legend of the classes that cover most of it (share of pixels)."""
     seg: Segmentation = trace.prediction
-    shown = fit(trace.image, cap, enlarge=True)
-    classes = cv2.resize(seg.class_map, (shown.shape[1], shown.shape[0]),
-                         interpolation=cv2.INTER_NEAREST)
     palette = seg.palette if seg.palette is not None else lut("tab20")[
         (np.arange(len(seg.labels)) * 13) % 256]
-    colour = palette[np.clip(classes, 0, None)]
-    out = cv2.addWeighted(shown, 1.0 - alpha, colour, alpha, 0.0)
-    unseen = classes < 0
-    if unseen.any():
-        out[unseen] = cv2.convertScaleAbs(shown[unseen], alpha=0.35)
-    legend = np.full((18 * legend_rows + 6, shown.shape[1], 3), 255, np.uint8)
-    for n, (name, share) in enumerate(seg.top(legend_rows)):
+    if seg.class_map.ndim == 3:  # a clip: one map per frame, the frames side by side
+        width = max(64, cap // len(seg.class_map))
+        views = [_classes_over(fit(frame, width, enlarge=True), classes, palette, alpha)
+                 for frame, classes in zip(trace.clip.frames, seg.class_map)]
+        gap = np.full((views[0].shape[0], 4, 3), 255, np.uint8)
+        out = np.hstack([part for v in views for part in (v, gap)][:-1])
+    else:
+        out = _classes_over(fit(trace.image, cap, enlarge=True), seg.class_map, palette, alpha)
+    top = seg.top(legend_rows)
+    legend = np.full((18 * len(top) + 6, out.shape[1], 3), 255, np.uint8)
+    for n, (name, share) in enumerate(top):
         k = list(seg.labels).index(name)
         y = 4 + 18 * n
         legend[y:y + 14, 4:24] = palette[k]
         _text(legend, f"{name}  {share:.0%}", (30, y + 11))
     return np.vstack([out, legend])
+
+
+def _classes_over(shown: np.ndarray, class_map: np.ndarray, palette: np.ndarray,
+                  alpha: float) -> np.ndarray:
+    """One (H, W) class map in its palette over the picture it labels (unseen: darkened)."""
+    classes = cv2.resize(class_map, (shown.shape[1], shown.shape[0]),
+                         interpolation=cv2.INTER_NEAREST)
+    out = cv2.addWeighted(shown, 1.0 - alpha, palette[np.clip(classes, 0, None)], alpha, 0.0)
+    unseen = classes < 0
+    if unseen.any():
+        out[unseen] = cv2.convertScaleAbs(shown[unseen], alpha=0.35)
+    return out
 
 
 def axis_gate_view(rec: AxisGate, width: int = 768, cmap: str = "viridis") -> np.ndarray:

@@ -14,6 +14,7 @@ import gradio as gr
 
 from .. import render, visitors, zoo
 from ..pipeline import analyze_video
+from ..records import Segmentation
 from ..video import VideoError, unplayable_codec
 from ..zoo_video import is_clip_network
 from ..zoo_video import names as clip_names
@@ -89,11 +90,14 @@ def clip_sentence(clip) -> str:
 
 
 def gallery(trace, alpha: float, cmap: str) -> list:
-    """The Overview's gallery of a clip: its maps where they have thumbnails, else its frames."""
+    """The Overview's gallery of a clip: its maps where they have thumbnails, else the
+    frames the network saw (after a clip labeller's classes in every frame)."""
     try:
         return render.gallery(trace, alpha=alpha, cmap=cmap)
-    except TypeError:  # space-time records have no still thumbnail: the frames the network saw
-        return [(f, f"frame {k}") for k, f in enumerate(trace.clip.frames)]
+    except TypeError:  # space-time records have no still thumbnail
+        classes = [(render.segmentation_view(trace), "classes in each frame, with legend")] \
+            if isinstance(trace.prediction, Segmentation) else []
+        return classes + [(f, f"frame {k}") for k, f in enumerate(trace.clip.frames)]
 
 
 def video_input():
