@@ -302,3 +302,12 @@ def test_a_clip_labellers_prediction_is_its_class_map_in_every_frame():
     share = {name: v for name, v in trace.prediction.top(4)}
     for k, name in enumerate(trace.prediction.labels):
         assert share.get(name, 0.0) == pytest.approx((expected == k).mean(), abs=1e-3)
+
+
+def test_the_summary_of_a_clip_says_frames_and_clip():
+    from visattn import scenes
+    from visattn.ui.analyse_button import summary
+    trace = visattn.analyze_video(scenes.moving_clip(4).frames, "tiny_nl_clips")
+    first = summary(trace).split("\n")[0]
+    assert "on 4 frames of a 64×64 clip: 1 map captured" in first, first
+    assert "classes by share of the clip" in first and "image" not in first

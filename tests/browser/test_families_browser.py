@@ -19,7 +19,8 @@ def test_each_family_opens_from_the_families_page(server_url, page):
         assert zoo.get(network).family in fam.card_families
         page.locator(f"#family-{slug}").click()
         expect(page.locator("#summary")).to_contain_text(
-            re.compile(rf"{re.escape(network)} on a \d+×\d+ image: \d+ maps? captured"),
+            re.compile(rf"{re.escape(network)} on (a \d+×\d+ image|4 frames of a \d+×\d+ clip): "
+                       rf"\d+ maps? captured"),
             timeout=60_000)
         expect(page.locator("#model input")).to_have_value(re.compile(rf" · {re.escape(network)} —"))
         if fam.name == "Non-local":  # a generated clip, shown in the clip input

@@ -117,12 +117,15 @@ def prediction_label(session: Optional[Session]):
 
 def summary(trace: Trace, size_note: str = "") -> str:
     """What was analysed, how, and what to keep in mind, in a few sentences."""
-    kind = ("classes by share of the photo" + (f"; {size_note}" if size_note else "")) \
+    clip = getattr(trace, "clip", None)
+    what = "clip" if clip is not None else "photo"
+    kind = (f"classes by share of the {what}" + (f"; {size_note}" if size_note else "")) \
         if isinstance(trace.prediction, Segmentation) else ""
     w, h = trace.geometry.image_size
     maps = f"{len(trace)} map" + ("" if len(trace) == 1 else "s")
     name = trace.model if re.fullmatch(r"[\w.-]+", trace.model) else md_text(trace.model)
-    lines = [f"**{name}** on a {w}×{h} image: {maps} captured "
+    seen = f"{len(clip.frames)} frames of a {w}×{h} clip" if clip is not None else f"a {w}×{h} image"
+    lines = [f"**{name}** on {seen}: {maps} captured "
              f"in {trace.elapsed_s * 1000:.0f} ms" + (f" (prediction: {kind})" if kind else "")
              + "."] + [f"> {n}" for n in trace.notes]  # notes are the project's own sentences
     trust = trust_note(trace.model) if any(c.name == trace.model for c in zoo.cards()) else ""
