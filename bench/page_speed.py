@@ -7,10 +7,13 @@ analysis of the same photo (issue 20, "Speed the visitor feels"):
   library   visattn.analyze(photo, network) in the server's process, warm, median of --reps
   ratio     page / library; target: page <= 1.5 x library + 250 ms
 
-    python bench/page_speed.py [--reps 3] [--only NAME,...] [--seg-size 512]
+    python bench/page_speed.py [--reps 3] [--only NAME,...] [--photos examples|noise] [--out FILE]
 
 Every ImageNet network (random weights when they are not cached: this machine may have no
-network) and every bundled one. Prints one line per network and writes bench/page_speed.txt.
+network) and every bundled one. Photos: the example photos (assets/examples/*.jpg, each cut
+to 640x480, a different one per run), or uniform noise at 640x480 (`--photos noise`: the
+worst case for the photo the hover view is sent, which PNG cannot compress). Prints one
+line per network and writes bench/page_speed.txt (or --out).
 """
 import argparse
 import os
@@ -44,6 +47,25 @@ START = """() => { window.__t = {}; const s = document.querySelector('#summary')
     .observe(s, {subtree: true, childList: true, characterData: true}); }"""
 
 
+def make_photos(kind: str, count: int, folder: Path) -> list[Path]:
+    """`count` different 640x480 photos: the examples (mirrored after the first round) or
+    noise."""
+    from PIL import ImageOps
+    from visattn.ui.inputs import EXAMPLES
+    real = [p for p in EXAMPLES if p.suffix == ".jpg"]
+    photos = []
+    for k in range(count):
+        if kind == "noise":
+            path = folder / f"photo{k}.png"
+            Image.fromarray(np.random.default_rng(k).integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(path)
+        else:
+            path = folder / f"photo{k}.jpg"
+            img = ImageOps.fit(Image.open(real[k % len(real)]).convert("RGB"), (640, 480))
+            (ImageOps.mirror(img) if (k // len(real)) % 2 else img).save(path, quality=92)
+        photos.append(path)
+    return photos
+
+
 def networks(only):
     cards = [c for c in zoo.cards() if c.task == "classify" or c.availability() == "bundled"]
     return [c for c in cards if not only or c.name in only]
@@ -53,14 +75,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--only", default="")
+    ap.add_argument("--photos", choices=["examples", "noise"], default="examples")
+    ap.add_argument("--out", default=str(Path(__file__).with_suffix(".txt")))
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
     tmp = Path(tempfile.mkdtemp(prefix="page_speed_"))
-    photos = []
-    for k in range(args.reps + 1):  # a new photo per run: the page draws every analysis anew
-        path = tmp / f"photo{k}.png"
-        Image.fromarray(np.random.default_rng(k).integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(path)
-        photos.append(path)
+    # a new photo per run (the first warms up): the page draws every analysis anew
+    photos = make_photos(args.photos, args.reps + 1, tmp)
 
     from visattn.ui import LAUNCH_OPTIONS, build
     from visattn.ui.inputs import uses_pretrained
@@ -98,6 +119,7 @@ def main():
                 page.wait_for_function("() => window.__t.summary && window.visattnPage.shown",
                                        timeout=60_000)
                 t = page.evaluate("({t0: window.__t.t0, s: window.__t.summary, v: window.visattnPage.shown})")
+                page.wait_for_function("() => !window.visattnPage.holding")  # the other tabs too
                 if k:
                     times.append(max(t["s"], t["v"]["at"]) - t["t0"])
                 tab = t["v"]["tab"]
@@ -110,7 +132,7 @@ def main():
             lines.append(line)
         browser.close()
     demo.close()
-    Path(__file__).with_suffix(".txt").write_text("\n".join(lines) + "\n")
+    Path(args.out).write_text(f"photos: {args.photos}, median of {args.reps} runs\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

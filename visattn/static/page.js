@@ -46,8 +46,10 @@
     if (tab === "Overview") {
       const maps = doc.querySelector("#maps");
       return {tab: "overview", el: maps, ready: () => {
-        const img = maps.querySelector("img");  // none: a network without maps (the baseline)
-        return img ? img.complete && img.naturalWidth > 0 : performance.now() - page.asked > 150;
+        // its first map loaded (or refused: nothing more will come); no map after two frames:
+        // a network without maps (the baseline), whose answer is already in the page
+        const img = maps.querySelector("img");
+        return img ? img.complete && !!img.currentSrc : page.frames >= 2;
       }};
     }
     return panel ? {tab: "other", el: panel, ready: () => true} : null;
@@ -55,9 +57,11 @@
   /** After an analysis: wait (up to `ms`) until the open view is drawn, then reveal it. */
   page.bringIntoView = function (ms) {
     page.asked = performance.now();
+    page.frames = 0;
     const until = page.asked + (ms || 8000);
     return new Promise(resolve => {
       const step = () => {
+        page.frames++;
         const v = openView();
         if (v && v.ready()) {
           page.shown = {tab: v.tab, at: performance.now()};
