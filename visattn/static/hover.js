@@ -154,7 +154,7 @@
     return photos.then(decoded => {
       const photo = decoded[0];
       this.model = model; this.painter = new Painter(model, photo); this.photoPixels = photo;
-      this.asked = new Set(); this.at = null; this.sayPending();
+      this.asked = new Set(); this.at = null; this.rampOf = null; this.sayPending();
       this.clip = clip ? {F: clip.frames.length, cols: clip.columns, tw: clip.width, th: clip.height,
                           rows: Math.ceil(clip.frames.length / clip.columns), indices: clip.indices,
                           painters: decoded.map(p => new Painter(model, p))} : null;
@@ -233,7 +233,7 @@
   HoverView.prototype.addLayers = function (message) {
     if (!this.model || !M.addLayers(this.model, message).length) return;
     this.sayPending(); this.sayLayer(); this.drawBeside();
-    if (this.all) this.all.drawnFor = null;
+    if (this.all) this.all.entries.forEach(e => { e.stamp = null; });
     this.last = null;
     if (this.at) this.request({photo: this.at, t0: null});
   };
@@ -291,42 +291,50 @@
       const left = skipped ? ` ${skipped} layer${skipped > 1 ? "s" : ""} the page cannot compute ${skipped > 1 ? "are" : "is"} left out of the grid.` : "";
       note.textContent = (C ? "Each strip is one layer's row of the query across time: one picture per time cell of the layer's keys (drawn on its first frame; hover a strip for its frames), one colour scale per strip, the query's cell outlined in its own time cell. Point at any picture to move the query there." : "") + left;
     }
-    this.all = {entries, image: new ImageData(sw, sh), sw, sh, drawnFor: null};
+    this.all = {entries, image: new ImageData(sw, sh), sw, sh};
   };
   /** Every small canvas: the row of photo pixel (x, y) (of frame f of a clip) in its layer
    * and head, its own colour scale (min to max, or from 0), the query cell outlined; then
    * window.visattn.lastRows. A layer still loading shows its picture(s) alone. */
   HoverView.prototype.drawAll = function (x, y, f) {
-    const A = this.all, m = this.model, C = this.clip, lut = m.payload.luts[this.cmap], rows = [];
-    const cells = {};
-    for (const key of new Set(A.entries.map(e => e.key))) {
-      const L = m.layers[key];
-      cells[key] = C ? M.spacetimeCell(m.geometry, L, f, C.F, x, y, true) : m.geometry.toGrid(x, y, L.grid, true);
-    }
-    const state = JSON.stringify([cells, f, this.alpha, this.cmap, !!this.fromZero, this.layerKey, this.head]);
-    const same = A.drawnFor === state;
-    for (let i = 0; i < A.entries.length; i++) {
-      const e = A.entries[i], L = m.layers[e.key], cell = cells[e.key], ready = this.ready(e.key);
-      const row = !ready ? null : same ? A.rows[i].values : M.rowOf(m, L, cell, e.head);
-      if (!same) {
-        if (C) this.paintStrip(e, L, row, cell, f);
-        else {
-          if (row) {
-            e.painters[0].paint(row, L.grid, this.alpha, lut, A.image, this.fromZero);
-            e.painters[0].box(m.geometry.cellBox(cell, L.grid), A.image, m.payload.marker);
-          } else A.image.data.set(e.painters[0].photo);
-          e.ctx.putImageData(A.image, 0, 0);
-        }
-        e.fig.classList.toggle("va-all-shown", e.key === this.layerKey && (L.heads === 1 || e.head === this.head));
-        e.fig.classList.toggle("va-all-loading", !ready);
+    const A = this.all, m = this.model, C = this.clip, lut = m.payload.luts[this.cmap];
+    const style = JSON.stringify([C ? f : 0, this.alpha, this.cmap, !!this.fromZero, this.layerKey, this.head]);
+    const heads = {};  // this move's rows per layer and head: a mean of heads is made of them
+    const shown = this.last;  // the large view's row, just computed
+    const rowOf = (L, cell, head) => {
+      const mine = heads[L.key] || (heads[L.key] = []);
+      const same = shown && !shown.stale && shown.rowValues && shown.key === L.key && shown.cell === cell &&
+        (L.heads === 1 || head === shown.head);
+      if (head !== null || L.heads === 1) return (mine[head || 0] = same ? shown.rowValues : M.rowOf(m, L, cell, head));
+      if (same) return shown.rowValues;
+      if (mine.length < L.heads) return M.rowOf(m, L, cell, null);
+      const out = new Float64Array(mine[0].length);  // as M.rowOf: the sum in head order, / heads
+      for (const r of mine) for (let j = 0; j < out.length; j++) out[j] += r[j];
+      for (let j = 0; j < out.length; j++) out[j] /= L.heads;
+      return out;
+    };
+    for (const e of A.entries) {  // a canvas whose cell and style did not change is left as it is
+      const L = m.layers[e.key], ready = this.ready(e.key);
+      const cell = C ? M.spacetimeCell(m.geometry, L, f, C.F, x, y, true) : m.geometry.toGrid(x, y, L.grid, true);
+      const stamp = ready ? `${cell} ${style}` : null;
+      if (stamp !== null && stamp === e.stamp) continue;
+      const row = ready ? rowOf(L, cell, e.head) : null;
+      if (C) this.paintStrip(e, L, row, cell, f);
+      else {
+        if (row) {
+          e.painters[0].paint(row, L.grid, this.alpha, lut, A.image, this.fromZero);
+          e.painters[0].box(m.geometry.cellBox(cell, L.grid), A.image, m.payload.marker);
+        } else A.image.data.set(e.painters[0].photo);
+        e.ctx.putImageData(A.image, 0, 0);
       }
-      rows.push({key: e.key, head: e.head, cell, grid: L.grid.slice(), values: row});
+      e.fig.classList.toggle("va-all-shown", e.key === this.layerKey && (L.heads === 1 || e.head === this.head));
+      e.fig.classList.toggle("va-all-loading", !ready);
+      Object.assign(e, {stamp, cell, row});
     }
-    A.rows = rows; A.drawnFor = state;
     const api = global.visattn || (global.visattn = {});
-    api.lastRows = rows.map(r => Object.assign({key: r.key, head: r.head, cell: r.cell, grid: r.grid, x, y,
-                                                row: r.values ? Array.from(r.values) : null},
-                                               C ? {frame: f, key_grid: m.layers[r.key].key_grid.slice()} : {}));
+    api.lastRows = A.entries.map(e => Object.assign({key: e.key, head: e.head, cell: e.cell, grid: m.layers[e.key].grid.slice(),
+                                                     x, y, row: e.row ? Array.from(e.row) : null},
+                                                    C ? {frame: f, key_grid: m.layers[e.key].key_grid.slice()} : {}));
     api.drawnAll = (api.drawnAll || 0) + 1;
   };
   /** A clip's strip: the row's share of each key time cell on that cell's picture, on the
@@ -498,7 +506,6 @@
     const score = same ? this.last.score : M.queryDependence(m, L, cell, this.head, row);
     this.last = {x, y, frame: f, cell, key: this.layerKey, head: this.head, rowValues: row, score, outside};
     this.clipNumbers(L, row, score, best, hi, lo, peakFrames);
-    this.drawPins();
     const api = global.visattn || (global.visattn = {});
     api.lastRow = {x, y, frame: f, cell, grid: L.grid.slice(), key_grid: kg.slice(), row: Array.from(row),
                    layer: this.layerKey, head: this.head, queryDependence: score, peakFrames};
@@ -526,11 +533,7 @@
       (M.nearlyUniform(hi, lo, spread) ? ` The row is nearly uniform (spread under ${spread * 100} % of its maximum).` : "") + "</p>" +
       `<p>Where it looks across time: ${shares.join(", ")}.</p>` +
       `<p>Query dependence <b>${score.toFixed(3)}</b> (0 = the same row wherever and whenever you point, 1 = specific to this position).</p>`;
-    const bar = this.q(".va-ramp"), lut = m.payload.luts[this.cmap], stops = [];
-    for (let k = 0; k <= 16; k++) { const i = Math.min(255, k * 16) * 3; stops.push(`rgb(${lut[i]},${lut[i + 1]},${lut[i + 2]})`); }
-    bar.style.background = `linear-gradient(to right, ${stops.join(",")})`;
-    const [a, b] = M.barEnds(this.fromZero ? Math.min(lo, 0) : lo, hi);
-    this.q(".va-lo").textContent = a; this.q(".va-hi").textContent = b;
+    this.colourBar(this.fromZero ? Math.min(lo, 0) : lo, hi);
   };
   /** The info text of the last query: its pixel and cell, where its row peaks, whether the
    * row is nearly uniform, its query dependence; for a layer the server draws, the pixel. */
@@ -547,11 +550,20 @@
       (M.nearlyUniform(hi, lo, spread) ? ` The row is nearly uniform (spread under ${spread * 100} % of its maximum)` +
         (this.fromZero ? "." : ": its colours stretch tiny differences; tick “Colours from 0” to see it as it is.") : "") + "</p>" +
       `<p>Query dependence <b>${score.toFixed(3)}</b> (0 = the same row wherever you point, 1 = specific to this pixel).</p>`;
-    const bar = this.q(".va-ramp"), lut = m.payload.luts[this.cmap], stops = [];
-    for (let k = 0; k <= 16; k++) { const i = Math.min(255, k * 16) * 3; stops.push(`rgb(${lut[i]},${lut[i + 1]},${lut[i + 2]})`); }
-    bar.style.background = `linear-gradient(to right, ${stops.join(",")})`;
-    const [a, b] = M.barEnds(from, hi);
-    this.q(".va-lo").textContent = a; this.q(".va-hi").textContent = b;
+    this.colourBar(from, hi);
+  };
+  /** The colour bar under the view: the colour map's ramp (set when the map changes) and
+   * its two ends' values. */
+  HoverView.prototype.colourBar = function (lo, hi) {
+    if (this.rampOf !== this.cmap) {
+      const lut = this.model.payload.luts[this.cmap], stops = [];
+      for (let k = 0; k <= 16; k++) { const i = Math.min(255, k * 16) * 3; stops.push(`rgb(${lut[i]},${lut[i + 1]},${lut[i + 2]})`); }
+      this.q(".va-ramp").style.background = `linear-gradient(to right, ${stops.join(",")})`;
+      this.rampOf = this.cmap;
+    }
+    const [a, b] = M.barEnds(lo, hi), ends = this.q(".va-lo"), end = this.q(".va-hi");
+    if (ends.textContent !== a) ends.textContent = a;
+    if (end.textContent !== b) end.textContent = b;
   };
   /** Arrow keys: the query moves one cell; the new query is the cell's centre pixel. */
   HoverView.prototype.key = function (e) {

@@ -19,21 +19,23 @@
     this.w = model.payload.photo.width; this.h = model.payload.photo.height;
     const n = this.w * this.h, gain = f32(model.payload.unseen_gain);
     this.samplers = {}; this.blends = {};
-    this.r = new Uint16Array(n); this.g = new Uint16Array(n); this.b = new Uint16Array(n);
+    this.r = new Uint8Array(n); this.g = new Uint8Array(n); this.b = new Uint8Array(n);
     this.dim = new Uint32Array(n);  // render.overlay: unseen pixels, cv2.convertScaleAbs(img, 0.35)
     for (let p = 0; p < n; p++) {
       const r = photo[p * 4], g = photo[p * 4 + 1], b = photo[p * 4 + 2];
-      this.r[p] = r << 8; this.g[p] = g << 8; this.b[p] = b << 8;
+      this.r[p] = r; this.g[p] = g; this.b[p] = b;
       this.dim[p] = rgba(roundHalfEven(f32(r * gain)), roundHalfEven(f32(g * gain)), roundHalfEven(f32(b * gain)));
     }
   }
-  /** cv2.addWeighted(photo, 1 - alpha, colour, alpha, 0) for every (photo, colour) byte pair. */
+  /** cv2.addWeighted(photo, 1 - alpha, colour, alpha, 0) for every (colour, photo) byte pair,
+   * at [colour << 8 | photo]: neighbouring pixels of a smooth row share a colour, so their
+   * lookups stay in one 256-byte line of the table. */
   Painter.prototype.blend = function (alpha) {
     if (this.blends[alpha]) return this.blends[alpha];
     const t = new Uint8Array(65536), fa = f32(1 - alpha), fb = f32(alpha);
     for (let p = 0; p < 256; p++) for (let c = 0; c < 256; c++) {
       const v = roundHalfEven(f32(p * fa + c * fb));
-      t[(p << 8) | c] = v < 0 ? 0 : v > 255 ? 255 : v;
+      t[(c << 8) | p] = v < 0 ? 0 : v > 255 ? 255 : v;
     }
     return (this.blends[alpha] = t);
   };
@@ -94,8 +96,8 @@
     const S = this.sampler(resampled.grid), W = this.w, heat = resampled.values;
     const {x: sx, y: sy} = S, x0 = sx.from, x1 = sx.to;
     const span = f32(hi - lo), flat = !(hi - lo >= 1e-12), table = this.blend(alpha);
-    const lr = new Uint8Array(256), lg = new Uint8Array(256), lb = new Uint8Array(256);
-    for (let k = 0; k < 256; k++) { lr[k] = lut[3 * k]; lg[k] = lut[3 * k + 1]; lb[k] = lut[3 * k + 2]; }
+    const lr = new Uint16Array(256), lg = new Uint16Array(256), lb = new Uint16Array(256);  // colour << 8
+    for (let k = 0; k < 256; k++) { lr[k] = lut[3 * k] << 8; lg[k] = lut[3 * k + 1] << 8; lb[k] = lut[3 * k + 2] << 8; }
     const px = new Uint32Array(out.data.buffer), dim = this.dim, R = this.r, G = this.g, B = this.b;
     px.set(dim);
     // normalize + convertScaleAbs(255): round((v - lo) / span * 255); a constant map -> 128.
