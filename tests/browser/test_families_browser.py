@@ -7,6 +7,8 @@ from playwright.sync_api import expect
 from visattn import families, zoo
 
 pytestmark = pytest.mark.browser
+IN_VIEW = """() => { const r = document.querySelector('#nl-hover canvas').getBoundingClientRect();
+    return r.top >= 0 && r.bottom <= innerHeight; }"""
 POINTABLE = {"Non-local", "A²-Nets", "CCNet"}  # families whose examples have pairwise rows
 
 
@@ -28,5 +30,6 @@ def test_each_family_opens_from_the_families_page(server_url, page):
         if fam.name in POINTABLE:  # the family's own view: the hover view
             expect(page.get_by_role("tab", name="Non-local")).to_have_attribute("aria-selected", "true")
             expect(page.locator("#nl-hover canvas").first).to_be_visible(timeout=30_000)
+            page.wait_for_function(IN_VIEW, timeout=10_000)  # brought into the viewport
         else:
             expect(page.locator("#maps img").first).to_be_visible()

@@ -54,8 +54,10 @@
     }
     return panel ? {tab: "other", el: panel, ready: () => true} : null;
   }
-  /** After an analysis: wait (up to `ms`) until the open view is drawn, then reveal it. */
-  page.bringIntoView = function (ms) {
+  /** After an analysis: wait (up to `ms`) until the open view is drawn, then reveal it;
+   * `viewOnly`: wait for the Non-local or Overview tab to be the open one first (the
+   * Families page's Open switches tabs in the same answer). */
+  page.bringIntoView = function (ms, viewOnly) {
     page.asked = performance.now();
     page.frames = 0;
     const until = page.asked + (ms || 8000);
@@ -63,7 +65,7 @@
       const step = () => {
         page.frames++;
         const v = openView();
-        if (v && v.ready()) {
+        if (v && !(viewOnly && v.tab === "other") && v.ready()) {
           page.shown = {tab: v.tab, at: performance.now()};
           page.reveal(v.el);
           resolve(page.shown);

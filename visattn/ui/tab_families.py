@@ -101,11 +101,14 @@ def build_families_tab(page: Page, analysed_outputs: list, tabs) -> list:
                 button = gr.Button(f"Open {fam.name}", elem_id=f"family-{slug}", scale=0,
                                    min_width=160)
             shown = button.click(functools.partial(family_inputs, fam.name), None,
-                                 [page.model, page.source], **FAST).then(
+                                 [page.model, page.source], **FAST,
+                                 js="() => { window.visattnPage?.analysing?.(); return []; }").then(
                 functools.partial(family_example, fam.name), None, [page.image, page.clip], **FAST)
             opened = shown.then(
                 functools.partial(open_family, fam.name), [page.seg_size, page.alpha, page.cmap],
                 [*analysed_outputs[:4], page.model, page.pretrained, page.tab_open, tabs],
                 api_visibility="private", **MODEL)
+            opened.success(None, None, None,  # its view drawn, brought into the viewport
+                           js="() => { window.visattnPage?.bringIntoView?.(8000, true); return []; }")
             events.append(opened)
     return events
