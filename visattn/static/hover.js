@@ -35,6 +35,10 @@
   // ----- the view -----------------------------------------------------------------------------
   const fmt = v => Number(v.toPrecision(3)).toString();
   const LONG_PRESS_MS = 550, TAP_SLOP_PX = 10;
+  // Pointer moves as they arrive (pointerrawupdate, where the browser has it: Chromium in a
+  // secure context), not held back to the next frame as pointermove is; request() still
+  // draws at most once per frame.
+  const MOVE = "onpointerrawupdate" in global ? "pointerrawupdate" : "pointermove";
   const ALL_PX = 200;  // the longer side of each small canvas of the all-layers grid
   const CLIP_LABEL = "The clip's frames: point at a position in any frame to see where it looks in every frame; arrow keys move the query one cell, [ and ] one frame; a click, Enter or the Pin button pins it";
   const MIN_COLUMNS = 4;  // one-head layers of a photo share rows of at least this many canvases
@@ -69,7 +73,7 @@
       clearTimeout(this.pressTimer);
       this.pressTimer = setTimeout(() => { if (this.touch && !this.touch.moved) this.pin(); }, LONG_PRESS_MS);
     });
-    c.addEventListener("pointermove", e => {
+    c.addEventListener(MOVE, e => {
       this.pointer = [e.clientX, e.clientY];  // fractional, unlike a click's coordinates
       const t = this.touch;
       if (e.pointerType === "touch" && t && Math.hypot(e.clientX - t.x, e.clientY - t.y) > TAP_SLOP_PX) {
@@ -114,7 +118,7 @@
       return this.clip ? [xy[0], xy[1], frame] : xy;
     };
     const move = e => { this.gridPointer = [e.clientX, e.clientY]; const xy = over(e); if (xy) this.request({photo: xy, t0: e.timeStamp}); };
-    grid.addEventListener("pointermove", move);
+    grid.addEventListener(MOVE, move);
     grid.addEventListener("pointerdown", e => { if (e.pointerType === "touch") { e.preventDefault(); move(e); } });
     grid.addEventListener("click", e => {  // that layer and head, large, at the same query
       const p = this.gridPointer, near = p && Math.abs(p[0] - e.clientX) <= 1 && Math.abs(p[1] - e.clientY) <= 1;
