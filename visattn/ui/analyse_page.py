@@ -137,8 +137,10 @@ def wire_analyse(page: Page, go, tabs, summary, maps, analysed_model, queue_note
         tab = next_tab(old, session, open_tab)
         if tab == "overview" and gallery is None:  # drawn only where it is seen
             gallery = render.gallery(session.trace, alpha=alpha, cmap=cmap)
+        heading = prediction_heading(session)  # a Label update costs Gradio a config rebuild
+        label = top if heading == prediction_heading(old) else gr.Label(value=top, label=heading)
         out = [gr.skip()] * len(main.outputs)
-        out[:8] = [session, gr.Label(value=top, label=prediction_heading(session)), text,
+        out[:8] = [session, label, text,
                    gallery if tab == "overview" else [], name, tab, gr.Tabs(selected=tab),
                    ""]  # the queued network, if any, is analysed next
         return tuple(main.run(values, out, {page.session._id: session, page.tab_open._id: tab}))
