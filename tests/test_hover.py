@@ -260,7 +260,8 @@ def test_two_hop_brings_its_hops_even_when_they_are_not_listed():
 @pytest.mark.slow
 def test_viewer_of_the_ade20k_nonlocal_network_at_512px_is_under_10_mb():
     import dataclasses
-    card = visattn.zoo.get("nonlocal_r50_d8_ade20k")
+    from visattn import zoo
+    card = zoo.get("nonlocal_r50_d8_ade20k")
     rgb = random_photo(480, 640, 3)
     trace = visattn.analyze(rgb, card.name, pretrained=False,
                             preprocess=dataclasses.replace(card.preprocess, size=(512, 2048)))
@@ -275,7 +276,8 @@ def big_analysis(model):
     if model.startswith("i3d"):
         frames = np.random.default_rng(1).integers(0, 256, (64, 256, 340, 3), dtype=np.uint8)
         return visattn.analyze_video(frames, model, pretrained=False)
-    card = visattn.zoo.get(model)
+    from visattn import zoo
+    card = zoo.get(model)
     return visattn.analyze(random_photo(480, 640, 3), model, pretrained=False,
                            preprocess=dataclasses.replace(card.preprocess, size=(512, 2048)))
 
