@@ -481,11 +481,19 @@ def caption(rec: Record, trace: Optional[Trace] = None) -> str:
 
 def gallery(trace: Trace, cap: int = 256, alpha: float = 0.5,
             cmap: str = "jet") -> list[tuple[np.ndarray, str]]:
-    """Every record of the trace, in network order, as (thumbnail, caption); for a
-    segmentation network the class map with its legend comes first."""
-    items = [(thumbnail(trace, rec, cap, alpha, cmap), caption(rec, trace)) for rec in trace]
+    """The Overview: every record of the trace that has a still picture, in network order,
+    as (thumbnail, caption); for a segmentation network the class map with its legend comes
+    first; a clip's frames (as the network saw them) come last, its space-time rows having
+    no still picture (they are drawn per query on the Non-local tab)."""
+    items = [(thumbnail(trace, rec, cap, alpha, cmap), caption(rec, trace)) for rec in trace
+             if view_of(rec) in _THUMBNAILS]
+    clip = getattr(trace, "clip", None)
     if isinstance(trace.prediction, Segmentation):
-        items.insert(0, (segmentation_view(trace, cap=2 * cap), "classes (ADE20K) with legend"))
+        items.insert(0, (segmentation_view(trace, cap=2 * cap),
+                         "classes in each frame, with legend" if clip is not None else
+                         "classes with legend"))
+    if clip is not None:
+        items += [(f, f"frame {k}") for k, f in enumerate(clip.frames)]
     return items
 
 

@@ -26,7 +26,7 @@ import gradio as gr
 from .. import render, zoo
 from ..records import Pairwise
 from .analyse_button import analyse_photo, prediction_heading
-from .clip_input import run_video_analysis
+from .clip_input import analyse_clip
 from .common import FAST, MODEL, Page, keys, readable, session_id
 from .inputs import picker
 
@@ -126,22 +126,21 @@ def wire_analyse(page: Page, go, tabs, summary, maps, analysed_model, queue_note
             _RUNNING[sid] = model
         try:
             if source == "clip":  # the input given last (ui.clip_input)
-                session, top, text, gallery, name = run_video_analysis(clip, model, pretrained,
-                                                                       alpha, cmap)
+                session, top, text = analyse_clip(clip, model, pretrained)
             else:
                 session, top, text = analyse_photo(image, model, pretrained, seg_size)
-                gallery, name = None, model
+            name = model
         finally:
             with _LOCK:
                 _RUNNING.pop(sid, None)
         tab = next_tab(old, session, open_tab)
-        if tab == "overview" and gallery is None:  # drawn only where it is seen
-            gallery = render.gallery(session.trace, alpha=alpha, cmap=cmap)
+        # the Overview's gallery drawn only where it is seen
+        gallery = render.gallery(session.trace, alpha=alpha, cmap=cmap) if tab == "overview" else []
         heading = prediction_heading(session)  # a Label update costs Gradio a config rebuild
         label = top if heading == prediction_heading(old) else gr.Label(value=top, label=heading)
         out = [gr.skip()] * len(main.outputs)
         out[:8] = [session, label, text,
-                   gallery if tab == "overview" else [], name, tab, gr.Tabs(selected=tab),
+                   gallery, name, tab, gr.Tabs(selected=tab),
                    ""]  # the queued network, if any, is analysed next
         return tuple(main.run(values, out, {page.session._id: session, page.tab_open._id: tab}))
 

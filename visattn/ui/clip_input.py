@@ -14,7 +14,6 @@ import gradio as gr
 
 from .. import render, visitors, zoo
 from ..pipeline import analyze_video
-from ..records import Segmentation
 from ..video import VideoError, unplayable_codec
 from ..zoo_video import is_clip_network
 from ..zoo_video import names as clip_names
@@ -53,6 +52,14 @@ def run_video_analysis(video_path: Optional[str], model_name: str, pretrained: b
                        alpha: float = 0.5, cmap: str = "jet", progress: gr.Progress = gr.Progress()):
     """Clip + clip network -> (session, top-5, summary, gallery, the network's name), as
     /analyze gives them for a photo. Every refusal is a sentence."""
+    session, top, text = analyse_clip(video_path, model_name, pretrained, progress)
+    return session, top, text, render.gallery(session.trace, alpha=alpha, cmap=cmap), model_name
+
+
+def analyse_clip(video_path: Optional[str], model_name: str, pretrained: bool = True,
+                 progress: Optional[gr.Progress] = None):
+    """Clip + clip network -> (session, top-5, summary), no view drawn (the page draws the
+    open one: ui.analyse_page)."""
     if not video_path:
         raise gr.Error("Give a clip first (mp4, webm or gif).")
     ensure_clip_cards()
@@ -61,22 +68,20 @@ def run_video_analysis(video_path: Optional[str], model_name: str, pretrained: b
                        f"{', '.join(clip_names())}.")
     card = zoo.get(model_name)
     pretrained = uses_pretrained(model_name, pretrained)
-
     try:
         trace, pretrained = weights_or_random(
             lambda ticked, report: analyze_video(video_path, model_name, pretrained=ticked,
                                                  progress=report),
-            card, pretrained, progress)
+            card, pretrained, progress or gr.Progress())
     except VideoError as exc:
         raise gr.Error(str(exc)) from None
-    clip = trace.clip
-    text = summary(trace) + "\n\n" + clip_sentence(clip)
+    text = summary(trace) + "\n\n" + clip_sentence(trace.clip)
     top = dict(trace.prediction.top(5)) if getattr(trace.prediction, "top", None) else {}
     kept = visitors.display_copy(trace)
     del trace
     visitors.release_memory()
     visitors.VISITORS.analysed(session_id())
-    return Session(kept, pretrained=pretrained), top, text, gallery(kept, alpha, cmap), model_name
+    return Session(kept, pretrained=pretrained), top, text
 
 
 def clip_sentence(clip) -> str:
@@ -87,17 +92,6 @@ def clip_sentence(clip) -> str:
             f"(decoded frames {', '.join(str(int(i)) for i in clip.indices[:8])}"
             f"{' …' if n > 8 else ''}); on the Non-local tab, point at any frame to see where "
             "that position looks in every frame.")
-
-
-def gallery(trace, alpha: float, cmap: str) -> list:
-    """The Overview's gallery of a clip: its maps where they have thumbnails, else the
-    frames the network saw (after a clip labeller's classes in every frame)."""
-    try:
-        return render.gallery(trace, alpha=alpha, cmap=cmap)
-    except TypeError:  # space-time records have no still thumbnail
-        classes = [(render.segmentation_view(trace), "classes in each frame, with legend")] \
-            if isinstance(trace.prediction, Segmentation) else []
-        return classes + [(f, f"frame {k}") for k, f in enumerate(trace.clip.frames)]
 
 
 def video_input():

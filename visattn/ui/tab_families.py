@@ -6,12 +6,12 @@ import functools
 
 import gradio as gr
 
-from .. import families, zoo
+from .. import families, render, zoo
 from ..opener import open_network
 from ..weights import WeightsError
-from .analyse_button import run_analysis
+from .analyse_button import analyse_photo
 from .analyse_page import signature_tab
-from .clip_input import choose_for, run_video_analysis
+from .clip_input import analyse_clip, choose_for
 from .common import FAST, MODEL, Page
 from .inputs import SEG_DEFAULT
 
@@ -55,14 +55,13 @@ def open_family(name: str, seg_size: int = SEG_DEFAULT, alpha: float = 0.5, cmap
     model, example = example_of(name)
     pretrained = fetched(model)
     if families.is_clip(example):
-        session, top, summary, maps, _ = run_video_analysis(example, model, pretrained, alpha,
-                                                            cmap, progress)
+        session, top, summary = analyse_clip(example, model, pretrained, progress)
     else:
-        session, top, summary, maps, _ = run_analysis(example, model, pretrained, seg_size,
-                                                      alpha, cmap, progress)
+        session, top, summary = analyse_photo(example, model, pretrained, seg_size, progress)
     if not pretrained:
         summary += "\n\n> (Its pretrained weights could not be fetched here.)"
     tab = signature_tab(session.trace)
+    maps = render.gallery(session.trace, alpha=alpha, cmap=cmap) if tab == "overview" else []
     return (session, top, summary, maps, choose_for(input_kind(example), model, pretrained),
             gr.Checkbox(value=pretrained), tab, gr.Tabs(selected=tab))
 
