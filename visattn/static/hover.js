@@ -486,11 +486,14 @@
     if (!same) {
       const lut = m.payload.luts[this.cmap], range = [this.fromZero ? Math.min(lo, 0) : lo, hi];
       const ctx = this.ctx;
-      let heat = null, heatOf = -1;  // the frames of one key time cell share its resampled row
+      let levels = null, levelsOf = -1;  // the frames of one key time cell share its colour levels
       for (let g = 0; g < C.F; g++) {
         const kt = M.timeCell(g, C.F, kg[0]), painter = C.painters[g];
-        if (kt !== heatOf) { heat = painter.resample(row.subarray(kt * per, (kt + 1) * per), [kg[1], kg[2]]); heatOf = kt; }
-        painter.colour(heat, range[0], range[1], this.alpha, lut, this.image);
+        if (kt !== levelsOf) {
+          levels = painter.levels(painter.resample(row.subarray(kt * per, (kt + 1) * per), [kg[1], kg[2]]), range[0], range[1]);
+          levelsOf = kt;
+        }
+        painter.blendLevels(levels, this.alpha, lut, this.image);
         if (g === f) painter.box(m.geometry.cellBox(cell % (h * w), [h, w]), this.image, m.payload.marker);
         ctx.putImageData(this.image, (g % C.cols) * C.tw, Math.floor(g / C.cols) * C.th);
       }

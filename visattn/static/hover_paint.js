@@ -93,21 +93,39 @@
   /** render.overlay of a resampled row (this Painter's or another's of the same size) on this
    * photo: levels from lo..hi, colour lookup table, blend; unseen pixels dimmed. */
   Painter.prototype.colour = function (resampled, lo, hi, alpha, lut, out) {
+    this.blendLevels(this.levels(resampled, lo, hi), alpha, lut, out);
+  };
+  /** render.normalize + convertScaleAbs: each seen pixel's colour level, 0..255, of a
+   * resampled row on the scale lo..hi (a constant map -> 128) -> {grid, values: Uint8Array};
+   * the same for every Painter of this size, valid until this Painter makes levels again. */
+  Painter.prototype.levels = function (resampled, lo, hi) {
     const S = this.sampler(resampled.grid), W = this.w, heat = resampled.values;
     const {x: sx, y: sy} = S, x0 = sx.from, x1 = sx.to;
-    const span = f32(hi - lo), flat = !(hi - lo >= 1e-12), table = this.blend(alpha);
+    const level = S.level || (S.level = new Uint8Array(W * this.h));
+    const span = f32(hi - lo), flat = !(hi - lo >= 1e-12);
+    // round((v - lo) / span * 255). (Double rather than float32 arithmetic: a level differs
+    // only within ~1e-7 of a rounding boundary, and it halves the cost of a frame.)
+    const toLevel = flat ? 0 : 255 / span, base = flat ? 128 : 0;
+    for (let y = sy.from; y < sy.to; y++) {
+      for (let p = y * W + x0, end = y * W + x1; p < end; p++) {
+        const k = (base + (heat[p] - lo) * toLevel + 0.5) | 0;  // >= 0 here: | 0 floors
+        level[p] = k < 0 ? 0 : k > 255 ? 255 : k;
+      }
+    }
+    return {grid: resampled.grid, values: level};
+  };
+  /** cv2.applyColorMap + addWeighted on this photo for the colour levels (`levels`), the
+   * unseen pixels dimmed: the frames of a clip that share a row's part share its levels. */
+  Painter.prototype.blendLevels = function (levels, alpha, lut, out) {
+    const S = this.sampler(levels.grid), W = this.w, level = levels.values;
+    const {x: sx, y: sy} = S, x0 = sx.from, x1 = sx.to, table = this.blend(alpha);
     const lr = new Uint16Array(256), lg = new Uint16Array(256), lb = new Uint16Array(256);  // colour << 8
     for (let k = 0; k < 256; k++) { lr[k] = lut[3 * k] << 8; lg[k] = lut[3 * k + 1] << 8; lb[k] = lut[3 * k + 2] << 8; }
     const px = new Uint32Array(out.data.buffer), dim = this.dim, R = this.r, G = this.g, B = this.b;
     px.set(dim);
-    // normalize + convertScaleAbs(255): round((v - lo) / span * 255); a constant map -> 128.
-    // (Double rather than float32 arithmetic: a level differs only within ~1e-7 of a rounding
-    // boundary, and it halves the cost of a frame.)
-    const toLevel = flat ? 0 : 255 / span, base = flat ? 128 : 0;
     for (let y = sy.from; y < sy.to; y++) {
       for (let p = y * W + x0, end = y * W + x1; p < end; p++) {
-        let k = (base + (heat[p] - lo) * toLevel + 0.5) | 0;  // >= 0 here: | 0 floors
-        k = k < 0 ? 0 : k > 255 ? 255 : k;
+        const k = level[p];
         px[p] = 0xff000000 | (table[B[p] | lb[k]] << 16) | (table[G[p] | lg[k]] << 8) | table[R[p] | lr[k]];
       }
     }
