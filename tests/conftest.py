@@ -18,6 +18,15 @@ import pytest  # noqa: E402
 from local_servers import closed_port as free_port  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _zoo_without_clip_cards():
+    """A clip analysis adds the clip networks to the zoo; every test module leaves the zoo as
+    the photo tests expect it, without them."""
+    yield
+    from visattn import zoo_video
+    zoo_video.forget_cards()
+
+
 @pytest.fixture(autouse=True)
 def private_caches(tmp_path, monkeypatch):
     """Every test gets empty weight caches of its own: nothing read from or written to the

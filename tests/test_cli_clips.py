@@ -5,16 +5,8 @@ import json
 
 import cv2
 import numpy as np
-import pytest
 
 from visattn import cli, hover, scenes
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _leave_the_zoo_as_found():
-    yield
-    from visattn import zoo_video
-    zoo_video.forget_cards()
 
 
 def test_a_clip_through_the_command_line(tmp_path, capsys):

@@ -9,13 +9,6 @@ from visattn import scenes, zoo_video
 from visattn.ui import clip_input, inputs
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _leave_the_zoo_as_found():
-    yield
-    from visattn import zoo_video
-    zoo_video.forget_cards()
-
-
 @pytest.fixture
 def client(server_url, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")

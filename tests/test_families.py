@@ -119,15 +119,6 @@ def test_every_family_has_networks_and_the_page_says_where_weights_are_missing()
             assert "No public pretrained weights" in row
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _leave_the_zoo_as_found():
-    """Opening the Non-local family adds the clip networks to the zoo; later tests expect
-    the photo networks only."""
-    yield
-    from visattn import zoo_video
-    zoo_video.forget_cards()
-
-
 @pytest.mark.parametrize("fam", families.FAMILIES, ids=lambda f: f.name)
 def test_open_family_shows_a_network_of_that_family(fam):
     session, top, summary, maps, picker, pretrained, tab, tabs = ui.open_family(fam.name, 256)

@@ -22,14 +22,6 @@ from visattn.weights import UrlFile, WeightsError
 
 from local_servers import send_file, serve
 
-@pytest.fixture(autouse=True, scope="module")
-def _leave_the_zoo_as_found():
-    """analyze_video adds the clip networks to the zoo; the photo tests expect it without."""
-    yield
-    from visattn import zoo_video
-    zoo_video.forget_cards()
-
-
 NL_LAYERS = ["backbone.layer2.1.non_local_block", "backbone.layer2.3.non_local_block",
              "backbone.layer3.1.non_local_block", "backbone.layer3.3.non_local_block",
              "backbone.layer3.5.non_local_block"]

@@ -19,14 +19,6 @@ import visattn
 from visattn import clip_metrics, scenes, zoo, zoo_video
 from visattn.records_video import SpaceTimeAffinity
 
-@pytest.fixture(autouse=True, scope="module")
-def _leave_the_zoo_as_found():
-    """analyze_video adds the clip networks to the zoo; the photo tests expect it without."""
-    yield
-    from visattn import zoo_video
-    zoo_video.forget_cards()
-
-
 ROOT = Path(__file__).resolve().parents[1]
 N_CLIPS = 40
 

@@ -21,14 +21,6 @@ from visattn import video
 from visattn.models.i3d_nl import NonLocal3d
 from visattn.records_video import Clip, SpaceTimeAffinity
 
-@pytest.fixture(autouse=True, scope="module")
-def _leave_the_zoo_as_found():
-    """analyze_video adds the clip networks to the zoo; the photo tests expect it without."""
-    yield
-    from visattn import zoo_video
-    zoo_video.forget_cards()
-
-
 SMALL = {"size": (32, 32), "crop_pct": 1.0}  # the frames as they are
 
 

@@ -65,15 +65,27 @@ def display_size(width: int, height: int, cap: int = DISPLAY_CAP,
     return max(1, round(width * s)), max(1, round(height * s))
 
 
+_LAST_FIT: tuple = (None, None, None)  # (image, (cap, enlarge), its fitted copy): the gallery
+#                                      fits one photo for each of its maps
+
+
 def fit(image: np.ndarray, cap: int = DISPLAY_CAP, enlarge: bool = False) -> np.ndarray:
     """Resize for display: area-averaged down, or (enlarge) nearest-neighbour up, so a
-    64 px scene stays crisp."""
+    64 px scene stays crisp. The result is read-only (the last one is kept for the next
+    call with the same image)."""
+    global _LAST_FIT
     h, w = image.shape[:2]
     size = display_size(w, h, cap, enlarge)
     if size == (w, h):
         return image
+    last, how, fitted = _LAST_FIT
+    if last is image and how == (cap, enlarge):
+        return fitted
     down = size[0] < w
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if down else cv2.INTER_NEAREST)
+    fitted = cv2.resize(image, size, interpolation=cv2.INTER_AREA if down else cv2.INTER_NEAREST)
+    fitted.setflags(write=False)
+    _LAST_FIT = (image, (cap, enlarge), fitted)
+    return fitted
 
 
 def keep_top_mass(heat01: np.ndarray, fraction: float) -> np.ndarray:

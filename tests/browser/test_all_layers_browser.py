@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 import visattn
 from visattn.records import Pairwise
 from test_nonlocal_browser import SEG_SIZE, analyse, hover_to, make_photo, open_hover
-from test_clip_browser import _leave_the_zoo_as_found, make_clip, open_clip_view, point  # noqa: F401
+from test_clip_browser import make_clip, open_clip_view, point
 
 pytestmark = pytest.mark.browser
 

@@ -17,13 +17,6 @@ from visattn import scenes
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _leave_the_zoo_as_found():
-    yield
-    from visattn import zoo_video
-    zoo_video.forget_cards()
-
-
 def make_clip(tmp_path, seed=11):
     """A generated moving clip (scenes.moving_clip) as a VP8 webm, which the browser plays."""
     frames = scenes.moving_clip(seed).frames

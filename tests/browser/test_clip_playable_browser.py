@@ -12,13 +12,6 @@ pytestmark = pytest.mark.browser
 SAID = "cannot play this clip"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _leave_the_zoo_as_found():
-    yield
-    from visattn import zoo_video
-    zoo_video.forget_cards()
-
-
 def mp4v_clip(path, frames):
     writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"mp4v"), 4,
                              frames.shape[2:0:-1])
