@@ -40,7 +40,7 @@ def test_the_module_needs_no_page():
     assert node("return Object.keys(M).sort();", None) == sorted(
         ["PAYLOAD_VERSION", "versionProblem", "f32", "roundHalfEven", "floorDiv", "ceilDiv",
          "decode", "Geometry", "rowOf", "rowLength", "timeCell", "frameSpan", "spacetimeCell", "peak", "nearlyUniform", "jsDivergence", "loadPayload",
-         "addLayers", "needs", "queryDependence", "barEnds"])
+         "addLayers", "needs", "queryDependence", "barEnds", "enlargeNearest"])
 
 
 def test_colour_bar_ends_differ_where_the_row_does():
@@ -214,3 +214,30 @@ def test_space_time_rows_match_python(seed, scale):
         t, h, w = rec.grid
         assert cell == rec.cell(clip.time_cell(f, t), *divmod(trace.geometry.to_grid(x, y, (h, w), clamp=True), w))
         assert kt == clip.time_cell(f, 2) and tuple(span) == clip.frame_span(kt, 2)
+
+
+@pytest.mark.parametrize("size, cap", [((64, 64), 768), ((451, 300), 768), ((37, 100), 256),
+                                       ((513, 77), 1024), ((3, 5), 768), ((200, 199), 768)])
+def test_enlarge_nearest_is_render_fit(size, cap):
+    """The page enlarges a small photo itself (the payload sends it before its enlargement):
+    the pixels equal render.fit's, OpenCV's INTER_NEAREST."""
+    from visattn import render
+    rgb = np.random.default_rng(sum(size)).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    shown = render.fit(rgb, cap, enlarge=True)
+    rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], -1)
+    got = node("""const [px, nw, nh, w, h] = input;
+                  return Array.from(M.enlargeNearest(Uint8ClampedArray.from(px), nw, nh, w, h));""",
+               [rgba.ravel().tolist(), size[0], size[1], shown.shape[1], shown.shape[0]])
+    got = np.asarray(got, np.uint8).reshape(shown.shape[0], shown.shape[1], 4)
+    assert np.array_equal(got[..., :3], shown) and (got[..., 3] == 255).all()
+
+
+def test_a_small_photo_travels_small():
+    """A 64 px scene shown at 768 px goes as its 64 px PNG (the page enlarges it)."""
+    import base64, io
+    from PIL import Image
+    trace = random_trace(photo=(64, 64))
+    photo = hover.payload(trace)["photo"]
+    sent = Image.open(io.BytesIO(base64.b64decode(photo["src"].split(",")[1])))
+    assert sent.size == (64, 64) and (photo["width"], photo["height"]) == (768, 768)
+    assert np.array_equal(np.asarray(sent.convert("RGB")), trace.image)

@@ -48,7 +48,7 @@ CLIP_ROW_PX = render.DISPLAY_CAP  # a clip's frames are shown this wide together
 CLIP_COLUMNS = 8  # at most this many frames per row
 SCRIPTS = ("hover_math.js", "hover_paint.js", "hover.js")  # the page's JavaScript, in order
 
-SCHEMA_VERSION = 4  # raise when a field is removed or changes meaning; hover_math.js's
+SCHEMA_VERSION = 5  # raise when a field is removed or changes meaning; hover_math.js's
 #                     PAYLOAD_VERSION says the newest it understands
 
 # The payload, field by field, "type: meaning"; a dict is an object, [dict] a list of them,
@@ -62,9 +62,12 @@ SCHEMA = {
     "model": "str: the network's name",
     "analysis?": "str: this analysis' token: the page names it when it asks for more layers, "
                  "and takes a layers message (LAYERS_SCHEMA) only for it",
-    "photo": {"src": "str: data: URL of a PNG, the photo as the server shows it "
-                     "(render.fit to render.DISPLAY_CAP, enlarged when small)",
-              "width": "int: its width in pixels", "height": "int: its height in pixels"},
+    "photo": {"src": "str: data: URL of a PNG of the photo as the server shows it "
+                     "(render.fit to render.DISPLAY_CAP, enlarged when small); a PNG smaller "
+                     "than width x height is the photo before its enlargement, which the page "
+                     "enlarges as render.fit does (nearest neighbour, OpenCV's mapping)",
+              "width": "int: its width in pixels as shown",
+              "height": "int: its height in pixels as shown"},
     "geometry": {"image_size": "[W0, H0]: the original photo's size (Geometry)",
                  "resized": "[Wr, Hr]: the whole photo after resizing",
                  "offset": "[ox, oy]: top-left of the model input in resized pixels",
@@ -78,7 +81,8 @@ SCHEMA = {
     "alpha": "float: opacity of the row over the photo, 0..1",
     "cmap": "str: the colour map to start with, a key of luts",
     "clip?": {"frames": "[str]: data: URLs of PNGs, the clip's sampled frames as shown (each "
-                        "render.fit to CLIP_ROW_PX / columns, enlarged when small; photo is the first)",
+                        "render.fit to CLIP_ROW_PX / columns, enlarged when small; photo is the first; "
+                        "a smaller PNG is enlarged by the page, as photo.src)",
               "width": "int: a shown frame's width in pixels",
               "height": "int: a shown frame's height in pixels",
               "columns": "int: frames per row of the view's grid",
@@ -263,6 +267,14 @@ def shown_name(rec, trace=None) -> str:
     return f"{rec.layer} · {name}"
 
 
+def _shown_data_url(image: np.ndarray, shown: np.ndarray) -> str:
+    """The PNG the page decodes to `shown` (= render.fit(image, ..., enlarge=True)): where
+    fit enlarged (nearest neighbour), `image` itself, which the page enlarges the same way
+    (hover_math.enlargeNearest): a 64 px scene shown at 768 px is 144 times fewer pixels."""
+    enlarged = shown.shape[:2] != image.shape[:2] and shown.shape[1] >= image.shape[1]
+    return _png_data_url(image if enlarged else shown)
+
+
 def _png_data_url(rgb: np.ndarray) -> str:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "PNG", compress_level=1)
@@ -328,7 +340,8 @@ def payload(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
     have = {layer["key"] for layer in layers}
     return {"version": SCHEMA_VERSION, "model": trace.model,
             **({"analysis": analysis} if analysis is not None else {}),
-            "photo": {"src": _png_data_url(shown), "width": int(shown.shape[1]),
+            "photo": {"src": _shown_data_url(clip.frames[0] if clip is not None else trace.image,
+                                             shown), "width": int(shown.shape[1]),
                       "height": int(shown.shape[0])},
             "geometry": {k: list(v) for k, v in dataclasses.asdict(trace.geometry).items()},
             "luts": {name: render.lut(name).ravel().tolist() for name in render.COLORMAPS},
@@ -360,7 +373,7 @@ def clip_frames(clip) -> dict:
     frames = clip.frames
     columns = min(len(frames), CLIP_COLUMNS)
     shown = [render.fit(f, max(32, CLIP_ROW_PX // columns), enlarge=True) for f in frames]
-    return {"shown": shown, "frames": [_png_data_url(f) for f in shown],
+    return {"shown": shown, "frames": [_shown_data_url(f, s) for f, s in zip(frames, shown)],
             "width": int(shown[0].shape[1]), "height": int(shown[0].shape[0]),
             "columns": int(columns), "indices": [int(i) for i in clip.indices],
             "fps": float(clip.fps)}

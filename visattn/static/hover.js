@@ -658,11 +658,14 @@
     const img = new Image();
     img.src = photo.src;
     return img.decode().then(() => {
+      const nw = img.naturalWidth, nh = img.naturalHeight;  // smaller: before its enlargement
       const c = document.createElement("canvas");
-      c.width = photo.width; c.height = photo.height;
+      c.width = nw; c.height = nh;
       const ctx = c.getContext("2d", {willReadFrequently: true});
       ctx.drawImage(img, 0, 0);
-      return ctx.getImageData(0, 0, photo.width, photo.height).data;
+      const pixels = ctx.getImageData(0, 0, nw, nh).data;
+      return nw === photo.width && nh === photo.height ? pixels
+        : M.enlargeNearest(pixels, nw, nh, photo.width, photo.height);
     });
   }
 

@@ -19,7 +19,7 @@
   "use strict";
 
   /** The newest payload version (hover.SCHEMA_VERSION) this code understands. */
-  const PAYLOAD_VERSION = 4;
+  const PAYLOAD_VERSION = 5;
 
   /** Why this code cannot show a payload (a sentence for the view), or null if it can. */
   function versionProblem(payload) {
@@ -348,6 +348,22 @@
     return sum / refs.length;
   }
 
+  /** render.fit's enlargement (cv2.resize, INTER_NEAREST) of RGBA pixels (nw x nh) to
+   * w x h: source column min(floor(x * (1 / (w / nw))), nw - 1), the same doubles as
+   * OpenCV's, so the page shows the very pixels the server drew on. */
+  function enlargeNearest(rgba, nw, nh, w, h) {
+    const out = new Uint8ClampedArray(w * h * 4);
+    const ifx = 1 / (w / nw), ify = 1 / (h / nh);
+    const sx = new Int32Array(w);
+    for (let x = 0; x < w; x++) sx[x] = Math.min(Math.floor(x * ifx), nw - 1);
+    const src = new Uint32Array(rgba.buffer, rgba.byteOffset, nw * nh), dst = new Uint32Array(out.buffer);
+    for (let y = 0; y < h; y++) {
+      const row = Math.min(Math.floor(y * ify), nh - 1) * nw, o = y * w;
+      for (let x = 0; x < w; x++) dst[o + x] = src[row + sx[x]];
+    }
+    return out;
+  }
+
   /** The colour bar's two ends as text, with as many significant digits (3 to 8) as it
    * takes for them to differ; ends still equal at 8 digits (or equal values) -> same text. */
   function barEnds(lo, hi) {
@@ -360,5 +376,5 @@
 
   return {PAYLOAD_VERSION, versionProblem, f32, roundHalfEven, floorDiv, ceilDiv, decode, Geometry,
           rowOf, rowLength, timeCell, frameSpan, spacetimeCell, peak, nearlyUniform, jsDivergence, loadPayload,
-          addLayers, needs, queryDependence, barEnds};
+          addLayers, needs, queryDependence, barEnds, enlargeNearest};
 });
