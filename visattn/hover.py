@@ -26,7 +26,6 @@ import dataclasses
 import io
 import html
 import json
-import re
 from functools import lru_cache
 from importlib import resources
 from typing import Optional
@@ -95,7 +94,7 @@ SCHEMA = {
         "key": "str: the record's key in the trace (trace[key])",
         "layer": "str: the module it was captured from",
         "name": "str: the record's name",
-        "title?": "str: the layer as the view names it (shown_name): the pass of a block "
+        "title?": "str: the layer as the view names it (render.shown_name): the pass of a block "
                   "called more than once",
         "family": "str: the attention family",
         "grid": "[h, w]: the query/key grid; a row is h * w long, row-major; [T, h, w] (kind "
@@ -256,17 +255,6 @@ def layer_payload(rec, max_float32_bytes: int = MAX_FLOAT32_BYTES, inputs: bool 
     return out
 
 
-def shown_name(rec, trace=None) -> str:
-    """'layer · name' as the page says it: a block called more than once says which pass
-    ('criss-cross, pass 2'), a two-hop record which passes it composes."""
-    name = re.sub(r"\(calls (\d+)\+(\d+)\)",
-                  lambda m: f"(passes {int(m[1]) + 1} and {int(m[2]) + 1})", rec.name)
-    if trace is not None and any(r is not rec and r.layer == rec.layer and r.name == rec.name
-                                 for r in trace):
-        name += f", pass {rec.call + 1}"
-    return f"{rec.layer} · {name}"
-
-
 def _shown_data_url(image: np.ndarray, shown: np.ndarray) -> str:
     """The PNG the page decodes to `shown` (= render.fit(image, ..., enlarge=True)): where
     fit enlarged (nearest neighbour), `image` itself, which the page enlarges the same way
@@ -315,7 +303,7 @@ def _entry(trace: Trace, rec, hidden: bool, inputs: bool, max_float32_bytes: int
     layer = layer_payload(rec, max_float32_bytes, inputs)
     if hidden:
         return {**layer, "hidden": True}
-    layer["title"] = shown_name(rec, trace)
+    layer["title"] = render.shown_name(rec, trace)
     beside = companion(trace, rec)
     if inputs and beside is not None and list(beside.grid) == layer["grid"]:
         layer["beside"] = {"title": "unary map (the same for every pixel)",
