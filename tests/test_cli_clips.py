@@ -7,14 +7,11 @@ import cv2
 import numpy as np
 
 from visattn import cli, hover, scenes
+from visattn.video import write_webm
 
 
 def test_a_clip_through_the_command_line(tmp_path, capsys):
-    path = tmp_path / "moving.webm"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), 4, (64, 64))
-    for f in scenes.moving_clip(6).frames:
-        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-    writer.release()
+    path = write_webm(scenes.moving_clip(6).frames, tmp_path / "moving.webm", fps=4)
     out = tmp_path / "out"
     assert cli.main(["analyze", str(path), "--model", "tiny_nl_clips", "--html", "--out", str(out)]) == 0
     meta = json.loads((out / "moving" / "meta.json").read_text())

@@ -7,6 +7,7 @@ import pytest
 
 from visattn import scenes, zoo_video
 from visattn.ui import clip_input, inputs
+from visattn.video import write_webm
 
 
 @pytest.fixture
@@ -18,13 +19,7 @@ def client(server_url, tmp_path, monkeypatch):
 
 
 def webm(tmp_path, seed=2):
-    frames = scenes.moving_clip(seed).frames
-    path = tmp_path / "clip.webm"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), 4, (64, 64))
-    for f in frames:
-        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
+    return write_webm(scenes.moving_clip(seed).frames, tmp_path / "clip.webm", fps=4)
 
 
 def test_analyze_video_beside_analyze_and_affinity(client, tmp_path):

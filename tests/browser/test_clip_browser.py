@@ -13,19 +13,14 @@ from playwright.sync_api import expect
 
 import visattn
 from visattn import scenes
+from visattn.video import write_webm
 
 pytestmark = pytest.mark.browser
 
 
 def make_clip(tmp_path, seed=11):
     """A generated moving clip (scenes.moving_clip) as a VP8 webm, which the browser plays."""
-    frames = scenes.moving_clip(seed).frames
-    path = tmp_path / "clip.webm"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), 4, frames.shape[2:0:-1])
-    for f in frames:
-        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
+    return write_webm(scenes.moving_clip(seed).frames, tmp_path / "clip.webm", fps=4)
 
 
 def analyse_clip(page, url, clip):
