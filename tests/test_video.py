@@ -303,3 +303,13 @@ def test_the_summary_of_a_clip_says_frames_and_clip():
     first = summary(trace).split("\n")[0]
     assert "on 4 frames of a 64×64 clip: 1 map captured" in first, first
     assert "classes by share of the clip" in first and "image" not in first
+
+
+def test_the_crop_sentence_of_a_clip_speaks_of_its_frames():
+    """I3D-NL crops the centre 224 px of frames resized to short side 256: a wide clip's
+    frames lose their sides, said for frames, not for a photo."""
+    from visattn.ui.analyse_button import crop_note
+    frames = np.random.default_rng(0).integers(0, 256, (32, 90, 160, 3), dtype=np.uint8)
+    trace = visattn.analyze_video(frames, "i3d_nl_r50_kinetics400", pretrained=False)
+    note = crop_note(trace)
+    assert "of this 160×90 clip's frames" in note and "photo" not in note

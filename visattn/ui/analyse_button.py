@@ -144,8 +144,8 @@ def summary(trace: Trace, size_note: str = "") -> str:
 
 
 def crop_note(trace: Trace) -> str:
-    """One sentence where a fixed-size network saw only the centre of the photo (the dimmed
-    area of the maps), else ''."""
+    """One sentence where a fixed-size network saw only the centre of the photo (or of a
+    clip's frames: the dimmed area of the maps), else ''."""
     g = trace.geometry
     x0, y0, x1, y1 = g.input_box()
     w, h = g.image_size
@@ -156,6 +156,7 @@ def crop_note(trace: Trace) -> str:
     major, minor = sorted(sides, key=sides.get, reverse=True)
     cut = major if sides[minor] == 0 else f"{major} (and a thinner band at the {minor})" \
         if sides[minor] < sides[major] else "edges all round"
-    return (f"The network sees only the centre {x1 - x0}×{y1 - y0} px of this {w}×{h} photo "
+    what = "clip's frames" if getattr(trace, "clip", None) is not None else "photo"
+    return (f"The network sees only the centre {x1 - x0}×{y1 - y0} px of this {w}×{h} {what} "
             f"(its fixed {g.input_size[0]}×{g.input_size[1]} input is a centre crop): the "
             f"dimmed {cut} were cut off and have no attention.")
