@@ -21,10 +21,12 @@
     this.samplers = {}; this.blends = {};
     this.r = new Uint8Array(n); this.g = new Uint8Array(n); this.b = new Uint8Array(n);
     this.dim = new Uint32Array(n);  // render.overlay: unseen pixels, cv2.convertScaleAbs(img, 0.35)
+    const dimmed = new Uint8Array(256);  // that, per byte value
+    for (let v = 0; v < 256; v++) dimmed[v] = roundHalfEven(f32(v * gain));
     for (let p = 0; p < n; p++) {
       const r = photo[p * 4], g = photo[p * 4 + 1], b = photo[p * 4 + 2];
       this.r[p] = r; this.g[p] = g; this.b[p] = b;
-      this.dim[p] = rgba(roundHalfEven(f32(r * gain)), roundHalfEven(f32(g * gain)), roundHalfEven(f32(b * gain)));
+      this.dim[p] = rgba(dimmed[r], dimmed[g], dimmed[b]);
     }
   }
   /** cv2.addWeighted(photo, 1 - alpha, colour, alpha, 0) for every (colour, photo) byte pair,
