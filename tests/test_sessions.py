@@ -144,7 +144,7 @@ def test_the_app_as_launched_caps_sessions_and_uploads(tmp_path):
         for k in range(4):
             out = join(url, "analyze", [photo, "tiny_nl", True, 512, 0.5, "jet"], f"visitor-{k}")
             assert out["success"], out
-        args = [None, "", "", 5, 5, 0.5, "jet", False]
+        args = [None, "", "", 5, 5, 0.5, "jet", False, 0]  # frame last (a clip's; 0 for a photo)
         assert join(url, "affinity", args, "visitor-1")["success"]  # three are kept
         first = join(url, "affinity", args, "visitor-0")
         assert first["success"] is False and "no longer kept" in first["output"]["error"]
@@ -241,11 +241,11 @@ def test_the_oldest_session_is_dropped_at_the_cap_and_its_visitor_hears_why():
         for k in range(3):
             out = join(url, "analyze", [photo, "tiny_nl", True, 512, 0.5, "jet"], f"cap-visitor-{k}")
             assert out["success"], out
-        last = join(url, "affinity", [None, "", "", 5, 5, 0.5, "jet", False], "cap-visitor-2")
+        last = join(url, "affinity", [None, "", "", 5, 5, 0.5, "jet", False, 0], "cap-visitor-2")
         assert last["success"], last  # the newest session is kept
         page_config = demo.state_holder.session_data["cap-visitor-2"].config_values
         assert "data:image" not in str(page_config)  # the photo's text is not kept as well
-        first = join(url, "affinity", [None, "", "", 5, 5, 0.5, "jet", False], "cap-visitor-0")
+        first = join(url, "affinity", [None, "", "", 5, 5, 0.5, "jet", False, 0], "cap-visitor-0")
     finally:
         demo.close()
     assert first["success"] is False

@@ -240,6 +240,9 @@ def _prediction(out, labels: Sequence[str], geometry: Geometry):
 def _class_map(planes: np.ndarray, geometry: Geometry) -> np.ndarray:
     """(K, Hin, Win) logits at the model input -> (H, W) int16 classes on the photo."""
     w0, h0 = geometry.image_size
+    if geometry.image_size == geometry.resized == geometry.input_size == planes.shape[:0:-1] \
+            and tuple(geometry.offset) == (0, 0) and w0 <= SEGMENT_CAP and h0 <= SEGMENT_CAP:
+        return planes.argmax(0).astype(np.int16)  # the input is the photo: nothing to resample
     s = min(1.0, SEGMENT_CAP / max(w0, h0))
     size = (max(1, round(w0 * s)), max(1, round(h0 * s)))
     best = np.full((size[1], size[0]), -np.inf, np.float32)
