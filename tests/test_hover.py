@@ -227,12 +227,18 @@ def test_the_first_message_holds_the_first_layer_and_the_others_come_once_when_a
     assert more["layers"] == full["layers"][1:]  # the same layer as viewer.html's
 
 
-def test_two_hop_asked_brings_its_hidden_hops():
-    rng = np.random.default_rng(3)
+def two_hops(seed: int):
+    """CCNet's two passes over a 3 x 4 grid (random embeddings) and their two-hop record."""
+    rng = np.random.default_rng(seed)
     hops = [CrissCross(queries=rng.normal(size=(1, 12, 3)).astype(np.float32),
                        keys=rng.normal(size=(1, 12, 3)).astype(np.float32), scale=1.0,
                        layer="cc", family="t", name="cc", grid=(3, 4), call=c) for c in (0, 1)]
-    two = TwoHop(first=hops[0], second=hops[1], layer="cc", family="t", name="two-hop", grid=(3, 4))
+    return hops, TwoHop(first=hops[0], second=hops[1], layer="cc", family="t", name="two-hop",
+                        grid=(3, 4))
+
+
+def test_two_hop_asked_brings_its_hidden_hops():
+    hops, two = two_hops(3)
     plain = Affinity(queries=hops[0].queries, keys=hops[0].keys, scale=1.0, layer="a", family="t",
                      name="a", grid=(3, 4))
     trace = Trace("t", [plain, two], visattn.Geometry.keep_ratio((40, 30), 30, 40),
@@ -245,11 +251,7 @@ def test_two_hop_asked_brings_its_hidden_hops():
 
 
 def test_two_hop_brings_its_hops_even_when_they_are_not_listed():
-    rng = np.random.default_rng(2)
-    hops = [CrissCross(queries=rng.normal(size=(1, 12, 3)).astype(np.float32),
-                       keys=rng.normal(size=(1, 12, 3)).astype(np.float32), scale=1.0,
-                       layer="cc", family="t", name="cc", grid=(3, 4), call=c) for c in (0, 1)]
-    two = TwoHop(first=hops[0], second=hops[1], layer="cc", family="t", name="two-hop", grid=(3, 4))
+    hops, two = two_hops(2)
     trace = Trace("t", [two], visattn.Geometry.keep_ratio((40, 30), 30, 40),
                   image=np.zeros((30, 40, 3), np.uint8))
     layers = {l["key"]: l for l in hover.payload(trace)["layers"]}
