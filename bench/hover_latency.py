@@ -102,15 +102,21 @@ def hover_latencies(page, layer, moves):
     page.locator("#nl-hover .va-layer").select_option(layer)  # its inputs come when opened
     page.wait_for_function("k => window.visattn.pending.length === 0 && window.visattn.lastRow"
                            " && window.visattn.lastRow.layer === k", arg=layer, timeout=60_000)
-    canvas = page.locator("#nl-hover canvas")
+    return moved_latencies(page, "#nl-hover canvas", moves, "drawn",
+                           np.random.default_rng(1).uniform(0.05, 0.95, (moves, 2)))
+
+
+def moved_latencies(page, canvas: str, moves: int, counter: str, at) -> list:
+    """Move the pointer to each fraction (fx, fy) of `canvas` in `at`, one at a time, each
+    time waiting for window.visattn[counter] to count the view drawn; the page's latencies."""
+    canvas = page.locator(canvas)
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     page.evaluate("window.visattn.view.latencies = []")
-    rng = np.random.default_rng(1)
-    for fx, fy in rng.uniform(0.05, 0.95, (moves, 2)):
-        before = page.evaluate("window.visattn.drawn")
+    for fx, fy in at:
+        before = page.evaluate(f"window.visattn.{counter}")
         page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
-        page.wait_for_function("n => window.visattn.drawn > n", arg=before)
+        page.wait_for_function(f"n => window.visattn.{counter} > n", arg=before)
         page.wait_for_timeout(20)
     return page.evaluate("window.visattn.view.latencies")
 
@@ -157,17 +163,8 @@ def view_latencies(page, view, moves):
         page.locator(".va-all-on").check()
         page.wait_for_function("() => window.visattn.lastRows && window.visattn.lastRows.every(r => r.row)")
         counter = "drawnAll"
-    canvas = page.locator(".va-canvas")
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    page.evaluate("window.visattn.view.latencies = []")
-    rng = np.random.default_rng(2)
-    for fx, fy in rng.uniform(0.02, 0.98, (moves, 2)):
-        before = page.evaluate(f"window.visattn.{counter}")
-        page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
-        page.wait_for_function(f"n => window.visattn.{counter} > n", arg=before)
-        page.wait_for_timeout(20)
-    return page.evaluate("window.visattn.view.latencies")
+    return moved_latencies(page, ".va-canvas", moves, counter,
+                           np.random.default_rng(2).uniform(0.02, 0.98, (moves, 2)))
 
 
 APP_VIEWS = [("across time", "tiny_nl_clips"), ("across time", I3D), ("all layers", "botnet26t_256"),
