@@ -38,11 +38,9 @@ def networks(family: Family) -> tuple[list[zoo.ModelCard], list[zoo.ModelCard]]:
             [c for c in cards if c.source.library == "visattn"])
 
 
-CLIP_SUFFIXES = (".webm", ".mp4", ".gif")
-
-
 def is_clip(path: str) -> bool:
     """Is this example file a clip (analysed by analyze_video), not a photo?"""
+    from .video import CLIP_SUFFIXES
     return str(path).lower().endswith(CLIP_SUFFIXES)
 
 

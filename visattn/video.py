@@ -28,6 +28,7 @@ MAX_BYTES = 200 * 2 ** 20  # a video file, or the frames of a zip together
 MAX_DURATION_S = 600.0  # ten minutes
 MAX_FRAMES = 20_000  # frames in the source
 MAX_FRAME_PIXELS = 1920 * 1088  # per frame (a 1080p video; 4K is refused from its header)
+CLIP_SUFFIXES = (".mp4", ".webm", ".gif")  # the video files the page and examples take
 FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 ClipSource = Union[str, Path, np.ndarray, Sequence]

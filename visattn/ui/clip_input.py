@@ -21,7 +21,6 @@ from .analyse_button import summary, weights_or_random
 from .common import Session, readable, session_id
 from .inputs import uses_pretrained
 
-CLIP_TYPES = [".mp4", ".webm", ".gif"]
 START_CLIP_NETWORK = "tiny_nl_clips"  # bundled, trained here: rows that follow objects
 CLIP_NOTE = ("**Photo or clip:** Analyse analyses whichever you gave last. The network list "
              "follows it: photo networks for a photo, clip networks (tiny_nl_clips, "

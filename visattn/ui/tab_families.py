@@ -42,7 +42,7 @@ def input_kind(example: str) -> str:
 def family_example(name: str):
     """Step 2: the example in its input -> (photo, clip)."""
     _, example = example_of(name)
-    return (gr.skip(), example) if families.is_clip(example) else (example, gr.skip())
+    return (gr.skip(), example) if input_kind(example) == "clip" else (example, gr.skip())
 
 
 def open_family(name: str, seg_size: int = SEG_DEFAULT, alpha: float = 0.5, cmap: str = "jet",
@@ -54,7 +54,7 @@ def open_family(name: str, seg_size: int = SEG_DEFAULT, alpha: float = 0.5, cmap
     set it meanwhile), pretrained box, the open tab's id, tabs)."""
     model, example = example_of(name)
     pretrained = fetched(model)
-    if families.is_clip(example):
+    if input_kind(example) == "clip":
         session, top, summary = analyse_clip(example, model, pretrained, progress)
     else:
         session, top, summary = analyse_photo(example, model, pretrained, seg_size, progress)
