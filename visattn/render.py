@@ -71,8 +71,8 @@ _LAST_FIT: tuple = (None, None, None)  # (image, (cap, enlarge), its fitted copy
 
 def fit(image: np.ndarray, cap: int = DISPLAY_CAP, enlarge: bool = False) -> np.ndarray:
     """Resize for display: area-averaged down, or (enlarge) nearest-neighbour up, so a
-    64 px scene stays crisp. The result is read-only (the last one is kept for the next
-    call with the same image)."""
+    64 px scene stays crisp. A resized result is read-only (the last one is kept for the
+    next call with the same image); an image already at that size is returned as it is."""
     global _LAST_FIT
     h, w = image.shape[:2]
     size = display_size(w, h, cap, enlarge)
