@@ -328,8 +328,8 @@ def payload(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
     have = {layer["key"] for layer in layers}
     return {"version": SCHEMA_VERSION, "model": trace.model,
             **({"analysis": analysis} if analysis is not None else {}),
-            "photo": {"src": _shown_data_url(clip.frames[0] if clip is not None else trace.image,
-                                             shown), "width": int(shown.shape[1]),
+            "photo": {"src": shown_clip["frames"][0] if clip is not None else
+                      _shown_data_url(trace.image, shown), "width": int(shown.shape[1]),
                       "height": int(shown.shape[0])},
             "geometry": {k: list(v) for k, v in dataclasses.asdict(trace.geometry).items()},
             "luts": {name: render.lut(name).ravel().tolist() for name in render.COLORMAPS},
