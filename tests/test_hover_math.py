@@ -151,15 +151,18 @@ def test_integer_and_float16_helpers():
     f16 = np.concatenate([rng.normal(0, 100, 100), [0.0, -0.0, 6e-8, -3e-5, 65504, np.inf, -np.inf]]
                          ).astype(np.float16)
     f32 = rng.normal(0, 1e3, 50).astype(np.float32)
-    got = node("""const [halves, a, b, e16, e32] = input;
+    u8 = rng.integers(0, 256, (256, 3)).astype(np.uint8)  # a colour table
+    got = node("""const [halves, a, b, e16, e32, e8] = input;
       return [halves.map(M.roundHalfEven), a.map((v, k) => M.floorDiv(v, b[k])),
-              Array.from(M.decode(e16), String), Array.from(M.decode(e32))];""",
+              Array.from(M.decode(e16), String), Array.from(M.decode(e32)),
+              [M.decode(e8).constructor.name, Array.from(M.decode(e8))]];""",
                [halves.tolist(), a.tolist(), b.tolist(), hover.encode(f16, float16=True),
-                hover.encode(f32)])
+                hover.encode(f32), hover.encode(u8)])
     np.testing.assert_array_equal(got[0], np.rint(halves))  # numpy rounds half to even
     assert got[1] == (a // b).tolist()
     np.testing.assert_array_equal(np.array(got[2], float), f16.astype(np.float64))
     np.testing.assert_array_equal(np.array(got[3]), f32)
+    assert got[4][0] == "Uint8Array" and got[4][1] == u8.ravel().tolist()
 
 
 def test_peak_and_nearly_uniform_match_python():

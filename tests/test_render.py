@@ -1,6 +1,7 @@
 """Rendering: RGB (not BGR) colours, alpha, unseen regions, charts."""
 import matplotlib
 import numpy as np
+import pytest
 
 from visattn import render
 
@@ -82,3 +83,16 @@ def test_gallery_captions_name_each_pass_of_a_block_called_twice():
     cross = [c for c in captions if c.startswith("cc · criss-cross")]
     assert [c.split(" (")[0] for c in cross] == ["cc · criss-cross, pass 1", "cc · criss-cross, pass 2"]
     assert not any("calls" in c for c in captions)
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (37, 53, 3), (37, 53, 4)])
+def test_png_bytes_is_lossless_and_keeps_the_colour_order(shape):
+    """Pillow reads back exactly what render.png_bytes was given: grey, RGB and RGBA, with red
+    still red (OpenCV writes BGR)."""
+    import io
+    from PIL import Image
+    img = np.random.default_rng(len(shape)).integers(0, 256, shape, dtype=np.uint8)
+    if len(shape) == 3:
+        img[0, 0, :3] = (255, 0, 0)
+    back = np.asarray(Image.open(io.BytesIO(render.png_bytes(img))))
+    assert back.shape == img.shape and np.array_equal(back, img)

@@ -189,6 +189,27 @@ def test_the_page_has_its_tabs_inputs_and_api():
     assert offered == {c.name for c in zoo.cards()}
 
 
+def test_no_event_shows_progress_on_the_hover_view_or_a_layout_block():
+    """Gradio's page reads the value of every component an event ever showed progress on
+    back at each later status change (a deep copy; of all that is inside, for a layout
+    block): the hover view's payload and the tabs must never be among them."""
+    config = ui.build().config
+    kinds = {c["id"]: (c["type"], c["props"].get("elem_id")) for c in config["components"]}
+    layouts = {"row", "column", "tabs", "tabitem", "group", "accordion", "form"}
+    heavy = {i for i, (kind, _) in kinds.items() if kind in layouts | {"html"}}
+    assert any(kinds[i] == ("html", "nl-hover") for i in heavy) and \
+        any(kinds[i][0] == "tabs" for i in heavy)
+    shown = {}
+    for d in config["dependencies"]:
+        targets = d["outputs"] if d.get("show_progress_on") is None else d["show_progress_on"]
+        shown[d["id"]] = set(targets) & heavy
+    assert not any(shown.values()), {k: [kinds[i] for i in v] for k, v in shown.items() if v}
+    analyse = [d for d in config["dependencies"] if len(d["outputs"]) > 8
+               and any(kinds[i] == ("html", "nl-hover") for i in d["outputs"])
+               and any(kinds[i][0] == "tabs" for i in d["outputs"])]
+    assert analyse, "the page's analysis event draws the hover view and opens a tab"
+
+
 def test_views_of_every_tab_for_one_analysis(tmp_path):
     path = tmp_path / "p.png"
     Image.fromarray(random_photo(200, 300, 2)).save(path)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import io
 import html
 import json
 from functools import lru_cache
@@ -31,7 +30,6 @@ from importlib import resources
 from typing import Optional
 
 import numpy as np
-from PIL import Image
 
 from . import render
 from .metrics import reference_cells
@@ -47,13 +45,13 @@ CLIP_ROW_PX = render.DISPLAY_CAP  # a clip's frames are shown this wide together
 CLIP_COLUMNS = 8  # at most this many frames per row
 SCRIPTS = ("hover_math.js", "hover_paint.js", "hover.js")  # the page's JavaScript, in order
 
-SCHEMA_VERSION = 5  # raise when a field is removed or changes meaning; hover_math.js's
+SCHEMA_VERSION = 6  # raise when a field is removed or changes meaning; hover_math.js's
 #                     PAYLOAD_VERSION says the newest it understands
 
 # The payload, field by field, "type: meaning"; a dict is an object, [dict] a list of them,
 # a name ending in "?" is there only where its meaning says, "*" stands for any name, and
 # "array ..." is an `encode`d array, the object ARRAY.
-ARRAY = {"dtype": "'f4' | 'f2': float32 or float16",
+ARRAY = {"dtype": "'f4' | 'f2' | 'u1': float32, float16 or uint8",
          "shape": "[int]: the array's shape",
          "data": "str: base64 of its little-endian bytes, row-major"}
 SCHEMA = {
@@ -71,8 +69,9 @@ SCHEMA = {
                  "resized": "[Wr, Hr]: the whole photo after resizing",
                  "offset": "[ox, oy]: top-left of the model input in resized pixels",
                  "input_size": "[Win, Hin]: the model input's size"},
-    "luts": {"*": "[int] of 256 * 3: render.lut(name) as RGB rows, for each name of "
-                  "render.COLORMAPS"},
+    "luts": {"*": "array u1 (256, 3): render.lut(name), RGB rows, for each name of "
+                  "render.COLORMAPS (an array, not a list of numbers: Gradio's page copies a "
+                  "value's lists number by number on every status change)"},
     "marker": "[r, g, b]: render.MARKER, the colour of the query cell's outline",
     "unseen_gain": "float: UNSEEN_GAIN, how much render.overlay darkens unseen pixels",
     "nearly_uniform": "float: NEARLY_UNIFORM, the spread (max - min over max) under which a "
@@ -143,8 +142,10 @@ LAYERS_SCHEMA = {
 
 
 def encode(array: np.ndarray, float16: bool = False) -> dict:
-    """An array as {'dtype': 'f2' | 'f4', 'shape', 'data': base64 of little-endian bytes}."""
-    a = np.ascontiguousarray(array, dtype="<f2" if float16 else "<f4")
+    """An array as {'dtype': 'f2' | 'f4' | 'u1', 'shape', 'data': base64 of little-endian
+    bytes}: uint8 stays uint8, anything else becomes float32 (float16 if asked)."""
+    a = np.ascontiguousarray(array, dtype="u1" if array.dtype == np.uint8 else
+                             "<f2" if float16 else "<f4")
     return {"dtype": a.dtype.str[1:], "shape": list(a.shape),
             "data": base64.b64encode(a.tobytes()).decode("ascii")}
 
@@ -264,9 +265,7 @@ def _shown_data_url(image: np.ndarray, shown: np.ndarray) -> str:
 
 
 def _png_data_url(rgb: np.ndarray) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, "PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(render.png_bytes(rgb)).decode("ascii")
 
 
 def _layers(trace: Trace) -> list:
@@ -332,7 +331,7 @@ def payload(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
                       _shown_data_url(trace.image, shown), "width": int(shown.shape[1]),
                       "height": int(shown.shape[0])},
             "geometry": {k: list(v) for k, v in dataclasses.asdict(trace.geometry).items()},
-            "luts": {name: render.lut(name).ravel().tolist() for name in render.COLORMAPS},
+            "luts": {name: encode(render.lut(name)) for name in render.COLORMAPS},
             "marker": list(render.MARKER), "unseen_gain": UNSEEN_GAIN,
             "nearly_uniform": NEARLY_UNIFORM,
             "alpha": float(alpha), "cmap": cmap, "layers": layers,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import dataclasses
+import functools
 import os
 import re
 import shutil
@@ -78,6 +79,7 @@ def sweep(older_than_s: float = SERVED_GRACE_S, root: Optional[Path] = None) -> 
     return gone
 
 
+@functools.cache  # find_library runs a program (ldconfig) every time it is asked
 def _libc():
     name = ctypes.util.find_library("c")
     try:

@@ -75,7 +75,7 @@ PAINT = """async ([p, key, head, cell, alpha, cmap, fromZero]) => {
   const photo = await VisAttnHover.decodePhoto(p.photo);
   const painter = new VisAttnHover.Painter(m, photo);
   const out = new ImageData(p.photo.width, p.photo.height);
-  painter.paint(VisAttnHover.rowOf(m, L, cell, head), L.grid, alpha, p.luts[cmap], out, fromZero);
+  painter.paint(VisAttnHover.rowOf(m, L, cell, head), L.grid, alpha, m.luts[cmap], out, fromZero);
   painter.box(m.geometry.cellBox(cell, L.grid), out, p.marker);
   const canvas = document.createElement("canvas");
   canvas.width = out.width; canvas.height = out.height;

@@ -187,7 +187,7 @@
       layerSel.add(new Option(`${L.title || key} (${size}${L.heads > 1 ? `, ${L.heads} heads` : ""})`, key));
     }
     cmapSel.innerHTML = "";
-    for (const name of Object.keys(m.payload.luts)) cmapSel.add(new Option(name, name));
+    for (const name of Object.keys(m.luts)) cmapSel.add(new Option(name, name));
     cmapSel.value = this.cmap; this.q(".va-alpha").value = String(this.alpha);
     this.q(".va-style").style.display = this.options.standalone ? "" : "none";
   };
@@ -301,7 +301,7 @@
    * and head, its own colour scale (min to max, or from 0), the query cell outlined; then
    * window.visattn.lastRows. A layer still loading shows its picture(s) alone. */
   HoverView.prototype.drawAll = function (x, y, f) {
-    const A = this.all, m = this.model, C = this.clip, lut = m.payload.luts[this.cmap];
+    const A = this.all, m = this.model, C = this.clip, lut = m.luts[this.cmap];
     const style = JSON.stringify([C ? f : 0, this.alpha, this.cmap, !!this.fromZero, this.layerKey, this.head]);
     const heads = {};  // this move's rows per layer and head: a mean of heads is made of them
     const shown = this.last;  // the large view's row, just computed
@@ -352,7 +352,7 @@
       const painter = e.painters[t];
       if (!row) A.image.data.set(painter.photo);
       else {
-        painter.paint(row.subarray(t * per, (t + 1) * per), [kg[1], kg[2]], this.alpha, m.payload.luts[this.cmap], A.image, false, range);
+        painter.paint(row.subarray(t * per, (t + 1) * per), [kg[1], kg[2]], this.alpha, m.luts[this.cmap], A.image, false, range);
         if (t === mine) painter.box(m.geometry.cellBox(cell % (h * w), [h, w]), A.image, m.payload.marker);
       }
       e.ctx.putImageData(A.image, t * A.sw, 0);
@@ -379,7 +379,7 @@
     fig.hidden = !(L && L.besideValues);
     if (fig.hidden) return;
     const p = this.model.payload.photo, out = new ImageData(p.width, p.height);
-    this.painter.paint(L.besideValues, L.grid, this.alpha, this.model.payload.luts[this.cmap], out);
+    this.painter.paint(L.besideValues, L.grid, this.alpha, this.model.luts[this.cmap], out);
     const c = document.createElement("canvas");
     c.width = p.width; c.height = p.height;
     c.getContext("2d").putImageData(out, 0, 0);
@@ -457,7 +457,7 @@
     const same = this.last && !this.last.stale && this.last.cell === cell && this.last.key === this.layerKey && this.last.head === this.head;
     const row = same ? this.last.rowValues : M.rowOf(m, L, cell, this.head);
     if (!same) {
-      this.painter.paint(row, L.grid, this.alpha, m.payload.luts[this.cmap], this.image, this.fromZero);
+      this.painter.paint(row, L.grid, this.alpha, m.luts[this.cmap], this.image, this.fromZero);
       this.painter.box(m.geometry.cellBox(cell, L.grid), this.image, m.payload.marker);
       this.ctx.putImageData(this.image, 0, 0);
     }
@@ -484,7 +484,7 @@
     const row = same ? this.last.rowValues : M.rowOf(m, L, cell, this.head);
     const {best, hi, lo} = M.peak(row), peakFrames = M.frameSpan(Math.floor(best / per), C.F, kg[0]);
     if (!same) {
-      const lut = m.payload.luts[this.cmap], range = [this.fromZero ? Math.min(lo, 0) : lo, hi];
+      const lut = m.luts[this.cmap], range = [this.fromZero ? Math.min(lo, 0) : lo, hi];
       const ctx = this.ctx;
       let levels = null, levelsOf = -1;  // the frames of one key time cell share its colour levels
       for (let g = 0; g < C.F; g++) {
@@ -563,7 +563,7 @@
    * its two ends' values. */
   HoverView.prototype.colourBar = function (lo, hi) {
     if (this.rampOf !== this.cmap) {
-      const lut = this.model.payload.luts[this.cmap], stops = [];
+      const lut = this.model.luts[this.cmap], stops = [];
       for (let k = 0; k <= 16; k++) { const i = Math.min(255, k * 16) * 3; stops.push(`rgb(${lut[i]},${lut[i + 1]},${lut[i + 2]})`); }
       this.q(".va-ramp").style.background = `linear-gradient(to right, ${stops.join(",")})`;
       this.rampOf = this.cmap;

@@ -19,7 +19,7 @@
   "use strict";
 
   /** The newest payload version (hover.SCHEMA_VERSION) this code understands. */
-  const PAYLOAD_VERSION = 5;
+  const PAYLOAD_VERSION = 6;
 
   /** Why this code cannot show a payload (a sentence for the view), or null if it can. */
   function versionProblem(payload) {
@@ -66,6 +66,7 @@
     const bytes = new Uint8Array(bin.length);
     for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
     if (enc.dtype === "f4") return new Float32Array(bytes.buffer);
+    if (enc.dtype === "u1") return bytes;
     if (enc.dtype !== "f2") throw new Error("unknown dtype " + enc.dtype);
     const half = new Uint16Array(bytes.buffer), table = halfTable();
     const out = new Float32Array(half.length);
@@ -304,11 +305,13 @@
     return L;
   }
 
-  /** Decode a payload: layers by key with Float32Array inputs, the Geometry. */
+  /** Decode a payload: layers by key with Float32Array inputs, the colour tables
+   * (Uint8Array RGB rows by name), the Geometry. */
   function loadPayload(payload) {
-    const layers = {};
+    const layers = {}, luts = {};
     for (const spec of payload.layers) layers[spec.key] = decodeLayer(spec);
-    return {payload, layers, geometry: new Geometry(payload.geometry), analysis: payload.analysis,
+    for (const [name, enc] of Object.entries(payload.luts)) luts[name] = decode(enc);
+    return {payload, layers, luts, geometry: new Geometry(payload.geometry), analysis: payload.analysis,
             order: payload.layers.filter(l => !l.hidden).map(l => l.key)};
   }
 

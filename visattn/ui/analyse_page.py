@@ -156,7 +156,8 @@ def wire_analyse(page: Page, go, tabs, summary, maps, analysed_model, queue_note
     cleared = go.click(None, None, [page.top5, summary, maps, queue_note],
                        js="() => { window.visattnPage?.analysing?.(); "
                           "return [{label: null, confidences: []}, '', [], '']; }")
-    event = cleared.then(analyse, main.inputs, main.outputs, api_visibility="private", **MODEL)
+    event = cleared.then(analyse, main.inputs, main.outputs, api_visibility="private",
+                         show_progress_on=[page.top5, summary], **MODEL)
     drawn = event.success(None, [page.model, analysed_model], None,
                           js="async (m, a) => { window.visattnPage?.runQueued?.(m, a); "
                              "await window.visattnPage?.drawn?.(); return []; }")

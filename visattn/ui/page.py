@@ -22,6 +22,7 @@ from .tab_families import build_families_tab
 from .inputs import (EXAMPLES, SEG_CHOICES, SEG_DEFAULT, default_model, model_choices, photo_input,
                      photo_upload,
                      picker, pretrained_box, published, start_example)
+from .progress import spare_heavy_views
 from .tab_nonlocal import build_nonlocal_tab
 from .clip_input import CLIP_NOTE, run_video_analysis, video_input, wire_inputs
 from .tab_spatial import build_spatial_tab
@@ -121,6 +122,7 @@ def build() -> gr.Blocks:
         for trigger in (model.input, pretrained.input):
             trigger(pretrained_box, [model, pretrained], [pretrained], **FAST).then(
                 picker, [model, pretrained], [model], **FAST)
+        spare_heavy_views(demo)  # every event is wired: the page's config is made on leaving
     demo.unload(session_closed)
     demo.queue(default_concurrency_limit=1, max_size=64)
     for block in demo.blocks.values():  # Gradio's own input checks: short sentences
