@@ -36,8 +36,9 @@ from .metrics import reference_cells
 from .records import Affinity, Pairwise, RelativePosition, SpatialMap, Trace, TwoHop
 from .records_video import SpaceTimeAffinity
 
-MAX_FLOAT32_BYTES = 2 * 2 ** 20  # a layer's inputs up to this size go as float32, larger
-#                                   ones as float16 where their rows stay within FLOAT16_ROW_TOLERANCE
+MAX_FLOAT32_BYTES = 2 ** 18  # a layer's inputs up to 256 kB go as float32, larger ones as
+#                             float16 where their rows stay within FLOAT16_ROW_TOLERANCE (BoTNet's
+#                             first layer: 560 kB, 20-25 ms of the wait after Analyse)
 UNSEEN_GAIN = 0.35  # render.overlay darkens pixels the model did not see by this factor
 NEARLY_UNIFORM = 0.01  # a row is nearly uniform when max - min < this fraction of its max
 FLOAT16_ROW_TOLERANCE = 2e-3  # float16 only where the rows stay this close (of the row max)

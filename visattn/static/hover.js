@@ -670,6 +670,21 @@
   }
 
   // ----- mounting --------------------------------------------------------------------------
+  /** The view's markup (hover.html) into `element` and its style (hover.css) into the
+   * document, once: Gradio's gr.HTML compiles its templates anew at every change of the
+   * value, so the view keeps them out of its templates. */
+  function mountSkeleton(element, html, css) {
+    const doc = element.ownerDocument;
+    if (!doc.getElementById("va-hover-css")) {
+      const style = doc.createElement("style");
+      style.id = "va-hover-css";
+      style.textContent = css;
+      doc.head.appendChild(style);
+    }
+    const mount = element.querySelector(".va-mount") || element;
+    if (!mount.querySelector(".va-hover")) mount.innerHTML = html;
+  }
+
   /** Inside Gradio's gr.HTML (js_on_load): the payload is the component's value (then each
    * layers message); a click pins the query through the component's 'pin' event, a layer
    * opened asks for its inputs through its 'layers' event. */
@@ -699,5 +714,5 @@
     return view;
   }
 
-  global.VisAttnHover = Object.assign({}, M, {Painter, HoverView, mountGradio, mountStandalone, decodePhoto});
+  global.VisAttnHover = Object.assign({}, M, {Painter, HoverView, mountSkeleton, mountGradio, mountStandalone, decodePhoto});
 })(window);

@@ -6,6 +6,7 @@ clients and for record kinds the page cannot compute."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from typing import Optional
 
@@ -313,8 +314,11 @@ def clip_affinity(session: Session, layer: str, head: Optional[int], x: int, y: 
 def hover_view() -> gr.HTML:
     """The hover surface: photo + row of the pixel under the pointer, drawn by
     visattn/static/hover.js from the payload of `hover.payload` (its value)."""
-    return gr.HTML(None, html_template=hover.asset("hover.html"), css_template=hover.asset("hover.css"),
+    skeleton = json.dumps(hover.asset("hover.html")), json.dumps(hover.asset("hover.css"))
+    return gr.HTML(None, html_template='<div class="va-mount"></div>',  # its templates are
+                   # compiled at every change of the value: the markup and style come once
                    js_on_load=hover.script()
+                   + "\nVisAttnHover.mountSkeleton(element, %s, %s);" % skeleton
                    + "\nVisAttnHover.mountGradio(element, props, trigger, watch); // 'pin', 'layers'",
                    elem_id="nl-hover")
 
