@@ -36,8 +36,10 @@ def test_run_analysis_gives_top5_summary_and_one_thumbnail_per_record(tmp_path):
     assert len(top) == 5 and abs(sum(top.values())) <= 1.0 + 1e-6
     assert "260×180" in summary and "32 maps" in summary and "Random weights" in summary
     assert len(gallery) == 32
-    img, caption = gallery[1]
-    assert img.dtype == np.uint8 and img.ndim == 3 and "spatial gate" in caption
+    path, caption = gallery[1]
+    img = np.asarray(Image.open(path))  # a JPEG file Gradio serves as it is (ui.maps)
+    assert Image.open(path).format == "JPEG" and img.dtype == np.uint8 and img.ndim == 3
+    assert "spatial gate" in caption
 
 
 def test_run_analysis_errors_are_readable(tmp_path):

@@ -8,7 +8,8 @@ from typing import Optional, Union
 
 import gradio as gr
 
-from .. import render, visitors, zoo
+from .. import visitors, zoo
+from .maps import gallery_files
 from ..opener import RANDOM_NOTE
 from ..pipeline import analyze
 from ..records import Segmentation, Trace
@@ -44,7 +45,7 @@ def run_analysis(image_path: Optional[Union[str, bytes]], model_name: str, pretr
     answers. `seg_size` is the short side segmentation networks process (mmseg tests at
     512); bundled networks always use their own weights."""
     session, top, text = analyse_photo(image_path, model_name, pretrained, seg_size, progress)
-    return session, top, text, render.gallery(session.trace, alpha=alpha, cmap=cmap), model_name
+    return session, top, text, gallery_files(session.trace, alpha=alpha, cmap=cmap), model_name
 
 
 def analyse_photo(image_path: Optional[Union[str, bytes]], model_name: str, pretrained: bool = True,

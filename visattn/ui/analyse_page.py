@@ -23,7 +23,8 @@ from typing import Optional
 
 import gradio as gr
 
-from .. import render, zoo
+from .. import zoo
+from .maps import gallery_files
 from ..records import Pairwise
 from .analyse_button import analyse_photo, prediction_heading
 from .clip_input import analyse_clip
@@ -135,7 +136,7 @@ def wire_analyse(page: Page, go, tabs, summary, maps, analysed_model, queue_note
                 _RUNNING.pop(sid, None)
         tab = next_tab(old, session, open_tab)
         # the Overview's gallery drawn only where it is seen
-        gallery = render.gallery(session.trace, alpha=alpha, cmap=cmap) if tab == "overview" else []
+        gallery = gallery_files(session.trace, alpha=alpha, cmap=cmap) if tab == "overview" else []
         heading = prediction_heading(session)  # a Label update costs Gradio a config rebuild
         label = top if heading == prediction_heading(old) else gr.Label(value=top, label=heading)
         out = [gr.skip()] * len(main.outputs)

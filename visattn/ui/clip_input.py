@@ -12,7 +12,8 @@ from typing import Optional
 
 import gradio as gr
 
-from .. import render, visitors, zoo
+from .. import visitors, zoo
+from .maps import gallery_files
 from ..pipeline import analyze_video
 from ..video import VideoError, unplayable_codec
 from ..zoo_video import is_clip_network
@@ -52,7 +53,7 @@ def run_video_analysis(video_path: Optional[str], model_name: str, pretrained: b
     """Clip + clip network -> (session, top-5, summary, gallery, the network's name), as
     /analyze gives them for a photo. Every refusal is a sentence."""
     session, top, text = analyse_clip(video_path, model_name, pretrained, progress)
-    return session, top, text, render.gallery(session.trace, alpha=alpha, cmap=cmap), model_name
+    return session, top, text, gallery_files(session.trace, alpha=alpha, cmap=cmap), model_name
 
 
 def analyse_clip(video_path: Optional[str], model_name: str, pretrained: bool = True,

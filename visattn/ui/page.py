@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import gradio as gr
 
-from .. import guard, hover, render, visitors, zoo
+from .. import guard, hover, visitors, zoo
 from ..image import DEFAULT_MAX_BYTES
 from .analyse_button import prediction_label, run_analysis
 from .analyse_page import input_extras, is_segmenter_with_sizes, wire_analyse
@@ -18,6 +18,7 @@ from .common import (COLORMAPS, FAST, MODEL, Page, guarded_preprocess, readable,
 from .tab_compare import build_compare_tab
 from .tab_export import build_export_tab
 from . import mcp_tools
+from .maps import gallery_files
 from .tab_families import build_families_tab
 from .inputs import (EXAMPLES, SEG_CHOICES, SEG_DEFAULT, default_model, model_choices, photo_input,
                      photo_upload,
@@ -64,7 +65,7 @@ def build_inputs(start: str, note: str):
 
 @readable
 def restyle_gallery(session, alpha: float, cmap: str):
-    return render.gallery(session.trace, alpha=alpha, cmap=cmap) if session else []
+    return gallery_files(session.trace, alpha=alpha, cmap=cmap) if session else []
 
 
 def open_overview(session, alpha: float, cmap: str):

@@ -6,7 +6,8 @@ import functools
 
 import gradio as gr
 
-from .. import families, render, zoo
+from .. import families, zoo
+from .maps import gallery_files
 from ..opener import open_network
 from ..weights import WeightsError
 from .analyse_button import analyse_photo
@@ -61,7 +62,7 @@ def open_family(name: str, seg_size: int = SEG_DEFAULT, alpha: float = 0.5, cmap
     if not pretrained:
         summary += "\n\n> (Its pretrained weights could not be fetched here.)"
     tab = signature_tab(session.trace)
-    maps = render.gallery(session.trace, alpha=alpha, cmap=cmap) if tab == "overview" else []
+    maps = gallery_files(session.trace, alpha=alpha, cmap=cmap) if tab == "overview" else []
     return (session, top, summary, maps, choose_for(input_kind(example), model, pretrained),
             gr.Checkbox(value=pretrained), tab, gr.Tabs(selected=tab))
 

@@ -1,0 +1,73 @@
+"""The Overview's maps for a gr.Gallery, as JPEG files Gradio serves as they are.
+
+Given arrays, Gradio turns each into a PIL image, encodes it, hashes the bytes and writes a
+file, one after the other, before the answer leaves; given files, it checks and copies (or
+registers) each, twice. For CBAM's 32 maps that was 35-90 ms of the wait after Analyse.
+OpenCV writes the pictures into one folder that Gradio serves as static files (`serve`,
+once per process), which it passes through untouched. Files older than a session's life
+(visitors.TTL_S) are deleted as new ones are written, at most once a minute."""
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import cv2
+import gradio as gr
+
+from .. import render, visitors
+from ..records import Trace
+
+JPEG_QUALITY = 90
+FOLDER = Path(tempfile.gettempdir()) / "visattn-maps"
+SWEEP_EVERY_S = 60.0
+_state = {"served": False, "swept": 0.0}
+_lock = threading.Lock()
+
+
+def serve() -> None:
+    """Have Gradio serve FOLDER's files directly (gr.set_static_paths), once per process."""
+    with _lock:
+        if not _state["served"]:
+            FOLDER.mkdir(parents=True, exist_ok=True)
+            gr.set_static_paths([FOLDER])
+            _state["served"] = True
+
+
+def sweep(now: float, keep_s: float = visitors.TTL_S) -> int:
+    """Delete the maps written over `keep_s` ago; returns how many."""
+    gone = 0
+    for path in FOLDER.glob("*.jpg"):
+        try:
+            if now - path.stat().st_mtime > keep_s:
+                path.unlink()
+                gone += 1
+        except FileNotFoundError:
+            continue
+    return gone
+
+
+def gallery_files(trace: Trace, alpha: float = 0.5, cmap: str = "jet") -> list[tuple[str, str]]:
+    """render.gallery's (picture, caption) pairs, each picture a JPEG file's path."""
+    items = render.gallery(trace, alpha=alpha, cmap=cmap)
+    if not items:
+        return []
+    serve()
+    now = time.time()
+    with _lock:
+        due = now - _state["swept"] > SWEEP_EVERY_S
+        if due:
+            _state["swept"] = now
+    if due:
+        sweep(now)
+    stem = uuid.uuid4().hex
+    out = []
+    for k, (rgb, caption) in enumerate(items):
+        path = str(FOLDER / f"{stem}-{k:03d}.jpg")
+        if not cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+            raise OSError(f"could not write the Overview's map {k} to {FOLDER}")
+        out.append((path, caption))
+    return out
