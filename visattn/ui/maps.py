@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -23,6 +24,7 @@ from ..records import Trace
 JPEG_QUALITY = 90
 FOLDER = Path(tempfile.gettempdir()) / "visattn-maps"
 SWEEP_EVERY_S = 60.0
+WRITERS = 2  # threads writing files (the machines this runs on have 2 cores and up)
 _state = {"served": False, "swept": 0.0}
 _lock = threading.Lock()
 
@@ -63,11 +65,14 @@ def gallery_files(trace: Trace, alpha: float = 0.5, cmap: str = "jet") -> list[t
     if due:
         sweep(now)
     stem = uuid.uuid4().hex
-    out = []
-    for k, (rgb, caption) in enumerate(items):
-        path = str(FOLDER / f"{stem}-{k:03d}.jpg")
-        if not cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
-            raise OSError(f"could not write the Overview's map {k} to {FOLDER}")
-        out.append((path, caption))
-    return out
+    paths = [str(FOLDER / f"{stem}-{k:03d}.jpg") for k in range(len(items))]
+    with ThreadPoolExecutor(WRITERS) as pool:  # OpenCV lets go of the GIL while it encodes
+        written = list(pool.map(_write, paths, [rgb for rgb, _ in items]))
+    if not all(written):
+        raise OSError(f"could not write the Overview's maps to {FOLDER}")
+    return [(path, caption) for path, (_, caption) in zip(paths, items)]
+
+
+def _write(path: str, rgb) -> bool:
+    return cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                       [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
