@@ -113,7 +113,8 @@ def model_choices(pretrained: bool = True, then: str = ANALYSE_THEN,
     `then`: what happens to a network whose weights cannot be had now. `clips`: the clip
     networks (ui.clip_input), else the photo networks."""
     from ..zoo_video import names as clip_names
-    takes = (lambda c: c.name in clip_names()) if clips else (lambda c: c.name not in clip_names())
+    video = set(clip_names())  # once: it reads the clip networks' manifest
+    takes = (lambda c: c.name in video) if clips else (lambda c: c.name not in video)
     families = list(dict.fromkeys(c.family for c in zoo.cards() if takes(c)))
     return [(f"{c.family} · {c.name} — {_status(c, pretrained, then)}", c.name)
             for fam in families for c in zoo.cards(fam) if takes(c)]
