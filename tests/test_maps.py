@@ -38,3 +38,17 @@ def test_old_maps_are_swept():
     assert maps.sweep(now, keep_s=50) >= 1
     assert not old.exists() and new.exists()
     new.unlink()
+
+
+def test_maps_survive_the_sweep_of_served_downloads_and_a_missing_folder(tmp_path):
+    """visitors.sweep deletes old "visattn-*" folders (served downloads): never the maps'.
+    A maps folder taken away (a temp cleaner) is made again."""
+    import shutil
+    from visattn import visitors
+    trace = visattn.analyze(str(EXAMPLES[-1]), "tiny_cbam")
+    first = maps.gallery_files(trace)
+    visitors.sweep(older_than_s=-1)
+    assert all(os.path.exists(path) for path, _ in first)
+    shutil.rmtree(maps.FOLDER)
+    again = maps.gallery_files(trace)
+    assert len(again) == 10 and all(os.path.exists(path) for path, _ in again)

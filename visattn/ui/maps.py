@@ -22,7 +22,7 @@ from .. import render, visitors
 from ..records import Trace
 
 JPEG_QUALITY = 90
-FOLDER = Path(tempfile.gettempdir()) / "visattn-maps"
+FOLDER = Path(tempfile.gettempdir()) / "visattn_maps"  # not "visattn-*": visitors.sweep's
 SWEEP_EVERY_S = 60.0
 WRITERS = 2  # threads writing files (the machines this runs on have 2 cores and up)
 _state = {"served": False, "swept": 0.0}
@@ -31,9 +31,9 @@ _lock = threading.Lock()
 
 def serve() -> None:
     """Have Gradio serve FOLDER's files directly (gr.set_static_paths), once per process."""
+    FOLDER.mkdir(parents=True, exist_ok=True)  # again each time: a cleaner may have taken it
     with _lock:
         if not _state["served"]:
-            FOLDER.mkdir(parents=True, exist_ok=True)
             gr.set_static_paths([FOLDER])
             _state["served"] = True
 
