@@ -11,7 +11,6 @@ import zipfile
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-
 from . import hover, metrics, names, render, trace_file
 from .render import centre_cell  # noqa: F401  (where callers have long found it)
 from .records import Pairwise, Segmentation, Trace, view_of

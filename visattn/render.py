@@ -33,16 +33,27 @@ def lut(cmap: str = "jet") -> np.ndarray:
     return np.round(rgba[:, :3] * 255).astype(np.uint8)
 
 
+def _encoded(rgb: np.ndarray, suffix: str, params: list) -> bytes:
+    """A grey, RGB or RGBA uint8 image encoded by OpenCV (which takes BGR: converted here,
+    the one place that does)."""
+    bgr = rgb if rgb.ndim == 2 else cv2.cvtColor(
+        rgb, cv2.COLOR_RGB2BGR if rgb.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
+    ok, data = cv2.imencode(suffix, bgr, params)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {rgb.shape} {rgb.dtype} image as {suffix}")
+    return data.tobytes()
+
+
 def png_bytes(rgb: np.ndarray) -> bytes:
     """A grey, RGB or RGBA uint8 image as PNG: zlib level 1 after the 'up' filter, lossless,
     about twice as fast as Pillow's fastest for the same size (a 640x480 photo: 10 ms)."""
-    bgr = rgb if rgb.ndim == 2 else cv2.cvtColor(
-        rgb, cv2.COLOR_RGB2BGR if rgb.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
-    ok, png = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1,
-                                         cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP])
-    if not ok:
-        raise ValueError(f"OpenCV could not encode a {rgb.shape} {rgb.dtype} image as PNG")
-    return png.tobytes()
+    return _encoded(rgb, ".png", [cv2.IMWRITE_PNG_COMPRESSION, 1,
+                                  cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP])
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
+    """A grey or RGB uint8 image as JPEG at `quality`."""
+    return _encoded(rgb, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
 
 
 def normalize(values: np.ndarray, from_zero: bool = False) -> np.ndarray:

@@ -15,7 +15,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
 import gradio as gr
 
 from .. import render, visitors
@@ -67,12 +66,9 @@ def gallery_files(trace: Trace, alpha: float = 0.5, cmap: str = "jet") -> list[t
     stem = uuid.uuid4().hex
     paths = [str(FOLDER / f"{stem}-{k:03d}.jpg") for k in range(len(items))]
     with ThreadPoolExecutor(WRITERS) as pool:  # OpenCV lets go of the GIL while it encodes
-        written = list(pool.map(_write, paths, [rgb for rgb, _ in items]))
-    if not all(written):
-        raise OSError(f"could not write the Overview's maps to {FOLDER}")
+        list(pool.map(_write, paths, [rgb for rgb, _ in items]))
     return [(path, caption) for path, (_, caption) in zip(paths, items)]
 
 
-def _write(path: str, rgb) -> bool:
-    return cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                       [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+def _write(path: str, rgb) -> None:
+    Path(path).write_bytes(render.jpeg_bytes(rgb, JPEG_QUALITY))
