@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -244,3 +245,24 @@ def test_a_small_photo_travels_small():
     sent = Image.open(io.BytesIO(base64.b64decode(photo["src"].split(",")[1])))
     assert sent.size == (64, 64) and (photo["width"], photo["height"]) == (768, 768)
     assert np.array_equal(np.asarray(sent.convert("RGB")), trace.image)
+
+
+def test_a_large_photo_travels_as_jpeg_unless_asked_exact():
+    """A photo over hover.EXACT_PIXELS goes as a JPEG close to the shown pixels and a
+    fraction of the PNG's size; exact_photo sends the PNG, equal to them."""
+    import base64, io
+    from PIL import Image, ImageOps
+    from visattn import render
+    trace = random_trace(photo=(640, 480))
+    trace.image = np.asarray(ImageOps.fit(Image.open(Path(__file__).parents[1] / "assets/examples/chelsea.jpg").convert("RGB"), (640, 480)))
+    shown = render.fit(trace.image, render.DISPLAY_CAP, enlarge=True)
+    fast, exact = (hover.payload(trace, exact_photo=e)["photo"]["src"] for e in (False, True))
+    assert fast.startswith("data:image/jpeg;base64,") and exact.startswith("data:image/png;base64,")
+    assert len(fast) < len(exact) / 4
+    pixels = {url: np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",")[1]))).convert("RGB"))
+              for url in (fast, exact)}
+    assert pixels[exact].shape == (480, 640, 3)  # enlarged to 768 by the page, as before
+    enlarged = render.fit(pixels[exact], render.DISPLAY_CAP, enlarge=True)
+    assert np.array_equal(pixels[exact], trace.image) and np.array_equal(enlarged, shown)
+    err = np.abs(pixels[fast].astype(np.int16) - trace.image)
+    assert err.mean() < 2.0 and np.percentile(err, 99) < 16, (err.mean(), np.percentile(err, 99))

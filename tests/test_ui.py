@@ -212,6 +212,21 @@ def test_no_event_shows_progress_on_the_hover_view_or_a_layout_block():
     assert analyse, "the page's analysis event draws the hover view and opens a tab"
 
 
+def test_refreshes_the_visitor_did_not_ask_for_track_no_progress():
+    """An event whose progress is hidden shows it on nothing (Gradio's page would copy each
+    target's value at every later status change of any event); the tabs' and the picker's
+    refreshes after each analysis are such events, the analysis itself is not."""
+    deps = [d for d in ui.build().config["dependencies"] if d.get("backend_fn")]
+    assert all(d["show_progress_on"] == [] or not d["outputs"]
+               for d in deps if d["show_progress"] == "hidden")
+    named = lambda *prefixes: [d for d in deps if str(d["api_name"]).startswith(prefixes)]  # noqa: E731
+    background = named("refresh", "fresh", "picker", "prediction_label", "pretrained_box")
+    assert len(background) > 40 and all(d["show_progress"] == "hidden" for d in background), \
+        [d["api_name"] for d in background if d["show_progress"] != "hidden"]
+    (analyse,) = named("analyse")
+    assert analyse["show_progress"] != "hidden" and len(analyse["show_progress_on"]) == 2
+
+
 def test_views_of_every_tab_for_one_analysis(tmp_path):
     path = tmp_path / "p.png"
     Image.fromarray(random_photo(200, 300, 2)).save(path)

@@ -44,6 +44,9 @@ NEARLY_UNIFORM = 0.01  # a row is nearly uniform when max - min < this fraction 
 FLOAT16_ROW_TOLERANCE = 2e-3  # float16 only where the rows stay this close (of the row max)
 CLIP_ROW_PX = render.DISPLAY_CAP  # a clip's frames are shown this wide together, per row of the grid (as a photo)
 CLIP_COLUMNS = 8  # at most this many frames per row
+EXACT_PIXELS = 256 * 256  # photos (or frames) sent with up to this many pixels go as PNG,
+PHOTO_QUALITY = 90  # larger ones as JPEG of this quality: a 640x480 photo 526 -> 77 kB,
+# encoded in 1 ms instead of 13 (rows, the colour tables and the blend stay exact)
 SCRIPTS = ("hover_math.js", "hover_paint.js", "hover.js")  # the page's JavaScript, in order
 
 SCHEMA_VERSION = 6  # raise when a field is removed or changes meaning; hover_math.js's
@@ -60,10 +63,12 @@ SCHEMA = {
     "model": "str: the network's name",
     "analysis?": "str: this analysis' token: the page names it when it asks for more layers, "
                  "and takes a layers message (LAYERS_SCHEMA) only for it",
-    "photo": {"src": "str: data: URL of a PNG of the photo as the server shows it "
-                     "(render.fit to render.DISPLAY_CAP, enlarged when small); a PNG smaller "
-                     "than width x height is the photo before its enlargement, which the page "
-                     "enlarges as render.fit does (nearest neighbour, OpenCV's mapping)",
+    "photo": {"src": "str: data: URL of the photo as the server shows it (render.fit to "
+                     "render.DISPLAY_CAP, enlarged when small): a PNG (exact) up to "
+                     "EXACT_PIXELS pixels sent or when asked for (exact_photo), else a JPEG of "
+                     "quality PHOTO_QUALITY; an image smaller than width x height is the photo "
+                     "before its enlargement, which the page enlarges as render.fit does "
+                     "(nearest neighbour, OpenCV's mapping)",
               "width": "int: its width in pixels as shown",
               "height": "int: its height in pixels as shown"},
     "geometry": {"image_size": "[W0, H0]: the original photo's size (Geometry)",
@@ -79,9 +84,9 @@ SCHEMA = {
                       "row is called nearly uniform",
     "alpha": "float: opacity of the row over the photo, 0..1",
     "cmap": "str: the colour map to start with, a key of luts",
-    "clip?": {"frames": "[str]: data: URLs of PNGs, the clip's sampled frames as shown (each "
+    "clip?": {"frames": "[str]: data: URLs, the clip's sampled frames as shown (each "
                         "render.fit to CLIP_ROW_PX / columns, enlarged when small; photo is the first; "
-                        "a smaller PNG is enlarged by the page, as photo.src)",
+                        "PNG or JPEG and a smaller image enlarged by the page, as photo.src)",
               "width": "int: a shown frame's width in pixels",
               "height": "int: a shown frame's height in pixels",
               "columns": "int: frames per row of the view's grid",
@@ -257,16 +262,20 @@ def layer_payload(rec, max_float32_bytes: int = MAX_FLOAT32_BYTES, inputs: bool 
     return out
 
 
-def _shown_data_url(image: np.ndarray, shown: np.ndarray) -> str:
-    """The PNG the page decodes to `shown` (= render.fit(image, ..., enlarge=True)): where
+def _shown_data_url(image: np.ndarray, shown: np.ndarray, exact: bool = False) -> str:
+    """The image the page decodes to `shown` (= render.fit(image, ..., enlarge=True)): where
     fit enlarged (nearest neighbour), `image` itself, which the page enlarges the same way
-    (hover_math.enlargeNearest): a 64 px scene shown at 768 px is 144 times fewer pixels."""
+    (hover_math.enlargeNearest): a 64 px scene shown at 768 px is 144 times fewer pixels.
+    PNG when `exact` or at most EXACT_PIXELS pixels (scenes stay crisp), else JPEG."""
     enlarged = shown.shape[:2] != image.shape[:2] and shown.shape[1] >= image.shape[1]
-    return _png_data_url(image if enlarged else shown)
+    sent = image if enlarged else shown
+    if exact or sent.shape[0] * sent.shape[1] <= EXACT_PIXELS:
+        return _data_url("image/png", render.png_bytes(sent))
+    return _data_url("image/jpeg", render.jpeg_bytes(sent, PHOTO_QUALITY))
 
 
-def _png_data_url(rgb: np.ndarray) -> str:
-    return "data:image/png;base64," + base64.b64encode(render.png_bytes(rgb)).decode("ascii")
+def _data_url(kind: str, data: bytes) -> str:
+    return f"data:{kind};base64," + base64.b64encode(data).decode("ascii")
 
 
 def _layers(trace: Trace) -> list:
@@ -313,13 +322,14 @@ def _entry(trace: Trace, rec, hidden: bool, inputs: bool, max_float32_bytes: int
 
 def payload(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
             max_float32_bytes: int = MAX_FLOAT32_BYTES, pins=(), inputs=None,
-            analysis: Optional[str] = None) -> dict:
+            analysis: Optional[str] = None, exact_photo: bool = False) -> dict:
     """The hover view's first message for one analysis (`SCHEMA`): the photo (or clip) as
-    the server displays it, the Geometry, the colour lookup tables, every pairwise layer
-    (with the hidden hops of two-hop records) and the row inputs of the layers in `inputs`
-    (keys; None: every layer, as viewer.html needs), the others pending."""
+    the server displays it (`exact_photo`: always as PNG), the Geometry, the colour lookup
+    tables, every pairwise layer (with the hidden hops of two-hop records) and the row
+    inputs of the layers in `inputs` (keys; None: every layer, as viewer.html needs), the
+    others pending."""
     clip = getattr(trace, "clip", None)
-    shown_clip = clip_frames(clip) if clip is not None else None
+    shown_clip = clip_frames(clip, exact_photo) if clip is not None else None
     shown = shown_clip["shown"][0] if clip is not None else \
         render.fit(trace.image, render.DISPLAY_CAP, enlarge=True)
     sent = None if inputs is None else needed(trace, inputs)
@@ -329,7 +339,7 @@ def payload(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
     return {"version": SCHEMA_VERSION, "model": trace.model,
             **({"analysis": analysis} if analysis is not None else {}),
             "photo": {"src": shown_clip["frames"][0] if clip is not None else
-                      _shown_data_url(trace.image, shown), "width": int(shown.shape[1]),
+                      _shown_data_url(trace.image, shown, exact_photo), "width": int(shown.shape[1]),
                       "height": int(shown.shape[0])},
             "geometry": {k: list(v) for k, v in dataclasses.asdict(trace.geometry).items()},
             "luts": {name: encode(render.lut(name)) for name in render.COLORMAPS},
@@ -355,13 +365,13 @@ def layer_inputs(trace: Trace, keys, analysis: str, sent=(),
                        for rec, hidden in _layers(trace) if rec.key in want]}
 
 
-def clip_frames(clip) -> dict:
+def clip_frames(clip, exact: bool = False) -> dict:
     """A clip's frames as the view shows them, CLIP_COLUMNS at most per row of a grid
-    CLIP_ROW_PX wide ('shown': the arrays, the rest as in SCHEMA['clip?'])."""
+    CLIP_ROW_PX wide ('shown': the arrays, the rest as in SCHEMA['clip?']; `exact`: PNGs)."""
     frames = clip.frames
     columns = min(len(frames), CLIP_COLUMNS)
     shown = [render.fit(f, max(32, CLIP_ROW_PX // columns), enlarge=True) for f in frames]
-    return {"shown": shown, "frames": [_shown_data_url(f, s) for f, s in zip(frames, shown)],
+    return {"shown": shown, "frames": [_shown_data_url(f, s, exact) for f, s in zip(frames, shown)],
             "width": int(shown[0].shape[1]), "height": int(shown[0].shape[0]),
             "columns": int(columns), "indices": [int(i) for i in clip.indices],
             "fps": float(clip.fps)}
@@ -379,11 +389,11 @@ def script() -> str:
 
 
 def viewer_html(trace: Trace, alpha: float = 0.5, cmap: str = "jet",
-                max_float32_bytes: int = 0, pins=()) -> str:
+                max_float32_bytes: int = 0, pins=(), exact_photo: bool = False) -> str:
     """A self-contained page (no network) with the hover view of every pairwise layer of
     this analysis: photo and rows' inputs embedded, the pinned queries (export.Query)
-    marked. Float16 by default (say so)."""
-    data = payload(trace, alpha, cmap, max_float32_bytes, pins)
+    marked. Float16 by default (say so), the photo as the page gets it (`exact_photo`: PNG)."""
+    data = payload(trace, alpha, cmap, max_float32_bytes, pins, exact_photo=exact_photo)
     doc = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")  # no tag in <script>
     precisions = sorted({layer.get("precision", "server") for layer in data["layers"]})
     title = f"VisAttn — {trace.model}: where does each pixel look?"

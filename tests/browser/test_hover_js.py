@@ -95,7 +95,7 @@ def test_drawn_overlay_is_the_servers(js_page, photo, cmap, alpha, from_zero):
     """The page's pixels against render.affinity_view (the /affinity image, without its
     colour bar): same upsampling, lookup table, blend, darkened crop and outline."""
     trace = random_trace(seed=2, photo=photo, geometry=Geometry.center_crop(photo, 160, (144, 176)))
-    data = hover.payload(trace, max_float32_bytes=10 ** 9)
+    data = hover.payload(trace, max_float32_bytes=10 ** 9, exact_photo=True)  # the same photo
     for rec, head, cell in [(trace.records[0], None, 40), (trace.records[2], 1, 12),
                             (trace.records[6], None, 60)]:
         want = render.affinity_view(trace, rec, cell, head, alpha=alpha, cmap=cmap,

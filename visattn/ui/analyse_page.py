@@ -28,7 +28,7 @@ from .maps import gallery_files
 from ..records import Pairwise
 from .analyse_button import analyse_photo, prediction_heading
 from .clip_input import analyse_clip
-from .common import FAST, MODEL, Page, keys, readable, session_id
+from .common import MODEL, QUIET, Page, keys, readable, session_id
 from .inputs import picker
 
 SIGNATURE_TABS = ("nonlocal", "overview")
@@ -163,6 +163,6 @@ def wire_analyse(page: Page, go, tabs, summary, maps, analysed_model, queue_note
                           js="async (m, a) => { window.visattnPage?.runQueued?.(m, a); "
                              "await window.visattnPage?.drawn?.(); return []; }")
     release = "() => { window.visattnPage?.releaseTabs?.(); return []; }"  # held tab clicks
-    drawn.then(refresh_rest, later.inputs, later.outputs, **FAST).then(None, None, None, js=release)
+    drawn.then(refresh_rest, later.inputs, later.outputs, **QUIET).then(None, None, None, js=release)
     event.failure(None, None, None, js=release)
     return event

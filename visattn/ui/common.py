@@ -20,6 +20,9 @@ from ..weights import WeightsError
 COLORMAPS = list(render.COLORMAPS)
 MEAN_OF_HEADS = "mean of heads"
 FAST = dict(concurrency_id="view", concurrency_limit=8, api_visibility="private")  # no forward
+# a refresh the visitor did not ask for (tabs not open, the picker's statuses): no progress
+# shown, and none tracked by Gradio's page (ui.progress)
+QUIET = dict(FAST, show_progress="hidden")
 MODEL = dict(concurrency_id="model", concurrency_limit=1)  # runs a network: one at a time
 
 

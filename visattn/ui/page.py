@@ -13,7 +13,7 @@ from .analyse_button import prediction_label, run_analysis
 from .analyse_page import input_extras, is_segmenter_with_sizes, wire_analyse
 from .tab_analyses import build_analyses_tab
 from .tab_channel import build_channel_tab
-from .common import (COLORMAPS, FAST, MODEL, Page, guarded_preprocess, readable,
+from .common import (COLORMAPS, FAST, MODEL, QUIET, Page, guarded_preprocess, readable,
                      session_closed)
 from .tab_compare import build_compare_tab
 from .tab_export import build_export_tab
@@ -119,10 +119,10 @@ def build() -> gr.Blocks:
         wire(page, analysed, [alpha.input, cmap.input])
         wire_analyse(page, go, tabs, summary, maps, analysed_model, queue_note)  # the picker too
         model.input(lambda m: input_extras(m, start), [model], [seg_size, start_note, queue_note],
-                    **FAST)
+                    **QUIET)
         for trigger in (model.input, pretrained.input):
-            trigger(pretrained_box, [model, pretrained], [pretrained], **FAST).then(
-                picker, [model, pretrained], [model], **FAST)
+            trigger(pretrained_box, [model, pretrained], [pretrained], **QUIET).then(
+                picker, [model, pretrained], [model], **QUIET)
         spare_heavy_views(demo)  # every event is wired: the page's config is made on leaving
     demo.unload(session_closed)
     demo.queue(default_concurrency_limit=1, max_size=64)
@@ -136,10 +136,10 @@ def build() -> gr.Blocks:
 def wire(page: Page, analysed: list, style_triggers: list) -> None:
     """Every tab's refresher after every analysis; every restyler on every style change."""
     for event in analysed:
-        event.success(picker, [page.model, page.pretrained], [page.model], **FAST)
-        event.success(prediction_label, [page.session], [page.top5], **FAST)
+        event.success(picker, [page.model, page.pretrained], [page.model], **QUIET)
+        event.success(prediction_label, [page.session], [page.top5], **QUIET)
         for fn, inputs, outputs in page.refreshers:
-            event.success(fn, inputs, outputs, **FAST)
+            event.success(fn, inputs, outputs, **QUIET)
     for trigger in style_triggers:
         for fn, inputs, outputs in page.restylers:
             trigger(fn, inputs, outputs, trigger_mode="always_last", **FAST)
