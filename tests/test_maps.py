@@ -28,6 +28,18 @@ def test_maps_are_the_gallery_pictures_in_rgb_served_as_static_files():
         assert np.abs(back - rgb).mean() < 10  # JPEG at 90 on sharp coloured edges: up to ~7
     assert as_bgr > 3 * as_rgb  # the colours are where they were (no BGR swap)
 
+
+def test_the_maps_folder_is_the_first_static_path_gradio_tries(tmp_path):
+    """Gradio checks each file of each answer against its static paths in order (resolving
+    both): the maps' folder goes first, before the icons `import gradio` registers."""
+    import gradio as gr
+    from gradio.data_classes import _StaticFiles
+    gr.set_static_paths([tmp_path])  # one more, as another part of an app might add
+    maps._state["served"] = False
+    maps.serve()
+    assert _StaticFiles.all_paths[0] == maps.FOLDER.resolve()
+    assert len(_StaticFiles.all_paths) == len(set(_StaticFiles.all_paths))
+
 def test_old_maps_are_swept():
     maps.FOLDER.mkdir(parents=True, exist_ok=True)
     old, new = maps.FOLDER / "old-000.jpg", maps.FOLDER / "new-000.jpg"
