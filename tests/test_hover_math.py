@@ -254,7 +254,8 @@ def test_a_large_photo_travels_as_jpeg_unless_asked_exact():
     from PIL import Image, ImageOps
     from visattn import render
     trace = random_trace(photo=(640, 480))
-    trace.image = np.asarray(ImageOps.fit(Image.open(Path(__file__).parents[1] / "assets/examples/chelsea.jpg").convert("RGB"), (640, 480)))
+    photo = Image.open(Path(__file__).parents[1] / "assets" / "examples" / "chelsea.jpg")
+    trace.image = np.asarray(ImageOps.fit(photo.convert("RGB"), (640, 480)))
     shown = render.fit(trace.image, render.DISPLAY_CAP, enlarge=True)
     fast, exact = (hover.payload(trace, exact_photo=e)["photo"]["src"] for e in (False, True))
     assert fast.startswith("data:image/jpeg;base64,") and exact.startswith("data:image/png;base64,")

@@ -40,6 +40,7 @@ def test_the_maps_folder_is_the_first_static_path_gradio_tries(tmp_path):
     assert _StaticFiles.all_paths[0] == maps.FOLDER.resolve()
     assert len(_StaticFiles.all_paths) == len(set(_StaticFiles.all_paths))
 
+
 def test_old_maps_are_swept():
     maps.FOLDER.mkdir(parents=True, exist_ok=True)
     old, new = maps.FOLDER / "old-000.jpg", maps.FOLDER / "new-000.jpg"
