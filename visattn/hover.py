@@ -45,8 +45,8 @@ FLOAT16_ROW_TOLERANCE = 2e-3  # float16 only where the rows stay this close (of 
 CLIP_ROW_PX = render.DISPLAY_CAP  # a clip's frames are shown this wide together, per row of the grid (as a photo)
 CLIP_COLUMNS = 8  # at most this many frames per row
 EXACT_PIXELS = 256 * 256  # photos (or frames) sent with up to this many pixels go as PNG,
-PHOTO_QUALITY = 90  # larger ones as JPEG of this quality: a 640x480 photo 526 -> 77 kB,
-# encoded in 1 ms instead of 13 (rows, the colour tables and the blend stay exact)
+# larger ones as JPEG (render.JPEG_QUALITY): a 640x480 photo 526 -> 77 kB, encoded in 1 ms
+# instead of 13 (rows, the colour tables and the blend stay exact)
 SCRIPTS = ("hover_math.js", "hover_paint.js", "hover.js")  # the page's JavaScript, in order
 
 SCHEMA_VERSION = 6  # raise when a field is removed or changes meaning; hover_math.js's
@@ -66,7 +66,7 @@ SCHEMA = {
     "photo": {"src": "str: data: URL of the photo as the server shows it (render.fit to "
                      "render.DISPLAY_CAP, enlarged when small): a PNG (exact) up to "
                      "EXACT_PIXELS pixels sent or when asked for (exact_photo), else a JPEG of "
-                     "quality PHOTO_QUALITY; an image smaller than width x height is the photo "
+                     "quality render.JPEG_QUALITY; an image smaller than width x height is the photo "
                      "before its enlargement, which the page enlarges as render.fit does "
                      "(nearest neighbour, OpenCV's mapping)",
               "width": "int: its width in pixels as shown",
@@ -271,7 +271,7 @@ def _shown_data_url(image: np.ndarray, shown: np.ndarray, exact: bool = False) -
     sent = image if enlarged else shown
     if exact or sent.shape[0] * sent.shape[1] <= EXACT_PIXELS:
         return _data_url("image/png", render.png_bytes(sent))
-    return _data_url("image/jpeg", render.jpeg_bytes(sent, PHOTO_QUALITY))
+    return _data_url("image/jpeg", render.jpeg_bytes(sent))
 
 
 def _data_url(kind: str, data: bytes) -> str:

@@ -51,7 +51,10 @@ def png_bytes(rgb: np.ndarray) -> bytes:
                                   cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP])
 
 
-def jpeg_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
+JPEG_QUALITY = 90  # the pictures the page is sent as JPEG: the hover view's photo, the Overview's maps
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     """A grey or RGB uint8 image as JPEG at `quality`."""
     return _encoded(rgb, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
 

@@ -67,12 +67,21 @@ def temp_folder(kind: str) -> Path:
 def sweep(older_than_s: float = SERVED_GRACE_S, root: Optional[Path] = None) -> int:
     """Delete our temporary folders older than `older_than_s`; returns how many."""
     root = Path(root or tempfile.gettempdir())
-    cutoff = time.time() - older_than_s
+    folders = (path for path in root.glob(f"{TEMP_PREFIX}*") if path.is_dir())
+    return remove_older(folders, time.time() - older_than_s)
+
+
+def remove_older(paths, cutoff: float) -> int:
+    """Delete the files and folders among `paths` last changed before `cutoff` (epoch
+    seconds); returns how many."""
     gone = 0
-    for folder in root.glob(f"{TEMP_PREFIX}*"):
+    for path in paths:
         try:
-            if folder.is_dir() and folder.stat().st_mtime < cutoff:
-                shutil.rmtree(folder, ignore_errors=True)
+            if path.stat().st_mtime < cutoff:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink()
                 gone += 1
         except OSError:  # removed meanwhile by another worker
             continue

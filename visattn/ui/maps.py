@@ -20,7 +20,6 @@ import gradio as gr
 from .. import render, visitors
 from ..records import Trace
 
-JPEG_QUALITY = 90
 FOLDER = Path(tempfile.gettempdir()) / "visattn_maps"  # not "visattn-*": visitors.sweep's
 SWEEP_EVERY_S = 60.0
 WRITERS = 2  # threads writing files (the machines this runs on have 2 cores and up)
@@ -52,16 +51,8 @@ def _first(folder: Path) -> None:
 
 
 def sweep(now: float, keep_s: float = visitors.TTL_S) -> int:
-    """Delete the maps written over `keep_s` ago; returns how many."""
-    gone = 0
-    for path in FOLDER.glob("*.jpg"):
-        try:
-            if now - path.stat().st_mtime > keep_s:
-                path.unlink()
-                gone += 1
-        except FileNotFoundError:
-            continue
-    return gone
+    """Delete the maps written over `keep_s` before `now`; returns how many."""
+    return visitors.remove_older(FOLDER.glob("*.jpg"), now - keep_s)
 
 
 def gallery_files(trace: Trace, alpha: float = 0.5, cmap: str = "jet") -> list[tuple[str, str]]:
@@ -85,4 +76,4 @@ def gallery_files(trace: Trace, alpha: float = 0.5, cmap: str = "jet") -> list[t
 
 
 def _write(path: str, rgb) -> None:
-    Path(path).write_bytes(render.jpeg_bytes(rgb, JPEG_QUALITY))
+    Path(path).write_bytes(render.jpeg_bytes(rgb))
